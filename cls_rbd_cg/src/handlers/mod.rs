@@ -1,0 +1,13 @@
+//! Method handlers: safe, small functions over [`crate::ObjectStore`].
+//!
+//! Every handler validates its request before touching the store, reads what it needs,
+//! decides, and only then writes. Repeating a step that already happened succeeds
+//! (idempotence), so an interrupted client sequence can simply be rerun.
+
+pub mod directory;
+pub mod header;
+pub mod id_object;
+pub mod version;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,159 @@
+//! [`MemStore`]: an [`ObjectStore`] in memory, with the OSD's transaction semantics.
+//!
+//! Writes go to a staged copy that [`MemStore::commit`] applies; reads always see the
+//! state from before the call. A handler that returns an error is simply not committed,
+//! exactly as the OSD drops the transaction of a failed method.
+
+use super::{ObjectStore, OmapPage};
+use rbd_cg_contract::CgError;
+use std::collections::BTreeMap;
+
+/// One object: data and omap.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MemObject {
+    /// Object data.
+    pub data: Vec<u8>,
+    /// Omap keys and values.
+    pub omap: BTreeMap<String, Vec<u8>>,
+}
+
+/// The object a method call sees: committed state plus staged writes.
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    committed: Option<MemObject>,
+    /// `None`: nothing written yet. `Some(None)`: removed. `Some(Some(o))`: new state.
+    staged: Option<Option<MemObject>>,
+}
+
+impl MemStore {
+    /// A store over `object` (`None` = the object does not exist).
+    pub fn new(object: Option<MemObject>) -> Self {
+        MemStore { committed: object, staged: None }
+    }
+
+    /// The state after committing the staged writes.
+    pub fn commit(self) -> Option<MemObject> {
+        match self.staged {
+            None => self.committed,
+            Some(state) => state,
+        }
+    }
+
+    fn staged_mut(&mut self) -> &mut Option<MemObject> {
+        let committed = &self.committed;
+        self.staged.get_or_insert_with(|| committed.clone())
+    }
+
+    fn staged_or_created(&mut self) -> &mut MemObject {
+        self.staged_mut().get_or_insert_with(MemObject::default)
+    }
+}
+
+impl ObjectStore for MemStore {
+    fn stat(&self) -> Result<Option<u64>, CgError> {
+        Ok(self.committed.as_ref().map(|o| o.data.len() as u64))
+    }
+
+    fn read_all(&self, max_len: usize) -> Result<Vec<u8>, CgError> {
+        let object = self.committed.as_ref().ok_or_else(|| CgError::NotFound("object".into()))?;
+        if object.data.len() > max_len {
+            return Err(CgError::OutOfRange(format!("object data of {} bytes", object.data.len())));
+        }
+        Ok(object.data.clone())
+    }
+
+    fn create(&mut self, exclusive: bool) -> Result<(), CgError> {
+        if exclusive && self.committed.is_some() {
+            return Err(CgError::Exists("object".into()));
+        }
+        self.staged_or_created();
+        Ok(())
+    }
+
+    fn write_full(&mut self, data: &[u8]) -> Result<(), CgError> {
+        self.staged_or_created().data = data.to_vec();
+        Ok(())
+    }
+
+    fn remove(&mut self) -> Result<(), CgError> {
+        if self.committed.is_none() {
+            return Err(CgError::NotFound("object".into()));
+        }
+        *self.staged_mut() = None;
+        Ok(())
+    }
+
+    fn omap_get(&self, key: &str) -> Result<Option<Vec<u8>>, CgError> {
+        Ok(self.committed.as_ref().and_then(|o| o.omap.get(key).cloned()))
+    }
+
+    fn omap_list(&self, start_after: &str, prefix: &str, max_entries: u32) -> Result<OmapPage, CgError> {
+        let Some(object) = &self.committed else {
+            return Err(CgError::NotFound("object".into()));
+        };
+        // Same start rule as the OSD: the later of the prefix and just after start_after.
+        let mut matching = object
+            .omap
+            .iter()
+            .filter(|(k, _)| k.as_str() > start_after && k.as_str() >= prefix)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        let entries: Vec<(String, Vec<u8>)> =
+            matching.by_ref().take(max_entries as usize).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let more = matching.next().is_some();
+        Ok(OmapPage { entries, more })
+    }
+
+    fn omap_set(&mut self, entries: &[(&str, &[u8])]) -> Result<(), CgError> {
+        let object = self.staged_or_created();
+        for (key, value) in entries {
+            object.omap.insert((*key).to_owned(), value.to_vec());
+        }
+        Ok(())
+    }
+
+    fn omap_remove(&mut self, key: &str) -> Result<(), CgError> {
+        if let Some(object) = self.staged_mut() {
+            object.omap.remove(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_do_not_see_staged_writes_until_commit() {
+        let mut store = MemStore::new(None);
+        store.omap_set(&[("k", b"v")]).unwrap();
+        assert_eq!(store.omap_get("k").unwrap(), None);
+        let object = store.commit().unwrap();
+        assert_eq!(object.omap.get("k").map(Vec::as_slice), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn listing_pages_by_prefix() {
+        let mut object = MemObject::default();
+        for k in ["a_1", "b_1", "b_2", "b_3", "c_1"] {
+            object.omap.insert(k.into(), vec![]);
+        }
+        let store = MemStore::new(Some(object));
+        let page = store.omap_list("", "b_", 2).unwrap();
+        assert_eq!(page.entries.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["b_1", "b_2"]);
+        assert!(page.more);
+        let page = store.omap_list("b_2", "b_", 2).unwrap();
+        assert_eq!(page.entries.len(), 1);
+        assert!(!page.more);
+    }
+
+    #[test]
+    fn exclusive_create_and_remove_follow_existence() {
+        let mut store = MemStore::new(Some(MemObject::default()));
+        assert_eq!(store.create(true).unwrap_err().errno(), libc::EEXIST);
+        store.remove().unwrap();
+        assert_eq!(store.commit(), None);
+        let mut absent = MemStore::new(None);
+        assert_eq!(absent.remove().unwrap_err().errno(), libc::ENOENT);
+    }
+}
