@@ -105,18 +105,18 @@ pub fn decode<T: Versioned>(bytes: &[u8]) -> Result<T, CgError> {
     if struct_v == 0 || compat_v == 0 || compat_v > struct_v {
         return Err(CgError::InvalidArgument(format!("{}: bad envelope versions {struct_v}/{compat_v}", T::TYPE_NAME)));
     }
-    if compat_v > T::STRUCT_V {
-        return Err(CgError::Unsupported(format!(
-            "{} version {struct_v} needs a reader of version {compat_v}; this one is {}",
-            T::TYPE_NAME,
-            T::STRUCT_V
-        )));
-    }
     if payload_len != payload.len() {
         return Err(CgError::InvalidArgument(format!(
             "{}: envelope says {payload_len} payload bytes, {} present",
             T::TYPE_NAME,
             payload.len()
+        )));
+    }
+    if compat_v > T::STRUCT_V {
+        return Err(CgError::Unsupported(format!(
+            "{} version {struct_v} needs a reader of version {compat_v}; this one is {}",
+            T::TYPE_NAME,
+            T::STRUCT_V
         )));
     }
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(payload, wire_config())
@@ -174,6 +174,7 @@ mod tests {
         too_new[0] = 9;
         too_new[1] = 9;
         assert_eq!(errno(&too_new), libc::EOPNOTSUPP);
+        assert_eq!(errno(b"garbage"), libc::EINVAL);
         let mut zero = good.clone();
         zero[0] = 0;
         assert_eq!(errno(&zero), libc::EINVAL);

@@ -1,0 +1,89 @@
+//! Fault injection: stop a multi-object operation dead after step k.
+//!
+//! Every multi-object operation runs as numbered steps (see `docs/OPERATIONS.md`). A
+//! [`FaultPlan`] names an operation and a step; after that step completes the client
+//! either exits the process at once (the CLI, via `RBD_CG_FAULT=<op>:<step>`, as a crash
+//! would) or returns an error (the library, for in-process tests). Either way nothing
+//! after the step runs, which is how the tests prove that a rerun or `repair` recovers
+//! from a crash at every point.
+
+use crate::error::{Error, Result};
+
+/// Environment variable read by [`FaultPlan::from_env`]: `<operation>:<step>`.
+pub const FAULT_ENV: &str = "RBD_CG_FAULT";
+
+/// Exit status of a process stopped by fault injection.
+pub const FAULT_EXIT_CODE: i32 = 86;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Exit,
+    Fail,
+}
+
+/// Where to stop, if anywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    target: Option<(String, u32, Action)>,
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub fn none() -> FaultPlan {
+        FaultPlan::default()
+    }
+
+    /// Reads [`FAULT_ENV`]; the process exits with [`FAULT_EXIT_CODE`] at the named step.
+    pub fn from_env() -> Result<FaultPlan> {
+        let Ok(value) = std::env::var(FAULT_ENV) else {
+            return Ok(FaultPlan::none());
+        };
+        let parsed = value.split_once(':').and_then(|(op, step)| Some((op.to_owned(), step.parse::<u32>().ok()?)));
+        match parsed {
+            Some((op, step)) => Ok(FaultPlan { target: Some((op, step, Action::Exit)) }),
+            None => Err(Error::new(format!("{FAULT_ENV}={value:?} is not <operation>:<step>"), libc::EINVAL)),
+        }
+    }
+
+    /// Makes `operation` fail with `EINTR` right after `step` (for in-process tests).
+    pub fn fail_after(operation: &str, step: u32) -> FaultPlan {
+        FaultPlan { target: Some((operation.to_owned(), step, Action::Fail)) }
+    }
+
+    pub(crate) fn after_step(&self, operation: &str, step: u32) -> Result<()> {
+        match &self.target {
+            Some((op, at, action)) if op == operation && *at == step => match action {
+                Action::Exit => {
+                    eprintln!("rbd-cg: fault injection: stopping dead after step {step} of {operation}");
+                    std::process::exit(FAULT_EXIT_CODE)
+                }
+                Action::Fail => {
+                    Err(Error::new(format!("fault injection: stopped after step {step} of {operation}"), libc::EINTR))
+                }
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs the numbered steps of one operation, checking the plan after each.
+pub(crate) struct Steps<'a> {
+    operation: &'static str,
+    done: u32,
+    plan: &'a FaultPlan,
+}
+
+impl<'a> Steps<'a> {
+    pub(crate) fn new(operation: &'static str, plan: &'a FaultPlan) -> Steps<'a> {
+        Steps { operation, done: 0, plan }
+    }
+
+    /// Runs the next step; `what` names it in errors.
+    pub(crate) fn run<T>(&mut self, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+        let value = step().map_err(|e| e.context(format!("{} step {} ({what})", self.operation, self.done + 1)))?;
+        self.done += 1;
+        log::debug!("{} step {} ({what}) done", self.operation, self.done);
+        self.plan.after_step(self.operation, self.done)?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,397 @@
+//! Minimal safe librbd layer: list / create / open images, read their
+//! identity and features, and manage snapshots.
+//!
+//! Why this module exists: consistency-group operations act on ordinary RBD
+//! images, and the client needs a few image-level calls (resolve name ↔ id,
+//! take and roll back snapshots) that only librbd implements correctly
+//! (exclusive-lock handshakes, header updates, object maps). As with
+//! [`crate::rados`], the C API is used because it is the ABI-stable one; this
+//! module applies its ownership rules (caller-sized arrays terminated or
+//! cleaned up by librbd, strings freed by `*_end` / `*_cleanup` calls, progress
+//! callbacks with a `void *`) in one place.
+//!
+//! An [`Image`] keeps the cluster connection alive (librbd duplicates the
+//! [`IoCtx`] it was opened with, but the duplicate still needs the cluster),
+//! and is closed on drop. Progress callbacks run on librbd's threads; the
+//! trampoline catches panics so that none unwinds into C, aborts the
+//! operation, and re-raises the panic on the caller's thread.
+
+use std::any::Any;
+use std::ffi::{c_int, c_void};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::rados::{check, cstring, owned_string, read_c_string, ClusterHandle, IoCtx, RadosError, RadosResult};
+use crate::sys;
+
+/// Feature bit: layering (clones).
+pub const FEATURE_LAYERING: u64 = sys::RBD_FEATURE_LAYERING as u64;
+/// Feature bit: exclusive lock.
+pub const FEATURE_EXCLUSIVE_LOCK: u64 = sys::RBD_FEATURE_EXCLUSIVE_LOCK as u64;
+/// Features given to images made by [`image_create`].
+pub const CREATE_FEATURES: u64 = FEATURE_LAYERING | FEATURE_EXCLUSIVE_LOCK;
+
+/// Retries of the "ask for the size, then fetch" protocol of list calls,
+/// which can race with concurrent creations.
+const LIST_RETRIES: usize = 8;
+
+/// One snapshot of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapInfo {
+    /// Snapshot id (RADOS snap id).
+    pub id: u64,
+    /// Snapshot name.
+    pub name: String,
+    /// Image size at the snapshot, in bytes.
+    pub size: u64,
+}
+
+/// Lists the images of the pool / namespace of `ioctx` as `(name, id)` pairs.
+pub fn rbd_list(ioctx: &IoCtx) -> RadosResult<Vec<(String, String)>> {
+    let what = || "rbd_list2".to_owned();
+    let mut cap: usize = 64;
+    for _ in 0..LIST_RETRIES {
+        let mut specs = vec![sys::rbd_image_spec_t { id: ptr::null_mut(), name: ptr::null_mut() }; cap];
+        let mut n = cap;
+        // SAFETY: valid ioctx; `specs` holds `n` zeroed, writable entries and
+        // `n` is a live local. On success librbd sets `n` to the count and
+        // strdup()s the strings of the first `n` entries.
+        let ret = unsafe { sys::rbd_list2(ioctx.as_raw(), specs.as_mut_ptr(), &mut n) };
+        if ret == -libc::ERANGE {
+            cap = n.max(cap.saturating_mul(2));
+            continue;
+        }
+        check(ret, what)?;
+        if n > cap {
+            // Never expected; do not let cleanup walk past the buffer.
+            return Err(RadosError::new("rbd_list2: count exceeds buffer", libc::EIO));
+        }
+        let result = specs[..n]
+            .iter()
+            .map(|s| {
+                // SAFETY: librbd filled both pointers with strdup()ed,
+                // NUL-terminated strings, freed only by the cleanup below.
+                let name = unsafe { owned_string(s.name, || "rbd_list2: image name".to_owned()) }?;
+                // SAFETY: as above.
+                let id = unsafe { owned_string(s.id, || format!("rbd_list2: id of image {name}")) }?;
+                Ok((name, id))
+            })
+            .collect::<RadosResult<Vec<_>>>();
+        // SAFETY: frees exactly the `n` entries librbd filled; the strings are
+        // not used afterwards (copied above).
+        unsafe { sys::rbd_image_spec_list_cleanup(specs.as_mut_ptr(), n) };
+        return result;
+    }
+    Err(RadosError::new("rbd_list2: image count kept changing", libc::ERANGE))
+}
+
+/// Owned `rbd_image_options_t`, destroyed on drop.
+struct ImageOptions(sys::rbd_image_options_t);
+
+impl ImageOptions {
+    fn new() -> ImageOptions {
+        let mut raw: sys::rbd_image_options_t = ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; librbd allocates the options.
+        unsafe { sys::rbd_image_options_create(&mut raw) };
+        ImageOptions(raw)
+    }
+
+    fn set_u64(&mut self, option: u32, value: u64, what: &str) -> RadosResult<()> {
+        let option = c_int::try_from(option).map_err(|_| RadosError::new(what, libc::EINVAL))?;
+        // SAFETY: `self.0` is a live options object; integer arguments only.
+        let ret = unsafe { sys::rbd_image_options_set_uint64(self.0, option, value) };
+        check(ret, || what.to_owned()).map(drop)
+    }
+}
+
+impl Drop for ImageOptions {
+    fn drop(&mut self) {
+        // SAFETY: created by `rbd_image_options_create`, destroyed once.
+        unsafe { sys::rbd_image_options_destroy(self.0) };
+    }
+}
+
+/// Creates a format-2 image `name` of `size` bytes with [`CREATE_FEATURES`]
+/// (layering, exclusive-lock). `EEXIST` if it exists.
+pub fn image_create(ioctx: &IoCtx, name: &str, size: u64) -> RadosResult<()> {
+    let what = || format!("rbd_create4({name})");
+    let c_name = cstring(name, what)?;
+    let mut opts = ImageOptions::new();
+    opts.set_u64(sys::RBD_IMAGE_OPTION_FORMAT, 2, "rbd_image_options_set_uint64(format)")?;
+    opts.set_u64(sys::RBD_IMAGE_OPTION_FEATURES, CREATE_FEATURES, "rbd_image_options_set_uint64(features)")?;
+    // SAFETY: valid ioctx; `c_name` NUL-terminated; `opts` is live; librbd
+    // copies what it needs.
+    let ret = unsafe { sys::rbd_create4(ioctx.as_raw(), c_name.as_ptr(), size, opts.0) };
+    check(ret, what).map(drop)
+}
+
+/// An open RBD image (head, read-write). Closed on drop; `Send`.
+#[derive(Debug)]
+pub struct Image {
+    raw: sys::rbd_image_t,
+    /// Keeps the cluster connection alive while the image is open.
+    _cluster: Arc<ClusterHandle>,
+}
+
+// SAFETY: a librbd image handle (`ImageCtx`) has no thread affinity and is
+// internally synchronized; `Image` is not `Sync`, so calls through it are
+// never concurrent anyway.
+unsafe impl Send for Image {}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from a successful `rbd_open*` and is closed
+        // exactly once, here, before `_cluster` is released.
+        let ret = unsafe { sys::rbd_close(self.raw) };
+        if ret < 0 {
+            log::warn!("rbd_close: {}", RadosError::new("rbd_close", ret));
+        }
+    }
+}
+
+/// State shared with the progress trampoline.
+struct Progress<F> {
+    callback: F,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+/// `librbd_progress_fn_t` that forwards to a Rust closure. Returns 0 to go
+/// on, `-ECANCELED` (which librbd treats as "stop") once the closure panicked.
+///
+/// # Safety
+/// `arg` must point to a `Mutex<Progress<F>>` (same `F`) that outlives every
+/// call librbd makes to this function.
+unsafe extern "C" fn progress_trampoline<F: FnMut(u64, u64) + Send>(
+    offset: u64,
+    total: u64,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: guaranteed by the caller contract; the reference is shared, and
+    // the Mutex serializes calls from librbd's threads.
+    let state = unsafe { &*arg.cast::<Mutex<Progress<F>>>() };
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.panic.is_some() {
+        return -libc::ECANCELED;
+    }
+    let callback = &mut state.callback;
+    match panic::catch_unwind(AssertUnwindSafe(|| callback(offset, total))) {
+        Ok(()) => 0,
+        Err(payload) => {
+            state.panic = Some(payload);
+            -libc::ECANCELED
+        }
+    }
+}
+
+impl Image {
+    fn from_raw(raw: sys::rbd_image_t, ioctx: &IoCtx) -> Image {
+        Image { raw, _cluster: ioctx.cluster_handle() }
+    }
+
+    /// Opens the image named `name` in the pool / namespace of `ioctx`.
+    pub fn open(ioctx: &IoCtx, name: &str) -> RadosResult<Image> {
+        let what = || format!("rbd_open({name})");
+        let c_name = cstring(name, what)?;
+        let mut raw: sys::rbd_image_t = ptr::null_mut();
+        // SAFETY: valid ioctx (librbd duplicates it); `c_name` NUL-terminated;
+        // `raw` a valid out-pointer; NULL snap name = head.
+        let ret = unsafe { sys::rbd_open(ioctx.as_raw(), c_name.as_ptr(), &mut raw, ptr::null()) };
+        check(ret, what)?;
+        Ok(Image::from_raw(raw, ioctx))
+    }
+
+    /// Opens the image with id `id` in the pool / namespace of `ioctx`.
+    pub fn open_by_id(ioctx: &IoCtx, id: &str) -> RadosResult<Image> {
+        let what = || format!("rbd_open_by_id({id})");
+        let c_id = cstring(id, what)?;
+        let mut raw: sys::rbd_image_t = ptr::null_mut();
+        // SAFETY: as in `open`.
+        let ret = unsafe { sys::rbd_open_by_id(ioctx.as_raw(), c_id.as_ptr(), &mut raw, ptr::null()) };
+        check(ret, what)?;
+        Ok(Image::from_raw(raw, ioctx))
+    }
+
+    /// The image id (`EINVAL` for old-format images, which have none).
+    pub fn id(&self) -> RadosResult<String> {
+        let raw = self.raw;
+        read_c_string("rbd_get_id", |buf, len| {
+            // SAFETY: open image; `buf` writable for `len` bytes; librbd
+            // writes a NUL-terminated id or returns -ERANGE.
+            unsafe { sys::rbd_get_id(raw, buf, len) }
+        })
+    }
+
+    /// The image name.
+    pub fn name(&self) -> RadosResult<String> {
+        let raw = self.raw;
+        read_c_string("rbd_get_name", |buf, len| {
+            let mut len = len;
+            // SAFETY: open image; `buf` writable for `len` bytes; `len` is a
+            // live local librbd may update with the needed size.
+            unsafe { sys::rbd_get_name(raw, buf, &mut len) }
+        })
+    }
+
+    /// Feature bits (`FEATURE_*`).
+    pub fn features(&self) -> RadosResult<u64> {
+        let mut features: u64 = 0;
+        // SAFETY: open image; `features` a live out-pointer.
+        let ret = unsafe { sys::rbd_get_features(self.raw, &mut features) };
+        check(ret, || "rbd_get_features".to_owned())?;
+        Ok(features)
+    }
+
+    /// True for a format-1 image.
+    pub fn old_format(&self) -> RadosResult<bool> {
+        let mut old: u8 = 0;
+        // SAFETY: open image; `old` a live out-pointer.
+        let ret = unsafe { sys::rbd_get_old_format(self.raw, &mut old) };
+        check(ret, || "rbd_get_old_format".to_owned())?;
+        Ok(old != 0)
+    }
+
+    /// Creates snapshot `name` (`EEXIST` if it exists).
+    pub fn snap_create(&mut self, name: &str) -> RadosResult<()> {
+        let what = || format!("rbd_snap_create({name})");
+        let c_name = cstring(name, what)?;
+        // SAFETY: open image; `c_name` NUL-terminated.
+        let ret = unsafe { sys::rbd_snap_create(self.raw, c_name.as_ptr()) };
+        check(ret, what).map(drop)
+    }
+
+    /// Removes snapshot `name` (`ENOENT` if absent).
+    pub fn snap_remove(&mut self, name: &str) -> RadosResult<()> {
+        let what = || format!("rbd_snap_remove({name})");
+        let c_name = cstring(name, what)?;
+        // SAFETY: open image; `c_name` NUL-terminated.
+        let ret = unsafe { sys::rbd_snap_remove(self.raw, c_name.as_ptr()) };
+        check(ret, what).map(drop)
+    }
+
+    /// Snapshots of the image, in librbd's order (by id).
+    pub fn snap_list(&self) -> RadosResult<Vec<SnapInfo>> {
+        let what = || "rbd_snap_list".to_owned();
+        let mut cap: usize = 16;
+        for _ in 0..LIST_RETRIES {
+            let mut snaps = vec![sys::rbd_snap_info_t { id: 0, size: 0, name: ptr::null() }; cap];
+            let mut max = c_int::try_from(cap).map_err(|_| RadosError::new(what(), libc::ERANGE))?;
+            // SAFETY: open image; `snaps` holds `max` zeroed, writable
+            // entries and `max` is a live local. On success librbd fills the
+            // first `ret` entries (strdup()ed names) plus a zeroed terminator.
+            let ret = unsafe { sys::rbd_snap_list(self.raw, snaps.as_mut_ptr(), &mut max) };
+            if ret == -libc::ERANGE {
+                cap = usize::try_from(max).unwrap_or(0).max(cap.saturating_mul(2));
+                continue;
+            }
+            let count = usize::try_from(check(ret, what)?).unwrap_or(0);
+            if count >= cap {
+                // No room for the terminator: never expected; do not let
+                // rbd_snap_list_end walk past the buffer.
+                return Err(RadosError::new("rbd_snap_list: count exceeds buffer", libc::EIO));
+            }
+            let result = snaps[..count]
+                .iter()
+                .map(|s| {
+                    Ok(SnapInfo {
+                        id: s.id,
+                        // SAFETY: librbd strdup()ed a NUL-terminated name,
+                        // freed only by rbd_snap_list_end below.
+                        name: unsafe { owned_string(s.name, || format!("rbd_snap_list: name of snap {}", s.id)) }?,
+                        size: s.size,
+                    })
+                })
+                .collect::<RadosResult<Vec<_>>>();
+            // SAFETY: the array is terminated by an entry with a NULL name
+            // (written by librbd, or left zeroed); frees the names once; they
+            // are not used afterwards (copied above).
+            unsafe { sys::rbd_snap_list_end(snaps.as_mut_ptr()) };
+            return result;
+        }
+        Err(RadosError::new("rbd_snap_list: snapshot count kept changing", libc::ERANGE))
+    }
+
+    /// Rolls the image back to snapshot `name`, calling `progress(done,
+    /// total)` from librbd's threads as objects are rolled back.
+    ///
+    /// If `progress` panics, the rollback is asked to stop and the panic is
+    /// resumed on this thread once librbd has returned.
+    pub fn snap_rollback_with_progress<F>(&mut self, name: &str, progress: F) -> RadosResult<()>
+    where
+        F: FnMut(u64, u64) + Send,
+    {
+        let what = || format!("rbd_snap_rollback({name})");
+        let c_name = cstring(name, what)?;
+        let state = Mutex::new(Progress { callback: progress, panic: None });
+        let arg = ptr::from_ref(&state).cast_mut().cast::<c_void>();
+        // SAFETY: open image; `c_name` NUL-terminated. The trampoline is
+        // instantiated for this `F` and `arg` points to `state`, a
+        // `Mutex<Progress<F>>` that lives on this stack frame until after the
+        // synchronous call returns, after which librbd no longer calls back.
+        // `F: Send` makes running it on librbd's threads sound.
+        let ret = unsafe {
+            sys::rbd_snap_rollback_with_progress(self.raw, c_name.as_ptr(), Some(progress_trampoline::<F>), arg)
+        };
+        let state = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(payload) = state.panic {
+            panic::resume_unwind(payload);
+        }
+        check(ret, what).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_features_are_layering_and_exclusive_lock() {
+        assert_eq!(FEATURE_LAYERING, 1);
+        assert_eq!(FEATURE_EXCLUSIVE_LOCK, 4);
+        assert_eq!(CREATE_FEATURES, 5);
+    }
+
+    fn call<F: FnMut(u64, u64) + Send>(state: &Mutex<Progress<F>>, done: u64, total: u64) -> c_int {
+        let arg = ptr::from_ref(state).cast_mut().cast::<c_void>();
+        // SAFETY: `arg` points to a live `Mutex<Progress<F>>` for this `F`.
+        unsafe { progress_trampoline::<F>(done, total, arg) }
+    }
+
+    #[test]
+    fn trampoline_forwards_progress() {
+        let mut seen = Vec::new();
+        {
+            let state = Mutex::new(Progress { callback: |d, t| seen.push((d, t)), panic: None });
+            assert_eq!(call(&state, 1, 4), 0);
+            assert_eq!(call(&state, 4, 4), 0);
+        }
+        assert_eq!(seen, vec![(1, 4), (4, 4)]);
+    }
+
+    #[test]
+    fn trampoline_catches_panics_and_stops() {
+        let mut calls = 0;
+        let state = Mutex::new(Progress {
+            callback: |d: u64, _t: u64| {
+                calls += 1;
+                assert!(d < 2, "progress callback panics at {d}");
+            },
+            panic: None,
+        });
+        assert_eq!(call(&state, 1, 3), 0);
+        assert_eq!(call(&state, 2, 3), -libc::ECANCELED);
+        // Once panicked, the closure is not called again.
+        assert_eq!(call(&state, 3, 3), -libc::ECANCELED);
+        let state = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let msg = state.panic.as_ref().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        assert!(msg.contains("panics at 2"), "{msg}");
+        drop(state);
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn image_is_send() {
+        fn send<T: Send>() {}
+        send::<Image>();
+    }
+}
