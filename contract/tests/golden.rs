@@ -1,0 +1,612 @@
+//! Golden bytes: the exact encoding of every stored record and every request/reply.
+//!
+//! The expected bytes below are written by hand from the format rules in
+//! `docs/FORMAT.md`, not produced by the code under test, so any change to a byte
+//! layout (field order, field type, enum variant order, bincode configuration, envelope
+//! versions) fails here. If a test fails because you changed a layout on purpose, you
+//! are changing the on-disk/on-wire format: bump `STRUCT_V` (and `COMPAT_V` if old
+//! readers cannot cope), update `docs/FORMAT.md`, and only then update these bytes.
+//!
+//! Rules used to derive the bytes (bincode 2, little-endian, fixed-width integers):
+//! - envelope: `struct_v` u8, `compat_v` u8, payload length u32 LE, payload;
+//! - struct: its fields in declaration order, nothing else (no field names, no count);
+//! - `u16`/`u32`/`u64`: 2/4/8 bytes LE; `bool`: one byte 0 or 1;
+//! - `String`: u64 LE byte length, then the UTF-8 bytes (no terminator);
+//! - `Vec<T>`: u64 LE element count, then the elements;
+//! - enum: variant index as u32 LE (declaration order from 0), then the variant's data.
+
+use rbd_cg_contract::encoding::{ENVELOPE_HEADER_LEN, MAX_PAYLOAD_LEN};
+use rbd_cg_contract::methods::{
+    Access, DirListItem, DirListReply, DirListRequest, Empty, GroupCreateRequest, IdRequest, NameAndId, NameRequest,
+    ReadMethod, RenameRequest, VersionReply, WriteMethod, ALL_METHODS, CLS_METHOD_RD, CLS_METHOD_WR, DIR_ADD, DIR_GET,
+    DIR_GET_NAME, DIR_LIST, DIR_REMOVE, DIR_RENAME_BEGIN, DIR_RENAME_FINISH, DIR_SET_READY, GET_VERSION,
+    GROUP_BEGIN_REMOVE, GROUP_CREATE, GROUP_GET, GROUP_REMOVE, GROUP_SET_NAME, ID_CREATE, ID_GET, ID_REMOVE,
+    MAX_LIST_PAGE, TEST_PANIC,
+};
+use rbd_cg_contract::names::{
+    dir_id_key, dir_name_key, header_object, id_object, validate_group_id, validate_group_name, DIRECTORY_OBJECT,
+    DIR_ID_KEY_PREFIX, DIR_NAME_KEY_PREFIX, GENERATED_GROUP_ID_LEN, HEADER_OBJECT_PREFIX, ID_OBJECT_PREFIX,
+    MAX_GROUP_ID_LEN, MAX_GROUP_NAME_LEN,
+};
+use rbd_cg_contract::records::{DirEntry, DirIdEntry, DirState, GroupHeader, GroupIdRecord, HeaderState};
+use rbd_cg_contract::{decode, encode, Versioned, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
+use std::fmt::Debug;
+
+// ---- helpers ----------------------------------------------------------------------------
+
+/// A typical generated group id: 16 lowercase hex digits.
+const ID: &str = "0123456789abcdef";
+/// 2023-11-14T22:13:20Z in milliseconds = 0x0000_018b_cfe5_6800.
+const CREATED_MS: u64 = 1_700_000_000_000;
+
+/// Concatenates byte strings.
+fn bytes(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn u16le(v: u16) -> [u8; 2] {
+    v.to_le_bytes()
+}
+
+fn u32le(v: u32) -> [u8; 4] {
+    v.to_le_bytes()
+}
+
+fn u64le(v: u64) -> [u8; 8] {
+    v.to_le_bytes()
+}
+
+/// A bincode string: u64 LE byte length, then the bytes.
+fn string(s: &str) -> Vec<u8> {
+    bytes(&[&u64le(s.len() as u64), s.as_bytes()])
+}
+
+/// An enum variant tag: u32 LE.
+fn variant(index: u32) -> [u8; 4] {
+    u32le(index)
+}
+
+/// Parses a whitespace-separated hex dump (`"01 01 0a 00"`), as printed in `docs/FORMAT.md`.
+fn hex(dump: &str) -> Vec<u8> {
+    dump.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap_or_else(|e| panic!("bad hex {b:?}: {e}")))
+        .collect()
+}
+
+/// Asserts that `value` encodes to exactly `expected` and that `expected` decodes to `value`.
+#[track_caller]
+fn golden<T: Versioned + PartialEq + Debug>(value: &T, expected: &[u8]) {
+    let encoded = encode(value).unwrap_or_else(|e| panic!("encoding {} {value:?}: {e}", T::TYPE_NAME));
+    assert_eq!(encoded, expected, "encoded bytes of {} {value:?}", T::TYPE_NAME);
+    let decoded: T = decode(expected).unwrap_or_else(|e| panic!("decoding {}: {e}", T::TYPE_NAME));
+    assert_eq!(&decoded, value, "decoded {}", T::TYPE_NAME);
+}
+
+#[test]
+fn helpers_produce_the_bytes_they_claim() {
+    assert_eq!(u16le(0x0102), [0x02, 0x01]);
+    assert_eq!(u32le(0x0102_0304), [0x04, 0x03, 0x02, 0x01]);
+    assert_eq!(u64le(0x0102_0304_0506_0708), [0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01]);
+    assert_eq!(u64le(CREATED_MS), [0x00, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0x00, 0x00]);
+    assert_eq!(string("db"), [0x02, 0, 0, 0, 0, 0, 0, 0, b'd', b'b']);
+    assert_eq!(string(""), [0u8; 8]);
+    assert_eq!(variant(3), [0x03, 0, 0, 0]);
+    assert_eq!(hex("01 0a ff"), [0x01, 0x0a, 0xff]);
+}
+
+// ---- envelope ---------------------------------------------------------------------------
+
+/// `(type name, struct_v, compat_v, max encoded length)` of one type.
+fn envelope_of<T: Versioned>() -> (&'static str, u8, u8, usize) {
+    (T::TYPE_NAME, T::STRUCT_V, T::COMPAT_V, T::MAX_ENCODED_LEN)
+}
+
+#[test]
+fn envelope_constants() {
+    assert_eq!(ENVELOPE_HEADER_LEN, 6);
+    assert_eq!(MAX_PAYLOAD_LEN, 1_048_576);
+}
+
+#[test]
+fn envelope_versions_and_limits_of_every_type() {
+    let actual = [
+        envelope_of::<GroupIdRecord>(),
+        envelope_of::<GroupHeader>(),
+        envelope_of::<DirEntry>(),
+        envelope_of::<DirIdEntry>(),
+        envelope_of::<Empty>(),
+        envelope_of::<VersionReply>(),
+        envelope_of::<NameAndId>(),
+        envelope_of::<NameRequest>(),
+        envelope_of::<IdRequest>(),
+        envelope_of::<RenameRequest>(),
+        envelope_of::<GroupCreateRequest>(),
+        envelope_of::<DirListRequest>(),
+        envelope_of::<DirListReply>(),
+    ];
+    let expected = [
+        ("GroupIdRecord", 1, 1, 256),
+        ("GroupHeader", 1, 1, 4096),
+        ("DirEntry", 1, 1, 512),
+        ("DirIdEntry", 1, 1, 256),
+        ("Empty", 1, 1, 64),
+        ("VersionReply", 1, 1, 256),
+        ("NameAndId", 1, 1, 512),
+        ("NameRequest", 1, 1, 512),
+        ("IdRequest", 1, 1, 256),
+        ("RenameRequest", 1, 1, 512),
+        ("GroupCreateRequest", 1, 1, 512),
+        ("DirListRequest", 1, 1, 512),
+        ("DirListReply", 1, 1, 524_288),
+    ];
+    assert_eq!(actual, expected);
+}
+
+// ---- records ----------------------------------------------------------------------------
+
+#[test]
+fn group_id_record() {
+    // payload: id (8 + 16) = 24 = 0x18
+    let expected = bytes(&[&[0x01, 0x01, 0x18, 0x00, 0x00, 0x00], &string(ID)]);
+    golden(&GroupIdRecord { id: ID.into() }, &expected);
+}
+
+#[test]
+fn group_header_active() {
+    // payload: id 24 + name (8 + 2) 10 + state 4 + created_ms 8 + member_count 4 + snapshot_count 4 = 54 = 0x36
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x36, 0x00, 0x00, 0x00],
+        &string(ID),
+        &string("db"),
+        &variant(0), // HeaderState::Active
+        &u64le(CREATED_MS),
+        &u32le(3),
+        &u32le(7),
+    ]);
+    let header = GroupHeader {
+        id: ID.into(),
+        name: "db".into(),
+        state: HeaderState::Active,
+        created_ms: CREATED_MS,
+        member_count: 3,
+        snapshot_count: 7,
+    };
+    golden(&header, &expected);
+}
+
+#[test]
+fn group_header_removing() {
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x36, 0x00, 0x00, 0x00],
+        &string(ID),
+        &string("db"),
+        &variant(1), // HeaderState::Removing
+        &u64le(CREATED_MS),
+        &u32le(0),
+        &u32le(0),
+    ]);
+    let header = GroupHeader {
+        id: ID.into(),
+        name: "db".into(),
+        state: HeaderState::Removing,
+        created_ms: CREATED_MS,
+        member_count: 0,
+        snapshot_count: 0,
+    };
+    golden(&header, &expected);
+}
+
+#[test]
+fn dir_entry_creating() {
+    // payload: id 24 + tag 4 = 28 = 0x1c
+    let expected = bytes(&[&[0x01, 0x01, 0x1c, 0x00, 0x00, 0x00], &string(ID), &variant(0)]);
+    golden(&DirEntry { id: ID.into(), state: DirState::Creating }, &expected);
+}
+
+#[test]
+fn dir_entry_ready() {
+    let expected = bytes(&[&[0x01, 0x01, 0x1c, 0x00, 0x00, 0x00], &string(ID), &variant(1)]);
+    golden(&DirEntry { id: ID.into(), state: DirState::Ready }, &expected);
+}
+
+#[test]
+fn dir_entry_renaming_to() {
+    // payload: id 24 + tag 4 + "web" (8 + 3) 11 = 39 = 0x27
+    let expected = bytes(&[&[0x01, 0x01, 0x27, 0x00, 0x00, 0x00], &string(ID), &variant(2), &string("web")]);
+    golden(&DirEntry { id: ID.into(), state: DirState::RenamingTo("web".into()) }, &expected);
+}
+
+#[test]
+fn dir_entry_renaming_from() {
+    // payload: id 24 + tag 4 + "db" (8 + 2) 10 = 38 = 0x26
+    let expected = bytes(&[&[0x01, 0x01, 0x26, 0x00, 0x00, 0x00], &string(ID), &variant(3), &string("db")]);
+    golden(&DirEntry { id: ID.into(), state: DirState::RenamingFrom("db".into()) }, &expected);
+}
+
+#[test]
+fn dir_id_entry() {
+    // payload: name 10 = 0x0a
+    let expected = bytes(&[&[0x01, 0x01, 0x0a, 0x00, 0x00, 0x00], &string("db")]);
+    golden(&DirIdEntry { name: "db".into() }, &expected);
+}
+
+// ---- requests and replies -------------------------------------------------------------
+
+#[test]
+fn empty() {
+    golden(&Empty {}, &[0x01, 0x01, 0x00, 0x00, 0x00, 0x00]);
+}
+
+#[test]
+fn version_reply() {
+    // payload: "0.1.0" (8 + 5) 13 + protocol_min 2 + protocol_max 2 = 17 = 0x11
+    let expected = bytes(&[&[0x01, 0x01, 0x11, 0x00, 0x00, 0x00], &string("0.1.0"), &u16le(1), &u16le(2)]);
+    golden(&VersionReply { class_version: "0.1.0".into(), protocol_min: 1, protocol_max: 2 }, &expected);
+}
+
+#[test]
+fn name_and_id() {
+    // name first, then id. payload: 10 + 24 = 34 = 0x22
+    let expected = bytes(&[&[0x01, 0x01, 0x22, 0x00, 0x00, 0x00], &string("db"), &string(ID)]);
+    golden(&NameAndId { name: "db".into(), id: ID.into() }, &expected);
+}
+
+#[test]
+fn name_request() {
+    let expected = bytes(&[&[0x01, 0x01, 0x0a, 0x00, 0x00, 0x00], &string("db")]);
+    golden(&NameRequest { name: "db".into() }, &expected);
+}
+
+#[test]
+fn id_request() {
+    let expected = bytes(&[&[0x01, 0x01, 0x18, 0x00, 0x00, 0x00], &string(ID)]);
+    golden(&IdRequest { id: ID.into() }, &expected);
+}
+
+#[test]
+fn rename_request() {
+    // id, old_name, new_name. payload: 24 + 10 + 11 = 45 = 0x2d
+    let expected = bytes(&[&[0x01, 0x01, 0x2d, 0x00, 0x00, 0x00], &string(ID), &string("db"), &string("web")]);
+    golden(&RenameRequest { id: ID.into(), old_name: "db".into(), new_name: "web".into() }, &expected);
+}
+
+#[test]
+fn group_create_request() {
+    // id, name, created_ms. payload: 24 + 10 + 8 = 42 = 0x2a
+    let expected = bytes(&[&[0x01, 0x01, 0x2a, 0x00, 0x00, 0x00], &string(ID), &string("db"), &u64le(CREATED_MS)]);
+    golden(&GroupCreateRequest { id: ID.into(), name: "db".into(), created_ms: CREATED_MS }, &expected);
+}
+
+#[test]
+fn dir_list_request() {
+    // start_after, max_entries. payload: 10 + 4 = 14 = 0x0e
+    let expected = bytes(&[&[0x01, 0x01, 0x0e, 0x00, 0x00, 0x00], &string("db"), &u32le(100)]);
+    golden(&DirListRequest { start_after: "db".into(), max_entries: 100 }, &expected);
+    // From the start: the empty string is just a zero length.
+    let expected = bytes(&[&[0x01, 0x01, 0x0c, 0x00, 0x00, 0x00], &[0; 8], &u32le(1024)]);
+    golden(&DirListRequest { start_after: String::new(), max_entries: MAX_LIST_PAGE }, &expected);
+}
+
+#[test]
+fn dir_list_reply_empty() {
+    // entries count 8 + more 1 = 9
+    let expected = bytes(&[&[0x01, 0x01, 0x09, 0x00, 0x00, 0x00], &u64le(0), &[0x00]]);
+    golden(&DirListReply { entries: Vec::new(), more: false }, &expected);
+}
+
+#[test]
+fn dir_list_reply_two_entries() {
+    // A page caught in the middle of renaming "db" to "web". Each item is its name,
+    // then its DirEntry *without* an envelope (nested values are bare bincode).
+    // payload: count 8 + item 1 (10 + 24 + 4 + 11) 49 + item 2 (11 + 24 + 4 + 10) 49 + more 1 = 107 = 0x6b
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x6b, 0x00, 0x00, 0x00],
+        &u64le(2),
+        &string("db"),
+        &string(ID),
+        &variant(2), // RenamingTo
+        &string("web"),
+        &string("web"),
+        &string(ID),
+        &variant(3), // RenamingFrom
+        &string("db"),
+        &[0x01], // more = true
+    ]);
+    let reply = DirListReply {
+        entries: vec![
+            DirListItem {
+                name: "db".into(),
+                entry: DirEntry { id: ID.into(), state: DirState::RenamingTo("web".into()) },
+            },
+            DirListItem {
+                name: "web".into(),
+                entry: DirEntry { id: ID.into(), state: DirState::RenamingFrom("db".into()) },
+            },
+        ],
+        more: true,
+    };
+    golden(&reply, &expected);
+}
+
+// ---- the hex dumps shown in docs/FORMAT.md ------------------------------------------------
+
+#[test]
+fn format_md_examples() {
+    let id_record = hex("
+        01 01 18 00 00 00 10 00 00 00 00 00 00 00 30 31
+        32 33 34 35 36 37 38 39 61 62 63 64 65 66");
+    golden(&GroupIdRecord { id: ID.into() }, &id_record);
+
+    let header = hex("
+        01 01 36 00 00 00 10 00 00 00 00 00 00 00 30 31
+        32 33 34 35 36 37 38 39 61 62 63 64 65 66 02 00
+        00 00 00 00 00 00 64 62 00 00 00 00 00 68 e5 cf
+        8b 01 00 00 03 00 00 00 07 00 00 00");
+    let value = GroupHeader {
+        id: ID.into(),
+        name: "db".into(),
+        state: HeaderState::Active,
+        created_ms: CREATED_MS,
+        member_count: 3,
+        snapshot_count: 7,
+    };
+    golden(&value, &header);
+
+    let ready = hex("
+        01 01 1c 00 00 00 10 00 00 00 00 00 00 00 30 31
+        32 33 34 35 36 37 38 39 61 62 63 64 65 66 01 00
+        00 00");
+    golden(&DirEntry { id: ID.into(), state: DirState::Ready }, &ready);
+
+    let renaming = hex("
+        01 01 27 00 00 00 10 00 00 00 00 00 00 00 30 31
+        32 33 34 35 36 37 38 39 61 62 63 64 65 66 02 00
+        00 00 03 00 00 00 00 00 00 00 77 65 62");
+    golden(&DirEntry { id: ID.into(), state: DirState::RenamingTo("web".into()) }, &renaming);
+
+    let id_entry = hex("01 01 0a 00 00 00 02 00 00 00 00 00 00 00 64 62");
+    golden(&DirIdEntry { name: "db".into() }, &id_entry);
+
+    let name_and_id = hex("
+        01 01 22 00 00 00 02 00 00 00 00 00 00 00 64 62
+        10 00 00 00 00 00 00 00 30 31 32 33 34 35 36 37
+        38 39 61 62 63 64 65 66");
+    golden(&NameAndId { name: "db".into(), id: ID.into() }, &name_and_id);
+
+    golden(&DirListReply { entries: Vec::new(), more: false }, &hex("01 01 09 00 00 00 00 00 00 00 00 00 00 00 00"));
+}
+
+// ---- decoding rules ---------------------------------------------------------------------
+
+fn errno_of<T: Versioned + Debug>(bytes: &[u8]) -> i32 {
+    decode::<T>(bytes).map(|v| panic!("{} decoded to {v:?}", T::TYPE_NAME)).unwrap_err().errno()
+}
+
+#[test]
+fn newer_compatible_writer_is_read_without_its_appended_fields() {
+    // A hypothetical DirIdEntry v2 (compat 1) with an extra u32 appended: payload 10 + 4 = 14.
+    let v2 = bytes(&[&[0x02, 0x01, 0x0e, 0x00, 0x00, 0x00], &string("db"), &u32le(0xdead_beef)]);
+    assert_eq!(decode::<DirIdEntry>(&v2).unwrap(), DirIdEntry { name: "db".into() });
+    // The same bytes claiming version 1 have a trailing tail: malformed.
+    let mut v1 = v2.clone();
+    v1[0] = 0x01;
+    assert_eq!(errno_of::<DirIdEntry>(&v1), libc::EINVAL);
+}
+
+#[test]
+fn incompatible_newer_writer_is_eopnotsupp() {
+    let v2 = bytes(&[&[0x02, 0x02, 0x0a, 0x00, 0x00, 0x00], &string("db")]);
+    assert_eq!(errno_of::<DirIdEntry>(&v2), libc::EOPNOTSUPP);
+}
+
+#[test]
+fn malformed_input_is_einval() {
+    let good = bytes(&[&[0x01, 0x01, 0x1c, 0x00, 0x00, 0x00], &string(ID), &variant(1)]);
+    assert!(decode::<DirEntry>(&good).is_ok());
+    // Too short for an envelope.
+    assert_eq!(errno_of::<DirEntry>(&good[..5]), libc::EINVAL);
+    // struct_v 0, compat_v 0, compat_v > struct_v.
+    for (sv, cv) in [(0, 0), (1, 0), (0, 1), (1, 2)] {
+        let mut bad = good.clone();
+        bad[0] = sv;
+        bad[1] = cv;
+        assert_eq!(errno_of::<DirEntry>(&bad), libc::EINVAL, "versions {sv}/{cv}");
+    }
+    // payload_len disagrees with the bytes present.
+    let mut bad = good.clone();
+    bad[2] = 0x1d;
+    assert_eq!(errno_of::<DirEntry>(&bad), libc::EINVAL);
+    assert_eq!(errno_of::<DirEntry>(&good[..good.len() - 1]), libc::EINVAL);
+    // Unknown enum variant (DirState has 4).
+    let bad = bytes(&[&[0x01, 0x01, 0x1c, 0x00, 0x00, 0x00], &string(ID), &variant(4)]);
+    assert_eq!(errno_of::<DirEntry>(&bad), libc::EINVAL);
+    let bad = bytes(&[
+        &[0x01, 0x01, 0x36, 0x00, 0x00, 0x00],
+        &string(ID),
+        &string("db"),
+        &variant(2),
+        &u64le(CREATED_MS),
+        &u32le(0),
+        &u32le(0),
+    ]);
+    assert_eq!(errno_of::<GroupHeader>(&bad), libc::EINVAL);
+    // A bool that is neither 0 nor 1.
+    assert_eq!(errno_of::<DirListReply>(&bytes(&[&[0x01, 0x01, 0x09, 0, 0, 0], &u64le(0), &[0x02]])), libc::EINVAL);
+    // Invalid UTF-8 in a string.
+    let bad = bytes(&[&[0x01, 0x01, 0x0a, 0x00, 0x00, 0x00], &u64le(2), &[0xff, 0xfe]]);
+    assert_eq!(errno_of::<DirIdEntry>(&bad), libc::EINVAL);
+    // A length prefix far beyond the input must fail, not allocate.
+    let bad = bytes(&[&[0x01, 0x01, 0x0a, 0x00, 0x00, 0x00], &u64le(u64::MAX), b"db"]);
+    assert_eq!(errno_of::<DirIdEntry>(&bad), libc::EINVAL);
+}
+
+#[test]
+fn oversize_input_is_erange() {
+    // DirIdEntry may be at most 256 bytes in all, header included.
+    let name = "x".repeat(256 - 6 - 8);
+    let fits = bytes(&[&[0x01, 0x01, 0xfa, 0x00, 0x00, 0x00], &string(&name)]);
+    assert_eq!(fits.len(), 256);
+    assert_eq!(decode::<DirIdEntry>(&fits).unwrap().name, name);
+    let name = "x".repeat(256 - 6 - 8 + 1);
+    let too_long = bytes(&[&[0x01, 0x01, 0xfb, 0x00, 0x00, 0x00], &string(&name)]);
+    assert_eq!(errno_of::<DirIdEntry>(&too_long), libc::ERANGE);
+    assert_eq!(encode(&DirIdEntry { name }).unwrap_err().errno(), libc::ERANGE);
+}
+
+#[test]
+fn largest_valid_values_fit_their_limits() {
+    let name = "n".repeat(MAX_GROUP_NAME_LEN);
+    let id = "i".repeat(MAX_GROUP_ID_LEN);
+    let renaming = DirEntry { id: id.clone(), state: DirState::RenamingFrom(name.clone()) };
+    encode(&GroupIdRecord { id: id.clone() }).unwrap();
+    encode(&GroupHeader {
+        id: id.clone(),
+        name: name.clone(),
+        state: HeaderState::Removing,
+        created_ms: u64::MAX,
+        member_count: u32::MAX,
+        snapshot_count: u32::MAX,
+    })
+    .unwrap();
+    encode(&renaming).unwrap();
+    encode(&DirIdEntry { name: name.clone() }).unwrap();
+    encode(&NameAndId { name: name.clone(), id: id.clone() }).unwrap();
+    encode(&NameRequest { name: name.clone() }).unwrap();
+    encode(&IdRequest { id: id.clone() }).unwrap();
+    encode(&RenameRequest { id: id.clone(), old_name: name.clone(), new_name: name.clone() }).unwrap();
+    encode(&GroupCreateRequest { id: id.clone(), name: name.clone(), created_ms: u64::MAX }).unwrap();
+    encode(&DirListRequest { start_after: name.clone(), max_entries: MAX_LIST_PAGE }).unwrap();
+    let item = DirListItem { name, entry: renaming };
+    let page = DirListReply { entries: vec![item; MAX_LIST_PAGE as usize], more: true };
+    let encoded = encode(&page).unwrap();
+    // 6 + 8 + 1024 * (136 + 40 + 4 + 136) + 1
+    assert_eq!(encoded.len(), 323_599);
+    assert_eq!(decode::<DirListReply>(&encoded).unwrap(), page);
+}
+
+// ---- methods ----------------------------------------------------------------------------
+
+#[test]
+fn method_names_and_access() {
+    let expected: &[(&str, Access)] = &[
+        ("get_version", Access::Read),
+        ("dir_add", Access::Write),
+        ("dir_set_ready", Access::Write),
+        ("dir_rename_begin", Access::Write),
+        ("dir_rename_finish", Access::Write),
+        ("dir_remove", Access::Write),
+        ("dir_get", Access::Read),
+        ("dir_get_name", Access::Read),
+        ("dir_list", Access::Read),
+        ("id_create", Access::Write),
+        ("id_get", Access::Read),
+        ("id_remove", Access::Write),
+        ("group_create", Access::Write),
+        ("group_get", Access::Read),
+        ("group_set_name", Access::Write),
+        ("group_begin_remove", Access::Write),
+        ("group_remove", Access::Write),
+    ];
+    assert_eq!(ALL_METHODS, expected);
+    assert_eq!(TEST_PANIC.name, "test_panic");
+    assert!(ALL_METHODS.iter().all(|(name, _)| *name != TEST_PANIC.name), "test_panic is test-only");
+}
+
+#[test]
+fn access_flags() {
+    assert_eq!(CLS_METHOD_RD, 0x1);
+    assert_eq!(CLS_METHOD_WR, 0x2);
+    assert_eq!(Access::Read.cls_flags(), 0x1);
+    assert_eq!(Access::Write.cls_flags(), 0x3);
+}
+
+/// The name of a read method whose request and reply types are exactly `Req` and `Reply`.
+fn read<Req, Reply>(method: &ReadMethod<Req, Reply>) -> (&'static str, Access) {
+    (method.name, Access::Read)
+}
+
+/// The name of a write method whose request type is exactly `Req`.
+fn write<Req>(method: &WriteMethod<Req>) -> (&'static str, Access) {
+    (method.name, Access::Write)
+}
+
+#[test]
+fn method_descriptors_have_the_pinned_types_and_access() {
+    // The turbofish pins each method's request/reply types at compile time; the
+    // comparison pins that ALL_METHODS agrees with the descriptors' kinds.
+    let descriptors = [
+        read::<Empty, VersionReply>(&GET_VERSION),
+        write::<NameAndId>(&DIR_ADD),
+        write::<NameAndId>(&DIR_SET_READY),
+        write::<RenameRequest>(&DIR_RENAME_BEGIN),
+        write::<RenameRequest>(&DIR_RENAME_FINISH),
+        write::<NameAndId>(&DIR_REMOVE),
+        read::<NameRequest, DirEntry>(&DIR_GET),
+        read::<IdRequest, DirIdEntry>(&DIR_GET_NAME),
+        read::<DirListRequest, DirListReply>(&DIR_LIST),
+        write::<IdRequest>(&ID_CREATE),
+        read::<Empty, GroupIdRecord>(&ID_GET),
+        write::<IdRequest>(&ID_REMOVE),
+        write::<GroupCreateRequest>(&GROUP_CREATE),
+        read::<Empty, GroupHeader>(&GROUP_GET),
+        write::<RenameRequest>(&GROUP_SET_NAME),
+        write::<IdRequest>(&GROUP_BEGIN_REMOVE),
+        write::<IdRequest>(&GROUP_REMOVE),
+    ];
+    assert_eq!(&descriptors[..], ALL_METHODS);
+    let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
+}
+
+#[test]
+fn class_constants() {
+    assert_eq!(CLASS_NAME, "rbd_cg");
+    assert_eq!((PROTOCOL_MIN, PROTOCOL_MAX), (1, 1));
+    assert_eq!(MAX_LIST_PAGE, 1024);
+}
+
+// ---- names ------------------------------------------------------------------------------
+
+#[test]
+fn object_names_and_keys() {
+    assert_eq!(DIRECTORY_OBJECT, "cg_directory");
+    assert_eq!(ID_OBJECT_PREFIX, "cg_id.");
+    assert_eq!(HEADER_OBJECT_PREFIX, "cg_header.");
+    assert_eq!(DIR_NAME_KEY_PREFIX, "name_");
+    assert_eq!(DIR_ID_KEY_PREFIX, "id_");
+    assert_eq!(id_object("db"), "cg_id.db");
+    assert_eq!(id_object("my group é"), "cg_id.my group é");
+    assert_eq!(header_object(ID), "cg_header.0123456789abcdef");
+    assert_eq!(dir_name_key("db"), "name_db");
+    assert_eq!(dir_name_key("a.b_c"), "name_a.b_c");
+    assert_eq!(dir_id_key(ID), "id_0123456789abcdef");
+}
+
+#[test]
+fn name_and_id_limits() {
+    assert_eq!(MAX_GROUP_NAME_LEN, 128);
+    assert_eq!(MAX_GROUP_ID_LEN, 32);
+    assert_eq!(GENERATED_GROUP_ID_LEN, 16);
+}
+
+#[test]
+fn group_name_rules() {
+    let ok = ["a", "db", "web-1", "a.b_c", "with space", "Ünïcødé", &"x".repeat(128), &"é".repeat(64)];
+    for name in ok {
+        assert!(validate_group_name(name).is_ok(), "{name:?} should be valid");
+    }
+    // Length counts bytes, not characters: 65 × "é" is 130 bytes.
+    let bad = ["", "a/b", "a@b", "nul\0", "tab\t", "nl\n", "\u{7f}", "\u{85}", &"x".repeat(129), &"é".repeat(65)];
+    for name in bad {
+        assert_eq!(validate_group_name(name).unwrap_err().errno(), libc::EINVAL, "{name:?} should be invalid");
+    }
+}
+
+#[test]
+fn group_id_rules() {
+    for id in [ID, "a", "0", "abcdefghijklmnopqrstuvwxyz", &"f".repeat(32)] {
+        assert!(validate_group_id(id).is_ok(), "{id:?} should be valid");
+    }
+    for id in ["", "ABC", "0123456789ABCDEF", "a-b", "a.b", "a_b", "a b", "é", &"f".repeat(33)] {
+        assert_eq!(validate_group_id(id).unwrap_err().errno(), libc::EINVAL, "{id:?} should be invalid");
+    }
+}
