@@ -277,3 +277,38 @@ fn a_client_that_cannot_call_the_class_is_told_what_to_configure() {
     assert!(stderr.contains("osd class load list") && stderr.contains("osd class default list"), "{stderr}");
     assert!(stderr.contains("libcls_rbd_cg.so"), "{stderr}");
 }
+
+#[test]
+fn a_read_only_user_can_list_and_show_but_not_change() {
+    let ns = namespace("readonly");
+    rbd_cg_ok(&["create", &format!("rbd/{ns}/existing")]);
+    let keyring = std::env::temp_dir().join(format!("rbd-cg-ro-{}.keyring", std::process::id()));
+    let keyring = keyring.to_str().unwrap();
+    ceph_tool_ok(
+        "ceph",
+        &[
+            "auth",
+            "get-or-create",
+            "client.cgro",
+            "mon",
+            "allow r",
+            "osd",
+            "allow r class-read pool=rbd",
+            "-o",
+            keyring,
+        ],
+    );
+    let ro = |args: &[&str]| {
+        let mut all = vec!["--id", "cgro", "--keyring", keyring];
+        all.extend_from_slice(args);
+        rbd_cg(&all)
+    };
+    let ls = ro(&["ls", &format!("rbd/{ns}"), "--format", "json"]);
+    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "[\"existing\"]");
+    assert!(ro(&["info", &format!("rbd/{ns}/existing")]).status.success());
+    expect_errno(&ro(&["create", &format!("rbd/{ns}/new")]), libc::EPERM);
+    expect_errno(&ro(&["rename", &format!("rbd/{ns}/existing"), "other"]), libc::EPERM);
+    expect_errno(&ro(&["rm", &format!("rbd/{ns}/existing")]), libc::EPERM);
+    assert_eq!(assert_consistent(&cluster(), "rbd", &ns), ["existing"]);
+}
