@@ -163,7 +163,9 @@ versioned!(DirListReply, "DirListReply", 1, 1, 512 * 1024);
 
 // ---- any object -------------------------------------------------------------------
 
-/// Reports the class version and protocol range; works on any object, existing or not.
+/// Reports the class version and protocol range. The OSD runs read methods only on
+/// existing objects: on an absent one it answers `ENOENT` after checking that the class
+/// and method exist (`EOPNOTSUPP` if not), which the client's class check relies on.
 pub const GET_VERSION: ReadMethod<Empty, VersionReply> = ReadMethod::new("get_version");
 
 /// Test-only (feature `fault-injection` of the class): panics, to prove the guard.
@@ -180,7 +182,7 @@ pub const DIR_SET_READY: WriteMethod<NameAndId> = WriteMethod::new("dir_set_read
 pub const DIR_RENAME_BEGIN: WriteMethod<RenameRequest> = WriteMethod::new("dir_rename_begin");
 /// Finishes a rename: drops the old name, new name `Ready` (idempotent).
 pub const DIR_RENAME_FINISH: WriteMethod<RenameRequest> = WriteMethod::new("dir_rename_finish");
-/// Drops `name` and `id` from the directory. `ENOENT` if absent.
+/// Drops `name` and `id` from the directory. `ENOENT` if absent, `EBUSY` during a rename.
 pub const DIR_REMOVE: WriteMethod<NameAndId> = WriteMethod::new("dir_remove");
 /// Looks up a name.
 pub const DIR_GET: ReadMethod<NameRequest, DirEntry> = ReadMethod::new("dir_get");
@@ -204,7 +206,8 @@ pub const ID_REMOVE: WriteMethod<IdRequest> = WriteMethod::new("id_remove");
 pub const GROUP_CREATE: WriteMethod<GroupCreateRequest> = WriteMethod::new("group_create");
 /// Reads the header.
 pub const GROUP_GET: ReadMethod<Empty, GroupHeader> = ReadMethod::new("group_get");
-/// Changes the stored name from `old_name` to `new_name` (idempotent).
+/// Changes the stored name from `old_name` to `new_name`; repeating it succeeds. `EBUSY`
+/// when the header holds another name or is being removed.
 pub const GROUP_SET_NAME: WriteMethod<RenameRequest> = WriteMethod::new("group_set_name");
 /// `Active` → `Removing`; `EBUSY` while members or snapshots exist.
 pub const GROUP_BEGIN_REMOVE: WriteMethod<IdRequest> = WriteMethod::new("group_begin_remove");

@@ -47,9 +47,14 @@ pub trait ObjectStore {
     fn omap_remove(&mut self, key: &str) -> Result<(), CgError>;
 }
 
-/// Marks a decode failure of *stored* bytes as corruption (`EIO`), not bad client input.
+/// A decode failure of *stored* bytes is not bad client input: a record from a newer,
+/// incompatible class stays `EOPNOTSUPP` (mixed versions during an upgrade); anything
+/// else is corruption (`EIO`).
 fn corrupt<T: Versioned>(where_: &str, e: CgError) -> CgError {
-    CgError::Io(format!("stored {} in {where_} is unreadable: {e}", T::TYPE_NAME))
+    match e {
+        CgError::Unsupported(why) => CgError::Unsupported(format!("stored {} in {where_}: {why}", T::TYPE_NAME)),
+        other => CgError::Io(format!("stored {} in {where_} is unreadable: {other}", T::TYPE_NAME)),
+    }
 }
 
 /// Reads and decodes the object's data record; `None` when the object does not exist.
