@@ -7,7 +7,7 @@
 //! (in the OSD build) the `extern "C"` trampoline the OSD calls. Unit tests run the very
 //! same `invoke` functions against [`crate::store::MemStore`].
 
-use crate::handlers::{directory, header, id_object, version};
+use crate::handlers::{backrefs, directory, header, id_object, members, version};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{self as m, Access, ReadMethod, WriteMethod};
 use rbd_cg_contract::{decode, encode, CgError, Versioned};
@@ -111,6 +111,14 @@ method_table! {
     write m::GROUP_SET_NAME     => header::set_name,
     write m::GROUP_BEGIN_REMOVE => header::begin_remove,
     write m::GROUP_REMOVE       => header::remove,
+    write m::MEMBER_ADD_BEGIN   => members::add_begin,
+    write m::MEMBER_ADD_FINISH  => members::add_finish,
+    write m::MEMBER_REMOVE_BEGIN  => members::remove_begin,
+    write m::MEMBER_REMOVE_FINISH => members::remove_finish,
+    read  m::MEMBER_LIST        => members::list,
+    write m::IMAGE_GROUP_LINK   => backrefs::link,
+    write m::IMAGE_GROUP_UNLINK => backrefs::unlink,
+    read  m::IMAGE_GROUP_LIST   => backrefs::list,
     #[cfg(feature = "fault-injection")]
     read  m::TEST_PANIC         => version::test_panic,
 }

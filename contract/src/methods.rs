@@ -6,7 +6,7 @@
 //! read methods. Each descriptor is the single source of the method's name and flags:
 //! the class registers from these constants and the client calls through them.
 
-use crate::records::{DirEntry, DirIdEntry, GroupHeader, GroupIdRecord};
+use crate::records::{DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord};
 use crate::versioned;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -214,6 +214,98 @@ pub const GROUP_BEGIN_REMOVE: WriteMethod<IdRequest> = WriteMethod::new("group_b
 /// Deletes a header that is `Removing`; `EBUSY` if it is not.
 pub const GROUP_REMOVE: WriteMethod<IdRequest> = WriteMethod::new("group_remove");
 
+/// Starts adding `image` to group `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddRequest {
+    /// The group (checked against the header).
+    pub group_id: String,
+    /// The image.
+    pub image: ImageRef,
+    /// Time of the add, ms since the Unix epoch.
+    pub added_ms: u64,
+    /// Refuse with `ERANGE` if the group already has this many members (at most
+    /// [`crate::names::MAX_GROUP_MEMBERS`]).
+    pub max_members: u32,
+}
+versioned!(MemberAddRequest, "MemberAddRequest", 1, 1, 1024);
+
+/// Names one member of group `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRequest {
+    /// The group (checked against the header).
+    pub group_id: String,
+    /// The image.
+    pub image: ImageRef,
+}
+versioned!(MemberRequest, "MemberRequest", 1, 1, 1024);
+
+/// One page of members, in key order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberListRequest {
+    /// Start after this member ("" = from the start); the last image of the previous page.
+    pub start_after: Option<ImageRef>,
+    /// At most this many, 1..=[`MAX_LIST_PAGE`].
+    pub max_entries: u32,
+}
+versioned!(MemberListRequest, "MemberListRequest", 1, 1, 1024);
+
+/// Reply of [`MEMBER_LIST`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberListReply {
+    /// Members in key order.
+    pub members: Vec<MemberRecord>,
+    /// Whether more follow.
+    pub more: bool,
+}
+versioned!(MemberListReply, "MemberListReply", 1, 1, 512 * 1024);
+
+/// Sets or clears an image's back-reference to a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackRefRequest {
+    /// The image id (checked against nothing else: the object name carries it).
+    pub image_id: String,
+    /// The group.
+    pub group: GroupRef,
+}
+versioned!(BackRefRequest, "BackRefRequest", 1, 1, 1024);
+
+/// Reply of [`IMAGE_GROUP_LIST`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRefList {
+    /// Groups the image belongs to, in key order.
+    pub groups: Vec<GroupRef>,
+    /// Whether more follow (more than [`MAX_LIST_PAGE`] groups).
+    pub more: bool,
+}
+versioned!(GroupRefList, "GroupRefList", 1, 1, 512 * 1024);
+
+// ---- members on cg_header.<id> ------------------------------------------------------
+
+/// Records `image` as `Adding` (member count + 1). `EEXIST` if already a member,
+/// `EBUSY` while the group is being removed or a group snapshot is in progress,
+/// `ERANGE` at the member limit. Repeating it succeeds.
+pub const MEMBER_ADD_BEGIN: WriteMethod<MemberAddRequest> = WriteMethod::new("member_add_begin");
+/// `Adding` → `Attached`; repeating it succeeds. `ENOENT` if not a member.
+pub const MEMBER_ADD_FINISH: WriteMethod<MemberRequest> = WriteMethod::new("member_add_finish");
+/// `Adding`/`Attached` → `Removing`; repeating it succeeds. `ENOENT` if not a member,
+/// `EBUSY` while a group snapshot is in progress.
+pub const MEMBER_REMOVE_BEGIN: WriteMethod<MemberRequest> = WriteMethod::new("member_remove_begin");
+/// Drops a `Removing` member (member count − 1). `ENOENT` if absent, `EBUSY` in another state.
+pub const MEMBER_REMOVE_FINISH: WriteMethod<MemberRequest> = WriteMethod::new("member_remove_finish");
+/// Lists members in pages.
+pub const MEMBER_LIST: ReadMethod<MemberListRequest, MemberListReply> = ReadMethod::new("member_list");
+
+// ---- back-references on rbd_header.<image id> -----------------------------------------
+
+/// Sets the image's back-reference to a group; `ENOENT` if the image header is gone.
+/// Repeating it succeeds.
+pub const IMAGE_GROUP_LINK: WriteMethod<BackRefRequest> = WriteMethod::new("image_group_link");
+/// Clears the image's back-reference; succeeds if it is already gone. `ENOENT` if the
+/// image header is gone.
+pub const IMAGE_GROUP_UNLINK: WriteMethod<BackRefRequest> = WriteMethod::new("image_group_unlink");
+/// The groups an image belongs to.
+pub const IMAGE_GROUP_LIST: ReadMethod<Empty, GroupRefList> = ReadMethod::new("image_group_list");
+
 /// Every method the class registers in a normal build, with its access.
 pub const ALL_METHODS: &[(&str, Access)] = &[
     (GET_VERSION.name, Access::Read),
@@ -233,4 +325,12 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (GROUP_SET_NAME.name, Access::Write),
     (GROUP_BEGIN_REMOVE.name, Access::Write),
     (GROUP_REMOVE.name, Access::Write),
+    (MEMBER_ADD_BEGIN.name, Access::Write),
+    (MEMBER_ADD_FINISH.name, Access::Write),
+    (MEMBER_REMOVE_BEGIN.name, Access::Write),
+    (MEMBER_REMOVE_FINISH.name, Access::Write),
+    (MEMBER_LIST.name, Access::Read),
+    (IMAGE_GROUP_LINK.name, Access::Write),
+    (IMAGE_GROUP_UNLINK.name, Access::Write),
+    (IMAGE_GROUP_LIST.name, Access::Read),
 ];

@@ -105,3 +105,61 @@ mod tests {
         assert_eq!(dir_id_key("abc"), "id_abc");
     }
 }
+
+// ---- members and back-references (issue: members and group snapshots) -----------------
+
+/// Header omap key prefix of a member: `member_<pool id, 16 hex>_<image id>_<namespace>`.
+pub const MEMBER_KEY_PREFIX: &str = "member_";
+/// Header omap key present while a group snapshot is being created or removed.
+pub const SNAPSHOT_IN_PROGRESS_KEY: &str = "snapshot_in_progress";
+/// Image header omap key prefix of a back-reference to a group:
+/// `rbd_cg.group.<group pool id, 16 hex>_<group id>_<group namespace>`. librbd's own keys
+/// on `rbd_header.<id>` never start with `rbd_cg.` (image-meta uses `metadata_`).
+pub const BACKREF_KEY_PREFIX: &str = "rbd_cg.group.";
+/// Prefix of an RBD image's header object (format 2).
+pub const IMAGE_HEADER_PREFIX: &str = "rbd_header.";
+
+/// Most members a group may have (the CLI may set a lower limit per call).
+pub const MAX_GROUP_MEMBERS: u32 = 4096;
+/// Longest image id (librbd makes 12 to 16 hex digits).
+pub const MAX_IMAGE_ID_LEN: usize = 64;
+/// Longest RBD namespace name.
+pub const MAX_NAMESPACE_LEN: usize = 255;
+
+/// `member_<pool id as 16 hex digits>_<image id>_<namespace>`. Image ids contain no `_`,
+/// so the key parses back unambiguously; the namespace comes last because it may.
+pub fn member_key(pool_id: i64, image_id: &str, namespace: &str) -> String {
+    format!("{MEMBER_KEY_PREFIX}{:016x}_{image_id}_{namespace}", pool_id as u64)
+}
+
+/// `rbd_header.<image id>`.
+pub fn image_header_object(image_id: &str) -> String {
+    format!("{IMAGE_HEADER_PREFIX}{image_id}")
+}
+
+/// `rbd_cg.group.<group pool id as 16 hex digits>_<group id>_<group namespace>`.
+pub fn backref_key(group_pool_id: i64, group_id: &str, group_namespace: &str) -> String {
+    format!("{BACKREF_KEY_PREFIX}{:016x}_{group_id}_{group_namespace}", group_pool_id as u64)
+}
+
+/// Checks an RBD image id: 1..=64 ASCII letters or digits.
+pub fn validate_image_id(id: &str) -> Result<(), CgError> {
+    if id.is_empty() || id.len() > MAX_IMAGE_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(CgError::InvalidArgument(format!(
+            "image id {id:?} must be 1 to {MAX_IMAGE_ID_LEN} ASCII letters or digits"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a pool id (non-negative) and an RBD namespace (0..=255 bytes, no `/`, NUL or
+/// control characters; "" is the default namespace).
+pub fn validate_location(pool_id: i64, namespace: &str) -> Result<(), CgError> {
+    if pool_id < 0 {
+        return Err(CgError::InvalidArgument(format!("pool id {pool_id} is negative")));
+    }
+    if namespace.len() > MAX_NAMESPACE_LEN || namespace.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(CgError::InvalidArgument(format!("namespace {namespace:?} is not valid")));
+    }
+    Ok(())
+}

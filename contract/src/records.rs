@@ -76,3 +76,49 @@ pub struct DirIdEntry {
     pub name: String,
 }
 versioned!(DirIdEntry, "DirIdEntry", 1, 1, 256);
+
+/// An RBD image, by the identity that survives `rbd rename`: pool id, namespace, image id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// Pool id of the image.
+    pub pool_id: i64,
+    /// RBD namespace of the image ("" = default).
+    pub namespace: String,
+    /// librbd image id (`rbd info` → `id`).
+    pub image_id: String,
+}
+
+/// A group, by pool id, namespace and group id: what an image's back-reference holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupRef {
+    /// Pool id of the group.
+    pub pool_id: i64,
+    /// RBD namespace of the group ("" = default).
+    pub namespace: String,
+    /// Group id.
+    pub group_id: String,
+}
+versioned!(GroupRef, "GroupRef", 1, 1, 512);
+
+/// Lifecycle of a membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberState {
+    /// `image add` has recorded the link; the image's back-reference may not exist yet.
+    Adding,
+    /// A complete member.
+    Attached,
+    /// `image rm` has begun; the back-reference may already be gone.
+    Removing,
+}
+
+/// Header omap value under `member_…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The image.
+    pub image: ImageRef,
+    /// See [`MemberState`].
+    pub state: MemberState,
+    /// When `image add` began, ms since the Unix epoch (chosen by the client).
+    pub added_ms: u64,
+}
+versioned!(MemberRecord, "MemberRecord", 1, 1, 1024);

@@ -23,12 +23,19 @@ use rbd_cg_contract::methods::{
     GROUP_BEGIN_REMOVE, GROUP_CREATE, GROUP_GET, GROUP_REMOVE, GROUP_SET_NAME, ID_CREATE, ID_GET, ID_REMOVE,
     MAX_LIST_PAGE, TEST_PANIC,
 };
+use rbd_cg_contract::methods::{
+    BackRefRequest, GroupRefList, MemberAddRequest, MemberListReply, MemberListRequest, MemberRequest,
+    IMAGE_GROUP_LINK, IMAGE_GROUP_LIST, IMAGE_GROUP_UNLINK, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST,
+    MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
+};
+use rbd_cg_contract::names::{backref_key, image_header_object, member_key};
 use rbd_cg_contract::names::{
     dir_id_key, dir_name_key, header_object, id_object, validate_group_id, validate_group_name, DIRECTORY_OBJECT,
     DIR_ID_KEY_PREFIX, DIR_NAME_KEY_PREFIX, GENERATED_GROUP_ID_LEN, HEADER_OBJECT_PREFIX, ID_OBJECT_PREFIX,
     MAX_GROUP_ID_LEN, MAX_GROUP_NAME_LEN,
 };
 use rbd_cg_contract::records::{DirEntry, DirIdEntry, DirState, GroupHeader, GroupIdRecord, HeaderState};
+use rbd_cg_contract::records::{GroupRef, ImageRef, MemberRecord, MemberState};
 use rbd_cg_contract::{decode, encode, Versioned, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
 use std::fmt::Debug;
 
@@ -506,6 +513,14 @@ fn method_names_and_access() {
         ("group_set_name", Access::Write),
         ("group_begin_remove", Access::Write),
         ("group_remove", Access::Write),
+        ("member_add_begin", Access::Write),
+        ("member_add_finish", Access::Write),
+        ("member_remove_begin", Access::Write),
+        ("member_remove_finish", Access::Write),
+        ("member_list", Access::Read),
+        ("image_group_link", Access::Write),
+        ("image_group_unlink", Access::Write),
+        ("image_group_list", Access::Read),
     ];
     assert_eq!(ALL_METHODS, expected);
     assert_eq!(TEST_PANIC.name, "test_panic");
@@ -552,6 +567,14 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         write::<RenameRequest>(&GROUP_SET_NAME),
         write::<IdRequest>(&GROUP_BEGIN_REMOVE),
         write::<IdRequest>(&GROUP_REMOVE),
+        write::<MemberAddRequest>(&MEMBER_ADD_BEGIN),
+        write::<MemberRequest>(&MEMBER_ADD_FINISH),
+        write::<MemberRequest>(&MEMBER_REMOVE_BEGIN),
+        write::<MemberRequest>(&MEMBER_REMOVE_FINISH),
+        read::<MemberListRequest, MemberListReply>(&MEMBER_LIST),
+        write::<BackRefRequest>(&IMAGE_GROUP_LINK),
+        write::<BackRefRequest>(&IMAGE_GROUP_UNLINK),
+        read::<Empty, GroupRefList>(&IMAGE_GROUP_LIST),
     ];
     assert_eq!(&descriptors[..], ALL_METHODS);
     let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
@@ -609,4 +632,78 @@ fn group_id_rules() {
     for id in ["", "ABC", "0123456789ABCDEF", "a-b", "a.b", "a_b", "a b", "é", &"f".repeat(33)] {
         assert_eq!(validate_group_id(id).unwrap_err().errno(), libc::EINVAL, "{id:?} should be invalid");
     }
+}
+
+// ---- members and back-references ----------------------------------------------------------
+
+fn image_ref_bytes() -> Vec<u8> {
+    // ImageRef: pool_id i64, namespace string, image_id string
+    bytes(&[&u64le(3), &string("ns"), &string("10ab")])
+}
+
+fn image_ref() -> ImageRef {
+    ImageRef { pool_id: 3, namespace: "ns".into(), image_id: "10ab".into() }
+}
+
+#[test]
+fn member_record_in_each_state() {
+    for (state, index) in [(MemberState::Adding, 0), (MemberState::Attached, 1), (MemberState::Removing, 2)] {
+        // payload: image (8 + 10 + 12) 30 + state 4 + added_ms 8 = 42 = 0x2a
+        let expected =
+            bytes(&[&[0x01, 0x01, 0x2a, 0x00, 0x00, 0x00], &image_ref_bytes(), &variant(index), &u64le(CREATED_MS)]);
+        golden(&MemberRecord { image: image_ref(), state, added_ms: CREATED_MS }, &expected);
+    }
+}
+
+#[test]
+fn group_ref() {
+    // payload: pool_id 8 + namespace (8 + 0) + group_id (8 + 16) = 40 = 0x28
+    let expected = bytes(&[&[0x01, 0x01, 0x28, 0x00, 0x00, 0x00], &u64le(1), &string(""), &string(ID)]);
+    golden(&GroupRef { pool_id: 1, namespace: String::new(), group_id: ID.into() }, &expected);
+}
+
+#[test]
+fn member_requests() {
+    // MemberAddRequest payload: group_id 24 + image 30 + added_ms 8 + max_members 4 = 66 = 0x42
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x42, 0x00, 0x00, 0x00],
+        &string(ID),
+        &image_ref_bytes(),
+        &u64le(CREATED_MS),
+        &u32le(4096),
+    ]);
+    let add = MemberAddRequest { group_id: ID.into(), image: image_ref(), added_ms: CREATED_MS, max_members: 4096 };
+    golden(&add, &expected);
+    // MemberRequest payload: 24 + 30 = 54 = 0x36
+    let expected = bytes(&[&[0x01, 0x01, 0x36, 0x00, 0x00, 0x00], &string(ID), &image_ref_bytes()]);
+    golden(&MemberRequest { group_id: ID.into(), image: image_ref() }, &expected);
+    // MemberListRequest payload: Some tag 1 + image 30 + max 4 = 35 = 0x23
+    let expected = bytes(&[&[0x01, 0x01, 0x23, 0x00, 0x00, 0x00], &[1], &image_ref_bytes(), &u32le(10)]);
+    golden(&MemberListRequest { start_after: Some(image_ref()), max_entries: 10 }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x05, 0x00, 0x00, 0x00], &[0], &u32le(10)]);
+    golden(&MemberListRequest { start_after: None, max_entries: 10 }, &expected);
+    // MemberListReply, empty: count 8 + more 1 = 9
+    let expected = bytes(&[&[0x01, 0x01, 0x09, 0x00, 0x00, 0x00], &u64le(0), &[0]]);
+    golden(&MemberListReply { members: vec![], more: false }, &expected);
+}
+
+#[test]
+fn back_reference_requests() {
+    // BackRefRequest payload: image_id (8 + 4) 12 + group ref 40 = 52 = 0x34
+    let group = GroupRef { pool_id: 1, namespace: String::new(), group_id: ID.into() };
+    let expected =
+        bytes(&[&[0x01, 0x01, 0x34, 0x00, 0x00, 0x00], &string("10ab"), &u64le(1), &string(""), &string(ID)]);
+    golden(&BackRefRequest { image_id: "10ab".into(), group: group.clone() }, &expected);
+    // GroupRefList with one group: count 8 + 40 + more 1 = 49 = 0x31
+    let expected =
+        bytes(&[&[0x01, 0x01, 0x31, 0x00, 0x00, 0x00], &u64le(1), &u64le(1), &string(""), &string(ID), &[1]]);
+    golden(&GroupRefList { groups: vec![group], more: true }, &expected);
+}
+
+#[test]
+fn member_and_back_reference_keys() {
+    assert_eq!(member_key(3, "10ab", "ns"), "member_0000000000000003_10ab_ns");
+    assert_eq!(member_key(3, "10ab", ""), "member_0000000000000003_10ab_");
+    assert_eq!(backref_key(1, ID, ""), "rbd_cg.group.0000000000000001_0123456789abcdef_");
+    assert_eq!(image_header_object("10ab"), "rbd_header.10ab");
 }

@@ -4,9 +4,11 @@
 //! decides, and only then writes. Repeating a step that already happened succeeds
 //! (idempotence), so an interrupted client sequence can simply be rerun.
 
+pub mod backrefs;
 pub mod directory;
 pub mod header;
 pub mod id_object;
+pub mod members;
 pub mod version;
 
 #[cfg(test)]
