@@ -75,37 +75,6 @@ pub fn validate_group_id(id: &str) -> Result<(), CgError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_rules() {
-        for ok in ["a", "grp-1", "Ünïcødé", "with space", &"x".repeat(128)] {
-            assert!(validate_group_name(ok).is_ok(), "{ok:?}");
-        }
-        for bad in ["", "a/b", "a@b", "nul\0", "tab\t", "\u{7f}", &"x".repeat(129)] {
-            assert_eq!(validate_group_name(bad).unwrap_err().errno(), libc::EINVAL, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn ids_follow_the_rules() {
-        assert!(validate_group_id("0123456789abcdef").is_ok());
-        for bad in ["", "ABC", "a-b", "a.b", &"a".repeat(33)] {
-            assert!(validate_group_id(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn object_names_match_the_design() {
-        assert_eq!(id_object("db"), "cg_id.db");
-        assert_eq!(header_object("abc"), "cg_header.abc");
-        assert_eq!(dir_name_key("db"), "name_db");
-        assert_eq!(dir_id_key("abc"), "id_abc");
-    }
-}
-
 // ---- members and back-references (issue: members and group snapshots) -----------------
 
 /// Header omap key prefix of a member: `member_<pool id, 16 hex>_<image id>_<namespace>`.
@@ -162,4 +131,35 @@ pub fn validate_location(pool_id: i64, namespace: &str) -> Result<(), CgError> {
         return Err(CgError::InvalidArgument(format!("namespace {namespace:?} is not valid")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rules() {
+        for ok in ["a", "grp-1", "Ünïcødé", "with space", &"x".repeat(128)] {
+            assert!(validate_group_name(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "a/b", "a@b", "nul\0", "tab\t", "\u{7f}", &"x".repeat(129)] {
+            assert_eq!(validate_group_name(bad).unwrap_err().errno(), libc::EINVAL, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_follow_the_rules() {
+        assert!(validate_group_id("0123456789abcdef").is_ok());
+        for bad in ["", "ABC", "a-b", "a.b", &"a".repeat(33)] {
+            assert!(validate_group_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn object_names_match_the_design() {
+        assert_eq!(id_object("db"), "cg_id.db");
+        assert_eq!(header_object("abc"), "cg_header.abc");
+        assert_eq!(dir_name_key("db"), "name_db");
+        assert_eq!(dir_id_key("abc"), "id_abc");
+    }
 }
