@@ -109,9 +109,10 @@ pub struct RepairReport {
 
 /// The groups of one pool and RBD namespace.
 pub struct Groups {
-    ioctx: IoCtx,
-    location: PoolSpec,
-    faults: FaultPlan,
+    pub(crate) cluster: Cluster,
+    pub(crate) ioctx: IoCtx,
+    pub(crate) location: PoolSpec,
+    pub(crate) faults: FaultPlan,
 }
 
 fn now_ms() -> u64 {
@@ -138,7 +139,7 @@ impl Groups {
         if let ClassStatus::Version { class_version, .. } = &status {
             log::debug!("rbd_cg class {class_version} in {location}");
         }
-        Ok(Groups { ioctx, location: location.clone(), faults: FaultPlan::none() })
+        Ok(Groups { cluster: cluster.clone(), ioctx, location: location.clone(), faults: FaultPlan::none() })
     }
 
     /// Uses `plan` for fault injection in later operations.
@@ -156,11 +157,11 @@ impl Groups {
         &self.ioctx
     }
 
-    fn spec(&self, name: &str) -> String {
+    pub(crate) fn spec(&self, name: &str) -> String {
         format!("{}/{name}", self.location)
     }
 
-    fn dir_entry(&self, name: &str) -> Result<Option<DirEntry>> {
+    pub(crate) fn dir_entry(&self, name: &str) -> Result<Option<DirEntry>> {
         match class::read(&self.ioctx, DIRECTORY_OBJECT, &DIR_GET, &NameRequest { name: name.into() }) {
             Ok(entry) => Ok(Some(entry)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -168,7 +169,7 @@ impl Groups {
         }
     }
 
-    fn header(&self, id: &str) -> Result<Option<GroupHeader>> {
+    pub(crate) fn header(&self, id: &str) -> Result<Option<GroupHeader>> {
         match class::read(&self.ioctx, &header_object(id), &GROUP_GET, &Empty {}) {
             Ok(header) => Ok(Some(header)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -342,11 +343,20 @@ impl Groups {
     ///
     /// Also finishes (removes) a group whose creation was interrupted.
     pub fn remove(&self, name: &str) -> Result<()> {
+        self.remove_with(name, false)
+    }
+
+    /// Removes group `name`; with `force`, first removes its members (each one by the
+    /// image-remove steps, so an interruption is finished by a rerun or `repair`).
+    pub fn remove_with(&self, name: &str, force: bool) -> Result<()> {
         validate_group_name(name)?;
         let context = || format!("removing group {}", self.spec(name));
         let entry = self.dir_entry(name)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         if !matches!(entry.state, DirState::Ready | DirState::Creating) {
             return Err(self.busy(name, &entry.state).context(context()));
+        }
+        if force && self.header(&entry.id)?.is_some() {
+            self.remove_all_images(&entry.id).map_err(|e| e.context(context()))?;
         }
         self.remove_steps(name, &entry.id).map_err(|e| e.context(context()))
     }
@@ -414,6 +424,10 @@ impl Groups {
                     })?
                 }
                 Some(_) => {
+                    // repair_members has already fixed what it reports (unless check_only).
+                    for finding in self.repair_members(&entry.id, check_only).map_err(|e| e.context(context()))? {
+                        act(finding, &|| Ok(()))?;
+                    }
                     let id_record = match class::read(&self.ioctx, &id_object(name), &ID_GET, &Empty {}) {
                         Ok(record) => Some(record.id),
                         Err(e) if e.is_not_found() => None,

@@ -19,6 +19,7 @@ pub mod class;
 pub mod error;
 pub mod faults;
 pub mod groups;
+pub mod members;
 pub mod rados;
 pub mod rbd;
 pub mod spec;

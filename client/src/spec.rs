@@ -93,3 +93,33 @@ mod tests {
         assert!(PoolSpec::parse("p/ns/x").is_err());
     }
 }
+
+/// An image in a pool and namespace: `[POOL[/NAMESPACE]/]IMAGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// Where the image lives.
+    pub location: PoolSpec,
+    /// Image name.
+    pub name: String,
+}
+
+impl ImageSpec {
+    /// Parses `[POOL[/NAMESPACE]/]IMAGE`.
+    pub fn parse(spec: &str) -> Result<ImageSpec> {
+        let (location, name) = match spec.rsplit_once('/') {
+            None => (PoolSpec::parse("")?, spec),
+            Some(("", _)) => return Err(invalid(spec, "empty pool name")),
+            Some((location, name)) => (PoolSpec::parse(location).map_err(|_| invalid(spec, "bad pool part"))?, name),
+        };
+        if name.is_empty() || name.contains('@') || name.chars().any(char::is_control) {
+            return Err(invalid(spec, "bad image name"));
+        }
+        Ok(ImageSpec { location, name: name.into() })
+    }
+}
+
+impl fmt::Display for ImageSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.location, self.name)
+    }
+}

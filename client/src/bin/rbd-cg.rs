@@ -5,9 +5,11 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
+use rbd_cg_client::members::image_by_id;
 use rbd_cg_client::rados::{Cluster, ConnectOptions};
-use rbd_cg_client::spec::{GroupSpec, PoolSpec};
+use rbd_cg_client::spec::{GroupSpec, ImageSpec, PoolSpec};
 use rbd_cg_client::{Error, Result};
+use rbd_cg_contract::names::MAX_GROUP_MEMBERS;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -84,6 +86,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Manage the images of a group.
+    Image {
+        #[command(subcommand)]
+        action: ImageCommand,
+    },
     /// Finish or undo whatever an interrupted command left behind.
     Repair {
         /// [POOL[/NAMESPACE]/]GROUP
@@ -91,6 +98,41 @@ enum Command {
         /// Only report; change nothing (exit status 1 when something needs repair).
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Add an image (format 2) to a group.
+    Add {
+        /// [POOL[/NAMESPACE]/]GROUP
+        group_spec: String,
+        /// [POOL[/NAMESPACE]/]IMAGE
+        image_spec: String,
+        /// Refuse the add when the group already has this many members.
+        #[arg(long, default_value_t = MAX_GROUP_MEMBERS)]
+        max_members: u32,
+    },
+    /// Remove an image from a group (by spec, or by id if it was deleted behind our back).
+    #[command(alias = "remove")]
+    Rm {
+        /// [POOL[/NAMESPACE]/]GROUP
+        group_spec: String,
+        /// [POOL[/NAMESPACE]/]IMAGE
+        #[arg(required_unless_present = "image_id", conflicts_with = "image_id")]
+        image_spec: Option<String>,
+        /// Image id (see `image ls`), for images that no longer exist.
+        #[arg(long)]
+        image_id: Option<String>,
+        /// [POOL[/NAMESPACE]] of --image-id (default: the group's).
+        #[arg(long, requires = "image_id")]
+        image_pool: Option<String>,
+    },
+    /// List the images of a group.
+    #[command(alias = "list")]
+    Ls {
+        /// [POOL[/NAMESPACE]/]GROUP
+        group_spec: String,
     },
 }
 
@@ -181,11 +223,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rm { group_spec, force } => {
             let spec = GroupSpec::parse(group_spec)?;
             let groups = open(&connect(global)?, &spec.location)?;
-            if *force {
-                log::debug!("--force: a group without members or snapshots needs nothing removed first");
-            }
-            groups.remove(&spec.name)?;
+            groups.remove_with(&spec.name, *force)?;
         }
+        Command::Image { action } => run_image(global, action)?,
         Command::Repair { group_spec, check } => {
             let spec = GroupSpec::parse(group_spec)?;
             let report = open(&connect(global)?, &spec.location)?.repair(&spec.name, *check)?;
@@ -200,6 +240,68 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_image(global: &Global, action: &ImageCommand) -> Result<()> {
+    match action {
+        ImageCommand::Add { group_spec, image_spec, max_members } => {
+            let spec = GroupSpec::parse(group_spec)?;
+            let image = ImageSpec::parse(image_spec)?;
+            open(&connect(global)?, &spec.location)?.add_image(&spec.name, &image, *max_members)?;
+        }
+        ImageCommand::Rm { group_spec, image_spec, image_id, image_pool } => {
+            let spec = GroupSpec::parse(group_spec)?;
+            let groups = open(&connect(global)?, &spec.location)?;
+            let image = match (image_spec, image_id) {
+                (Some(image_spec), _) => groups.resolve_image(&ImageSpec::parse(image_spec)?)?,
+                (None, Some(id)) => {
+                    let location = match image_pool {
+                        Some(pool) => PoolSpec::parse(pool)?,
+                        None => spec.location.clone(),
+                    };
+                    image_by_id(&groups, &location, id)?
+                }
+                (None, None) => return Err(Error::new("image rm needs IMAGE_SPEC or --image-id", libc::EINVAL)),
+            };
+            groups.remove_image(&spec.name, &image)?;
+        }
+        ImageCommand::Ls { group_spec } => {
+            let spec = GroupSpec::parse(group_spec)?;
+            let members = open(&connect(global)?, &spec.location)?.list_images(&spec.name)?;
+            match global.format {
+                Format::Json => {
+                    let list: Vec<_> = members
+                        .iter()
+                        .map(|m| {
+                            json!({
+                                "image": m.name,
+                                "id": m.image.image_id,
+                                "pool": m.pool,
+                                "pool_id": m.image.pool_id,
+                                "namespace": m.image.namespace,
+                                "state": m.state,
+                            })
+                        })
+                        .collect();
+                    print_json(global, &json!(list))?;
+                }
+                Format::Plain => {
+                    for m in &members {
+                        let location = match m.image.namespace.as_str() {
+                            "" => m.pool.clone(),
+                            ns => format!("{}/{ns}", m.pool),
+                        };
+                        match (&m.name, m.state) {
+                            (Some(name), "attached") => println!("{location}/{name}"),
+                            (Some(name), state) => println!("{location}/{name} ({state})"),
+                            (None, state) => println!("{location}/<id {}> ({state})", m.image.image_id),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

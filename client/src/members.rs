@@ -1,0 +1,252 @@
+//! Group members: `image add`, `image rm`, `image ls`, and their repair.
+//!
+//! Images are identified by pool id + namespace + image id, which survive `rbd rename`;
+//! names are resolved only for display. Each membership change is a sequence of atomic
+//! steps (see `docs/OPERATIONS.md`):
+//!
+//! add: 1. `member_add_begin` on `cg_header.<group id>` (member `Adding`)
+//!      2. `image_group_link` on the image's `rbd_header.<image id>` (back-reference)
+//!      3. `member_add_finish` on `cg_header.<group id>` (member `Attached`)
+//!
+//! remove: 1. `member_remove_begin` (member `Removing`)
+//!         2. `image_group_unlink` (an image deleted behind our back is fine)
+//!         3. `member_remove_finish` (member gone)
+//!
+//! Stock librbd does not know our groups, so a member can be deleted with `rbd rm` while
+//! it belongs to one: `image ls` then shows it as missing, and `image rm --image-id` or
+//! `repair` drops it.
+
+use crate::class;
+use crate::error::{ignore_missing, Error, Result};
+use crate::faults::Steps;
+use crate::groups::Groups;
+use crate::rados::IoCtx;
+use crate::rbd::{rbd_list, Image};
+use crate::spec::{ImageSpec, PoolSpec};
+use rbd_cg_contract::methods::{
+    BackRefRequest, MemberAddRequest, MemberListRequest, MemberRequest, IMAGE_GROUP_LINK, IMAGE_GROUP_UNLINK,
+    MAX_LIST_PAGE, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST, MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
+};
+use rbd_cg_contract::names::{header_object, image_header_object, MAX_GROUP_MEMBERS};
+use rbd_cg_contract::records::{DirState, GroupRef, ImageRef, MemberRecord, MemberState};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A member as `image ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The image's identity.
+    pub image: ImageRef,
+    /// Pool name (or the id as text if the pool is gone).
+    pub pool: String,
+    /// Image name, `None` when the image no longer exists.
+    pub name: Option<String>,
+    /// `attached`, `adding`, `removing` (interrupted), or `missing` (image deleted).
+    pub state: &'static str,
+}
+
+impl Groups {
+    /// The id of group `name`, which must be complete.
+    fn ready_group_id(&self, name: &str, doing: &str) -> Result<String> {
+        let context = || format!("{doing} group {}", self.spec(name));
+        let entry = self.dir_entry(name)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        if entry.state != DirState::Ready {
+            return Err(Error::new(format!("{}: group is {:?}", context(), entry.state), libc::EBUSY)
+                .with_hint("An earlier operation on it was interrupted: rerun it, or run `rbd-cg repair`."));
+        }
+        Ok(entry.id)
+    }
+
+    fn pool_ioctx(&self, pool_id: i64, namespace: &str) -> Result<IoCtx> {
+        let mut ioctx = self.cluster.ioctx_by_id(pool_id)?;
+        ioctx.set_namespace(namespace)?;
+        Ok(ioctx)
+    }
+
+    fn group_ref(&self, group_id: &str) -> GroupRef {
+        GroupRef {
+            pool_id: self.ioctx.pool_id(),
+            namespace: self.location.namespace.clone(),
+            group_id: group_id.to_owned(),
+        }
+    }
+
+    /// Opens `spec` and returns its identity; format-1 images are refused.
+    pub fn resolve_image(&self, spec: &ImageSpec) -> Result<ImageRef> {
+        let context = || format!("image {spec}");
+        let mut ioctx = self.cluster.ioctx(&spec.location.pool).map_err(|e| Error::from(e).context(context()))?;
+        ioctx.set_namespace(&spec.location.namespace)?;
+        let image = Image::open(&ioctx, &spec.name).map_err(|e| Error::from(e).context(context()))?;
+        if image.old_format()? {
+            return Err(Error::new(format!("{}: format 1 images cannot join a group", context()), libc::EINVAL)
+                .with_hint("Migrate it to format 2 (`rbd migration prepare`) first."));
+        }
+        Ok(ImageRef { pool_id: ioctx.pool_id(), namespace: spec.location.namespace.clone(), image_id: image.id()? })
+    }
+
+    /// Adds the image `spec` to group `group`, allowing at most `max_members` members.
+    pub fn add_image(&self, group: &str, spec: &ImageSpec, max_members: u32) -> Result<()> {
+        let group_id = self.ready_group_id(group, "adding an image to")?;
+        let image = self.resolve_image(spec)?;
+        self.add_steps(&group_id, &image, max_members)
+            .map_err(|e| e.context(format!("adding image {spec} to group {}", self.spec(group))))
+    }
+
+    fn add_steps(&self, group_id: &str, image: &ImageRef, max_members: u32) -> Result<()> {
+        let header = header_object(group_id);
+        let member = MemberRequest { group_id: group_id.into(), image: image.clone() };
+        let mut steps = Steps::new("image-add", &self.faults);
+        steps.run("record the member as adding", || {
+            let added_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+            let request = MemberAddRequest { group_id: group_id.into(), image: image.clone(), added_ms, max_members };
+            class::write(&self.ioctx, &header, &MEMBER_ADD_BEGIN, &request)
+        })?;
+        let linked = steps.run("link the image to the group", || {
+            let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
+            let ioctx = self.pool_ioctx(image.pool_id, &image.namespace)?;
+            class::write(&ioctx, &image_header_object(&image.image_id), &IMAGE_GROUP_LINK, &request)
+        });
+        if let Err(e) = linked {
+            if e.is_not_found() {
+                // The image vanished after we resolved it: undo the half-made membership.
+                self.image_remove_steps(group_id, image)?;
+            }
+            return Err(e);
+        }
+        steps.run("mark the member attached", || class::write(&self.ioctx, &header, &MEMBER_ADD_FINISH, &member))
+    }
+
+    /// Removes an image from group `group`, by spec or (for deleted images) by id.
+    pub fn remove_image(&self, group: &str, image: &ImageRef) -> Result<()> {
+        let group_id = self.ready_group_id(group, "removing an image from")?;
+        self.image_remove_steps(&group_id, image)
+            .map_err(|e| e.context(format!("removing image {} from group {}", image.image_id, self.spec(group))))
+    }
+
+    pub(crate) fn image_remove_steps(&self, group_id: &str, image: &ImageRef) -> Result<()> {
+        let header = header_object(group_id);
+        let member = MemberRequest { group_id: group_id.into(), image: image.clone() };
+        let mut steps = Steps::new("image-remove", &self.faults);
+        steps.run("record the member as removing", || {
+            class::write(&self.ioctx, &header, &MEMBER_REMOVE_BEGIN, &member)
+        })?;
+        steps.run("unlink the image from the group", || {
+            let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
+            match self.pool_ioctx(image.pool_id, &image.namespace) {
+                Ok(ioctx) => ignore_missing(class::write(
+                    &ioctx,
+                    &image_header_object(&image.image_id),
+                    &IMAGE_GROUP_UNLINK,
+                    &request,
+                )),
+                Err(e) if e.is_not_found() => Ok(()), // the pool itself is gone
+                Err(e) => Err(e),
+            }
+        })?;
+        steps.run("drop the member", || {
+            ignore_missing(class::write(&self.ioctx, &header, &MEMBER_REMOVE_FINISH, &member))
+        })
+    }
+
+    /// Every member record of group `group_id`, page by page.
+    pub(crate) fn member_records(&self, group_id: &str) -> Result<Vec<MemberRecord>> {
+        let mut records = Vec::new();
+        let mut start_after = None;
+        loop {
+            let request = MemberListRequest { start_after: start_after.clone(), max_entries: MAX_LIST_PAGE };
+            let page = class::read(&self.ioctx, &header_object(group_id), &MEMBER_LIST, &request)?;
+            start_after = page.members.last().map(|m| m.image.clone());
+            records.extend(page.members);
+            if !page.more || start_after.is_none() {
+                return Ok(records);
+            }
+        }
+    }
+
+    /// The members of group `group`, with names resolved (one `rbd ls` per pool/namespace).
+    pub fn list_images(&self, group: &str) -> Result<Vec<MemberInfo>> {
+        let context = || format!("listing images of group {}", self.spec(group));
+        let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        let records = self.member_records(&entry.id).map_err(|e| e.context(context()))?;
+        let mut names: HashMap<(i64, String), (String, HashMap<String, String>)> = HashMap::new();
+        let mut members = Vec::with_capacity(records.len());
+        for record in records {
+            let location = (record.image.pool_id, record.image.namespace.clone());
+            if !names.contains_key(&location) {
+                let listing = match self.pool_ioctx(record.image.pool_id, &record.image.namespace) {
+                    Ok(ioctx) => {
+                        let ids = rbd_list(&ioctx)?.into_iter().map(|(name, id)| (id, name)).collect();
+                        (ioctx.pool_name()?, ids)
+                    }
+                    Err(e) if e.is_not_found() => (record.image.pool_id.to_string(), HashMap::new()),
+                    Err(e) => return Err(e.context(context())),
+                };
+                names.insert(location.clone(), listing);
+            }
+            let (pool, ids) = &names[&location];
+            let name = ids.get(&record.image.image_id).cloned();
+            let state = match (record.state, &name) {
+                (MemberState::Adding, _) => "adding",
+                (MemberState::Removing, _) => "removing",
+                (MemberState::Attached, None) => "missing",
+                (MemberState::Attached, Some(_)) => "attached",
+            };
+            members.push(MemberInfo { image: record.image, pool: pool.clone(), name, state });
+        }
+        Ok(members)
+    }
+
+    /// Removes every member of group `group_id` (used by `rm --force`).
+    pub(crate) fn remove_all_images(&self, group_id: &str) -> Result<()> {
+        for record in self.member_records(group_id)? {
+            self.image_remove_steps(group_id, &record.image)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes interrupted membership changes of group `group_id`: an `Adding` member
+    /// whose image still exists is attached, one whose image is gone is dropped; a
+    /// `Removing` member is dropped. Returns one line per member it found.
+    pub(crate) fn repair_members(&self, group_id: &str, check_only: bool) -> Result<Vec<String>> {
+        let mut findings = Vec::new();
+        for record in self.member_records(group_id)? {
+            let image = &record.image;
+            match record.state {
+                MemberState::Attached => {}
+                MemberState::Adding => {
+                    let exists = self
+                        .pool_ioctx(image.pool_id, &image.namespace)
+                        .and_then(|io| Ok(io.stat(&image_header_object(&image.image_id))?.is_some()))
+                        .unwrap_or(false);
+                    if exists {
+                        findings.push(format!("adding image {} was interrupted: completing it", image.image_id));
+                        if !check_only {
+                            self.add_steps(group_id, image, MAX_GROUP_MEMBERS)?;
+                        }
+                    } else {
+                        findings.push(format!(
+                            "adding image {} was interrupted and it is gone: dropping it",
+                            image.image_id
+                        ));
+                        if !check_only {
+                            self.image_remove_steps(group_id, image)?;
+                        }
+                    }
+                }
+                MemberState::Removing => {
+                    findings.push(format!("removing image {} was interrupted: completing it", image.image_id));
+                    if !check_only {
+                        self.image_remove_steps(group_id, image)?;
+                    }
+                }
+            }
+        }
+        Ok(findings)
+    }
+}
+
+/// An image given by id (for `image rm --image-id`): pool and namespace from `location`.
+pub fn image_by_id(groups: &Groups, location: &PoolSpec, image_id: &str) -> Result<ImageRef> {
+    let pool_id = groups.cluster.pool_lookup(&location.pool)?;
+    Ok(ImageRef { pool_id, namespace: location.namespace.clone(), image_id: image_id.into() })
+}

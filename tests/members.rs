@@ -1,0 +1,161 @@
+//! Group members on the real cluster: images made with the stock `rbd` tool, added and
+//! removed through `rbd-cg`, back-references checked with `rados`, images deleted behind
+//! our back, and a crash after every step of `image add` and `image rm`.
+
+mod common;
+
+use common::*;
+use rbd_cg_client::faults::{FAULT_ENV, FAULT_EXIT_CODE};
+
+/// A pool/namespace with an RBD namespace and `images` created in it.
+fn setup(pool: &str, test: &str, images: &[&str]) -> String {
+    let ns = namespace(test);
+    ceph_tool_ok("rbd", &["namespace", "create", &format!("{pool}/{ns}")]);
+    for image in images {
+        ceph_tool_ok("rbd", &["create", "--size", "8M", &format!("{pool}/{ns}/{image}")]);
+    }
+    ns
+}
+
+fn image_id(spec: &str) -> String {
+    let info: serde_json::Value =
+        serde_json::from_str(&ceph_tool_ok("rbd", &["info", spec, "--format", "json"])).unwrap();
+    info["id"].as_str().unwrap().to_owned()
+}
+
+fn backrefs(pool: &str, ns: &str, image_id: &str) -> Vec<String> {
+    omap_keys(pool, ns, &format!("rbd_header.{image_id}")).into_iter().filter(|k| k.starts_with("rbd_cg.")).collect()
+}
+
+fn image_ls(group: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&rbd_cg_ok(&["image", "ls", group, "--format", "json"])).unwrap()
+}
+
+#[test]
+fn members_lifecycle_with_back_references() {
+    let ns = setup("rbd", "members", &["a", "b", "c"]);
+    let group = format!("rbd/{ns}/g");
+    let other = format!("rbd/{ns}/other");
+    rbd_cg_ok(&["create", &group]);
+    rbd_cg_ok(&["create", &other]);
+    let (a, b) = (format!("rbd/{ns}/a"), format!("rbd/{ns}/b"));
+    rbd_cg_ok(&["image", "add", &group, &a]);
+    rbd_cg_ok(&["image", "add", &group, &b]);
+    expect_errno(&rbd_cg(&["image", "add", &group, &a]), libc::EEXIST);
+    expect_errno(&rbd_cg(&["image", "add", &group, &format!("rbd/{ns}/nope")]), libc::ENOENT);
+    expect_errno(&rbd_cg(&["image", "add", &format!("rbd/{ns}/nogroup"), &a]), libc::ENOENT);
+    // The same image may belong to several groups.
+    rbd_cg_ok(&["image", "add", &other, &a]);
+
+    let listed = image_ls(&group);
+    assert_eq!(listed.len(), 2);
+    let a_id = image_id(&a);
+    let entry = listed.iter().find(|m| m["image"] == "a").unwrap();
+    assert_eq!(
+        (entry["id"].as_str(), entry["pool"].as_str(), entry["state"].as_str()),
+        (Some(a_id.as_str()), Some("rbd"), Some("attached"))
+    );
+    assert_eq!(entry["namespace"], ns.as_str());
+    assert_eq!(backrefs("rbd", &ns, &a_id).len(), 2, "a knows both its groups");
+    let plain = rbd_cg_ok(&["image", "ls", &group]);
+    assert_eq!(plain, format!("rbd/{ns}/a\nrbd/{ns}/b\n"));
+
+    let info: serde_json::Value = serde_json::from_str(&rbd_cg_ok(&["info", &group, "--format", "json"])).unwrap();
+    assert_eq!(info["image_count"], 2);
+    expect_errno(&rbd_cg(&["rm", &group]), libc::EBUSY);
+
+    rbd_cg_ok(&["image", "rm", &group, &a]);
+    expect_errno(&rbd_cg(&["image", "rm", &group, &a]), libc::ENOENT);
+    assert_eq!(backrefs("rbd", &ns, &a_id).len(), 1, "only the other group is left on a");
+    // `rm --force` removes the members first.
+    rbd_cg_ok(&["rm", &group, "--force"]);
+    assert!(backrefs("rbd", &ns, &image_id(&b)).is_empty());
+    rbd_cg_ok(&["image", "rm", &other, &a]);
+    assert!(backrefs("rbd", &ns, &a_id).is_empty());
+    assert_eq!(assert_consistent(&cluster(), "rbd", &ns), ["other"]);
+}
+
+#[test]
+fn members_in_another_pool_and_renamed_images() {
+    ensure_pool("cgtest2");
+    let group_ns = setup("rbd", "xpool-group", &[]);
+    let image_ns = setup("cgtest2", "xpool-images", &["x"]);
+    let group = format!("rbd/{group_ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    rbd_cg_ok(&["image", "add", &group, &format!("cgtest2/{image_ns}/x")]);
+    ceph_tool_ok("rbd", &["rename", &format!("cgtest2/{image_ns}/x"), &format!("cgtest2/{image_ns}/y")]);
+    let listed = image_ls(&group);
+    assert_eq!((listed[0]["image"].as_str(), listed[0]["pool"].as_str()), (Some("y"), Some("cgtest2")));
+    assert_eq!(listed[0]["state"], "attached", "identity survives rbd rename");
+    rbd_cg_ok(&["image", "rm", &group, &format!("cgtest2/{image_ns}/y")]);
+    assert!(image_ls(&group).is_empty());
+}
+
+#[test]
+fn an_image_deleted_behind_our_back_shows_as_missing_and_can_be_removed_by_id() {
+    let ns = setup("rbd", "deleted", &["doomed"]);
+    let group = format!("rbd/{ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    let doomed = format!("rbd/{ns}/doomed");
+    let id = image_id(&doomed);
+    rbd_cg_ok(&["image", "add", &group, &doomed]);
+    ceph_tool_ok("rbd", &["rm", "--no-progress", &doomed]);
+    let listed = image_ls(&group);
+    assert_eq!((listed[0]["state"].as_str(), listed[0]["image"].is_null()), (Some("missing"), true));
+    assert_eq!(listed[0]["id"], id.as_str());
+    expect_errno(&rbd_cg(&["image", "rm", &group, &doomed]), libc::ENOENT);
+    rbd_cg_ok(&["image", "rm", &group, "--image-id", &id]);
+    assert!(image_ls(&group).is_empty());
+    rbd_cg_ok(&["rm", &group]);
+}
+
+fn crash_at(op: &str, step: u32, args: &[&str]) {
+    let fault = format!("{op}:{step}");
+    let out = rbd_cg_with_env(args, &[(FAULT_ENV, &fault)]);
+    assert_eq!(
+        out.status.code(),
+        Some(FAULT_EXIT_CODE),
+        "{args:?} at {fault}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn crash_after_every_step_of_image_add_and_rm_then_repair_or_rerun() {
+    for step in 1..=3 {
+        for rerun in [false, true] {
+            let ns = setup("rbd", &format!("crash-add-{step}-{rerun}"), &["a"]);
+            let (group, a) = (format!("rbd/{ns}/g"), format!("rbd/{ns}/a"));
+            rbd_cg_ok(&["create", &group]);
+            let a_id = image_id(&a);
+            crash_at("image-add", step, &["image", "add", &group, &a]);
+            if step < 3 {
+                let listed = image_ls(&group);
+                assert_eq!(listed[0]["state"], "adding", "visible as incomplete after step {step}");
+                assert_eq!(rbd_cg(&["repair", &group, "--check"]).status.code(), Some(1), "--check sees it");
+            }
+            if rerun && step < 3 {
+                rbd_cg_ok(&["image", "add", &group, &a]);
+            } else {
+                rbd_cg_ok(&["repair", &group]);
+            }
+            let listed = image_ls(&group);
+            assert_eq!((listed.len(), listed[0]["state"].as_str()), (1, Some("attached")), "step {step} rerun {rerun}");
+            assert_eq!(backrefs("rbd", &ns, &a_id).len(), 1);
+
+            crash_at("image-remove", step, &["image", "rm", &group, &a]);
+            if step < 3 {
+                assert_eq!(image_ls(&group)[0]["state"], "removing");
+            }
+            if rerun && step < 3 {
+                rbd_cg_ok(&["image", "rm", &group, &a]);
+            } else {
+                rbd_cg_ok(&["repair", &group]);
+            }
+            assert!(image_ls(&group).is_empty(), "step {step} rerun {rerun}");
+            assert!(backrefs("rbd", &ns, &a_id).is_empty());
+            rbd_cg_ok(&["rm", &group]);
+            assert!(assert_consistent(&cluster(), "rbd", &ns).is_empty());
+        }
+    }
+}
