@@ -7,7 +7,7 @@
 //! (in the OSD build) the `extern "C"` trampoline the OSD calls. Unit tests run the very
 //! same `invoke` functions against [`crate::store::MemStore`].
 
-use crate::handlers::{backrefs, directory, header, id_object, members, version};
+use crate::handlers::{backrefs, directory, header, id_object, members, snapshots, version};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{self as m, Access, ReadMethod, WriteMethod};
 use rbd_cg_contract::{decode, encode, CgError, Versioned};
@@ -119,6 +119,15 @@ method_table! {
     write m::IMAGE_GROUP_LINK   => backrefs::link,
     write m::IMAGE_GROUP_UNLINK => backrefs::unlink,
     read  m::IMAGE_GROUP_LIST   => backrefs::list,
+    write m::SNAP_CREATE_BEGIN  => snapshots::create_begin,
+    write m::SNAP_CREATE_FINISH => snapshots::create_finish,
+    write m::SNAP_REMOVE_BEGIN  => snapshots::remove_begin,
+    write m::SNAP_REMOVE_FINISH => snapshots::remove_finish,
+    write m::SNAP_RENAME        => snapshots::rename,
+    write m::SNAP_ROLLBACK_BEGIN  => snapshots::rollback_begin,
+    write m::SNAP_ROLLBACK_FINISH => snapshots::rollback_finish,
+    read  m::SNAP_GET           => snapshots::get,
+    read  m::SNAP_LIST          => snapshots::list,
     #[cfg(feature = "fault-injection")]
     read  m::TEST_PANIC         => version::test_panic,
 }

@@ -6,7 +6,9 @@
 //! read methods. Each descriptor is the single source of the method's name and flags:
 //! the class registers from these constants and the client calls through them.
 
-use crate::records::{DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord};
+use crate::records::{
+    DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord, SnapInProgress, SnapshotRecord,
+};
 use crate::versioned;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -306,6 +308,109 @@ pub const IMAGE_GROUP_UNLINK: WriteMethod<BackRefRequest> = WriteMethod::new("im
 /// The groups an image belongs to.
 pub const IMAGE_GROUP_LIST: ReadMethod<Empty, GroupRefList> = ReadMethod::new("image_group_list");
 
+/// Starts group snapshot `snap_id`/`name` of group `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapCreateRequest {
+    /// The group (checked against the header).
+    pub group_id: String,
+    /// Snapshot id chosen by the client (1..=32 lowercase letters or digits).
+    pub snap_id: String,
+    /// Snapshot name.
+    pub name: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Refuse with `ERANGE` if the group already has this many snapshots.
+    pub max_snapshots: u32,
+}
+versioned!(SnapCreateRequest, "SnapCreateRequest", 1, 1, 1024);
+
+/// Completes a snapshot: the image snapshot id cut on each member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapFinishRequest {
+    /// The group.
+    pub group_id: String,
+    /// Snapshot name.
+    pub name: String,
+    /// One entry per member of the snapshot record, same images.
+    pub image_snaps: Vec<(ImageRef, u64)>,
+}
+versioned!(SnapFinishRequest, "SnapFinishRequest", 1, 1, 512 * 1024);
+
+/// Names one snapshot of group `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapRequest {
+    /// The group.
+    pub group_id: String,
+    /// Snapshot name.
+    pub name: String,
+}
+versioned!(SnapRequest, "SnapRequest", 1, 1, 1024);
+
+/// Renames a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapRenameRequest {
+    /// The group.
+    pub group_id: String,
+    /// Current name.
+    pub old_name: String,
+    /// Wanted name.
+    pub new_name: String,
+}
+versioned!(SnapRenameRequest, "SnapRenameRequest", 1, 1, 1024);
+
+/// One page of snapshots in creation order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapListRequest {
+    /// Return snapshots with a larger sequence number (0 = from the start).
+    pub start_after_seq: u64,
+    /// At most this many, 1..=[`MAX_LIST_PAGE`]; a page also ends before it would pass
+    /// [`MAX_SNAP_PAGE_BYTES`] (but holds at least one snapshot).
+    pub max_entries: u32,
+}
+versioned!(SnapListRequest, "SnapListRequest", 1, 1, 64);
+
+/// Byte budget of one [`SNAP_LIST`] page (records include their member lists).
+pub const MAX_SNAP_PAGE_BYTES: usize = 384 * 1024;
+
+/// Reply of [`SNAP_LIST`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapListReply {
+    /// Snapshots in creation order.
+    pub snapshots: Vec<SnapshotRecord>,
+    /// The snapshot in progress, if any.
+    pub in_progress: Option<SnapInProgress>,
+    /// Whether more follow.
+    pub more: bool,
+}
+versioned!(SnapListReply, "SnapListReply", 1, 1, 1024 * 1024);
+
+// ---- group snapshots on cg_header.<id> ------------------------------------------------
+
+/// Records a `Creating` snapshot whose members are the group's attached members, marks
+/// `snapshot_in_progress` (Create) and counts it. `EEXIST` if the name is taken (the same
+/// id repeating it succeeds), `EBUSY` while another snapshot operation is in progress or
+/// a member is being added or removed, `ERANGE` at the snapshot limit.
+pub const SNAP_CREATE_BEGIN: WriteMethod<SnapCreateRequest> = WriteMethod::new("snap_create_begin");
+/// Records the image snapshot ids, `Creating` → `Complete`, clears the in-progress mark.
+/// `EINVAL` if the images differ from the record's members. Repeating it succeeds.
+pub const SNAP_CREATE_FINISH: WriteMethod<SnapFinishRequest> = WriteMethod::new("snap_create_finish");
+/// `Creating`/`Complete` → `Removing`; repeating it succeeds. `EBUSY` while the group is
+/// being rolled back to it.
+pub const SNAP_REMOVE_BEGIN: WriteMethod<SnapRequest> = WriteMethod::new("snap_remove_begin");
+/// Drops a `Removing` snapshot (count − 1, in-progress mark cleared if it was its).
+pub const SNAP_REMOVE_FINISH: WriteMethod<SnapRequest> = WriteMethod::new("snap_remove_finish");
+/// Renames a `Complete` snapshot. `EEXIST` if the new name is taken.
+pub const SNAP_RENAME: WriteMethod<SnapRenameRequest> = WriteMethod::new("snap_rename");
+/// Marks `snapshot_in_progress` (Rollback) for a `Complete` snapshot; repeating it succeeds.
+/// `EBUSY` while another snapshot operation or a membership change is in progress.
+pub const SNAP_ROLLBACK_BEGIN: WriteMethod<SnapRequest> = WriteMethod::new("snap_rollback_begin");
+/// Clears the rollback mark; succeeds if it is already clear.
+pub const SNAP_ROLLBACK_FINISH: WriteMethod<SnapRequest> = WriteMethod::new("snap_rollback_finish");
+/// One snapshot by name.
+pub const SNAP_GET: ReadMethod<SnapRequest, SnapshotRecord> = ReadMethod::new("snap_get");
+/// Snapshots in pages, in creation order.
+pub const SNAP_LIST: ReadMethod<SnapListRequest, SnapListReply> = ReadMethod::new("snap_list");
+
 /// Every method the class registers in a normal build, with its access.
 pub const ALL_METHODS: &[(&str, Access)] = &[
     (GET_VERSION.name, Access::Read),
@@ -333,4 +438,13 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (IMAGE_GROUP_LINK.name, Access::Write),
     (IMAGE_GROUP_UNLINK.name, Access::Write),
     (IMAGE_GROUP_LIST.name, Access::Read),
+    (SNAP_CREATE_BEGIN.name, Access::Write),
+    (SNAP_CREATE_FINISH.name, Access::Write),
+    (SNAP_REMOVE_BEGIN.name, Access::Write),
+    (SNAP_REMOVE_FINISH.name, Access::Write),
+    (SNAP_RENAME.name, Access::Write),
+    (SNAP_ROLLBACK_BEGIN.name, Access::Write),
+    (SNAP_ROLLBACK_FINISH.name, Access::Write),
+    (SNAP_GET.name, Access::Read),
+    (SNAP_LIST.name, Access::Read),
 ];

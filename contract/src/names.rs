@@ -133,6 +133,52 @@ pub fn validate_location(pool_id: i64, namespace: &str) -> Result<(), CgError> {
     Ok(())
 }
 
+// ---- group snapshots ---------------------------------------------------------------
+
+/// Header omap key prefix of a snapshot record: `snap_<seq, 16 hex>` (creation order).
+pub const SNAP_KEY_PREFIX: &str = "snap_";
+/// Header omap key prefix of the snapshot name index: `snapname_<name>`.
+pub const SNAP_NAME_KEY_PREFIX: &str = "snapname_";
+/// Header omap key holding the next snapshot sequence number.
+pub const NEXT_SNAP_SEQ_KEY: &str = "next_snap_seq";
+/// Prefix of the member image snapshots of group snapshots.
+pub const IMAGE_SNAP_NAME_PREFIX: &str = ".rbd_cg.";
+/// Most snapshots a group may have.
+pub const MAX_GROUP_SNAPSHOTS: u32 = 4096;
+/// Longest snapshot name, in bytes.
+pub const MAX_SNAP_NAME_LEN: usize = 128;
+
+/// `snap_<seq as 16 hex digits>`: keys sort in creation order.
+pub fn snap_key(seq: u64) -> String {
+    format!("{SNAP_KEY_PREFIX}{seq:016x}")
+}
+
+/// `snapname_<name>`.
+pub fn snap_name_key(name: &str) -> String {
+    format!("{SNAP_NAME_KEY_PREFIX}{name}")
+}
+
+/// Name of the image snapshot that a group snapshot makes on each member:
+/// `.rbd_cg.<group pool id, 16 hex>_<group id>_<snapshot id>`. `rbd snap ls` shows it.
+pub fn image_snap_name(group_pool_id: i64, group_id: &str, snap_id: &str) -> String {
+    format!("{IMAGE_SNAP_NAME_PREFIX}{:016x}_{group_id}_{snap_id}", group_pool_id as u64)
+}
+
+/// The prefix shared by every image snapshot of one group's snapshots.
+pub fn image_snap_prefix(group_pool_id: i64, group_id: &str) -> String {
+    format!("{IMAGE_SNAP_NAME_PREFIX}{:016x}_{group_id}_", group_pool_id as u64)
+}
+
+/// Checks a group snapshot name: the group-name rules (1..=128 bytes of UTF-8, no `/`,
+/// `@`, NUL or control characters).
+pub fn validate_snap_name(name: &str) -> Result<(), CgError> {
+    validate_group_name(name).map_err(|_| {
+        CgError::InvalidArgument(format!(
+            "snapshot name {name:?} must be 1 to {MAX_SNAP_NAME_LEN} bytes without '/', '@' or control characters"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

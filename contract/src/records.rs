@@ -122,3 +122,77 @@ pub struct MemberRecord {
     pub added_ms: u64,
 }
 versioned!(MemberRecord, "MemberRecord", 1, 1, 1024);
+
+/// Lifecycle of a group snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotState {
+    /// Recorded with its member list; member image snapshots are being cut.
+    Creating,
+    /// Every member image snapshot exists and its id is recorded.
+    Complete,
+    /// Being removed (or an interrupted create is being undone).
+    Removing,
+}
+
+/// One member image of a group snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMember {
+    /// The image.
+    pub image: ImageRef,
+    /// The image snapshot's id, once cut (`None` while `Creating`).
+    pub snap_id: Option<u64>,
+}
+
+/// Header omap value under `snap_<seq>`: one group snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Creation order within the group (assigned by the class, from 1).
+    pub seq: u64,
+    /// Snapshot id chosen by the client (lowercase hex); part of the image snapshot names.
+    pub id: String,
+    /// Snapshot name, unique in the group.
+    pub name: String,
+    /// See [`SnapshotState`].
+    pub state: SnapshotState,
+    /// Creation time, ms since the Unix epoch (chosen by the client).
+    pub created_ms: u64,
+    /// The members at the moment the snapshot began, in member-key order.
+    pub members: Vec<SnapshotMember>,
+}
+versioned!(SnapshotRecord, "SnapshotRecord", 1, 1, 512 * 1024);
+
+/// Header omap value under `snapname_<name>`: which record holds the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapNameEntry {
+    /// The record's sequence number.
+    pub seq: u64,
+}
+versioned!(SnapNameEntry, "SnapNameEntry", 1, 1, 64);
+
+/// Header omap value under `next_snap_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapSeq {
+    /// Sequence number the next snapshot gets.
+    pub next: u64,
+}
+versioned!(SnapSeq, "SnapSeq", 1, 1, 64);
+
+/// Which multi-image snapshot operation holds the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapOperation {
+    /// A snapshot is being created (or its interrupted creation undone).
+    Create,
+    /// The group is being rolled back to the snapshot.
+    Rollback,
+}
+
+/// Header omap value under `snapshot_in_progress`. While present, membership cannot
+/// change and no other snapshot can be created or rolled back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapInProgress {
+    /// The snapshot's sequence number.
+    pub seq: u64,
+    /// What is in progress.
+    pub operation: SnapOperation,
+}
+versioned!(SnapInProgress, "SnapInProgress", 1, 1, 64);

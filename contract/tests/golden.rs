@@ -28,14 +28,23 @@ use rbd_cg_contract::methods::{
     IMAGE_GROUP_LINK, IMAGE_GROUP_LIST, IMAGE_GROUP_UNLINK, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST,
     MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
 };
+use rbd_cg_contract::methods::{
+    SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
+    SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
+    SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
+};
 use rbd_cg_contract::names::{backref_key, image_header_object, member_key};
 use rbd_cg_contract::names::{
     dir_id_key, dir_name_key, header_object, id_object, validate_group_id, validate_group_name, DIRECTORY_OBJECT,
     DIR_ID_KEY_PREFIX, DIR_NAME_KEY_PREFIX, GENERATED_GROUP_ID_LEN, HEADER_OBJECT_PREFIX, ID_OBJECT_PREFIX,
     MAX_GROUP_ID_LEN, MAX_GROUP_NAME_LEN,
 };
+use rbd_cg_contract::names::{image_snap_name, snap_key, snap_name_key, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY};
 use rbd_cg_contract::records::{DirEntry, DirIdEntry, DirState, GroupHeader, GroupIdRecord, HeaderState};
 use rbd_cg_contract::records::{GroupRef, ImageRef, MemberRecord, MemberState};
+use rbd_cg_contract::records::{
+    SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember, SnapshotRecord, SnapshotState,
+};
 use rbd_cg_contract::{decode, encode, Versioned, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
 use std::fmt::Debug;
 
@@ -521,6 +530,15 @@ fn method_names_and_access() {
         ("image_group_link", Access::Write),
         ("image_group_unlink", Access::Write),
         ("image_group_list", Access::Read),
+        ("snap_create_begin", Access::Write),
+        ("snap_create_finish", Access::Write),
+        ("snap_remove_begin", Access::Write),
+        ("snap_remove_finish", Access::Write),
+        ("snap_rename", Access::Write),
+        ("snap_rollback_begin", Access::Write),
+        ("snap_rollback_finish", Access::Write),
+        ("snap_get", Access::Read),
+        ("snap_list", Access::Read),
     ];
     assert_eq!(ALL_METHODS, expected);
     assert_eq!(TEST_PANIC.name, "test_panic");
@@ -575,6 +593,15 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         write::<BackRefRequest>(&IMAGE_GROUP_LINK),
         write::<BackRefRequest>(&IMAGE_GROUP_UNLINK),
         read::<Empty, GroupRefList>(&IMAGE_GROUP_LIST),
+        write::<SnapCreateRequest>(&SNAP_CREATE_BEGIN),
+        write::<SnapFinishRequest>(&SNAP_CREATE_FINISH),
+        write::<SnapRequest>(&SNAP_REMOVE_BEGIN),
+        write::<SnapRequest>(&SNAP_REMOVE_FINISH),
+        write::<SnapRenameRequest>(&SNAP_RENAME),
+        write::<SnapRequest>(&SNAP_ROLLBACK_BEGIN),
+        write::<SnapRequest>(&SNAP_ROLLBACK_FINISH),
+        read::<SnapRequest, SnapshotRecord>(&SNAP_GET),
+        read::<SnapListRequest, SnapListReply>(&SNAP_LIST),
     ];
     assert_eq!(&descriptors[..], ALL_METHODS);
     let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
@@ -706,4 +733,111 @@ fn member_and_back_reference_keys() {
     assert_eq!(member_key(3, "10ab", ""), "member_0000000000000003_10ab_");
     assert_eq!(backref_key(1, ID, ""), "rbd_cg.group.0000000000000001_0123456789abcdef_");
     assert_eq!(image_header_object("10ab"), "rbd_header.10ab");
+}
+
+// ---- group snapshots ----------------------------------------------------------------------
+
+#[test]
+fn snapshot_record() {
+    let record = SnapshotRecord {
+        seq: 2,
+        id: "5a".into(),
+        name: "s".into(),
+        state: SnapshotState::Complete,
+        created_ms: CREATED_MS,
+        members: vec![
+            SnapshotMember { image: image_ref(), snap_id: Some(4) },
+            SnapshotMember { image: image_ref(), snap_id: None },
+        ],
+    };
+    // payload: seq 8 + id 10 + name 9 + state 4 + created 8 + count 8 + (30 + 1 + 8) + (30 + 1) = 117 = 0x75
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x75, 0x00, 0x00, 0x00],
+        &u64le(2),
+        &string("5a"),
+        &string("s"),
+        &variant(1),
+        &u64le(CREATED_MS),
+        &u64le(2),
+        &image_ref_bytes(),
+        &[1],
+        &u64le(4),
+        &image_ref_bytes(),
+        &[0],
+    ]);
+    golden(&record, &expected);
+    for (state, index) in [(SnapshotState::Creating, 0), (SnapshotState::Removing, 2)] {
+        let mut bytes_for_state = expected.clone();
+        bytes_for_state[6 + 8 + 10 + 9..6 + 8 + 10 + 9 + 4].copy_from_slice(&variant(index));
+        golden(&SnapshotRecord { state, ..record.clone() }, &bytes_for_state);
+    }
+}
+
+#[test]
+fn snapshot_small_records() {
+    golden(&SnapNameEntry { seq: 3 }, &bytes(&[&[0x01, 0x01, 0x08, 0x00, 0x00, 0x00], &u64le(3)]));
+    golden(&SnapSeq { next: 9 }, &bytes(&[&[0x01, 0x01, 0x08, 0x00, 0x00, 0x00], &u64le(9)]));
+    for (operation, index) in [(SnapOperation::Create, 0), (SnapOperation::Rollback, 1)] {
+        let expected = bytes(&[&[0x01, 0x01, 0x0c, 0x00, 0x00, 0x00], &u64le(3), &variant(index)]);
+        golden(&SnapInProgress { seq: 3, operation }, &expected);
+    }
+}
+
+#[test]
+fn snapshot_requests() {
+    // SnapCreateRequest payload: group_id 24 + snap_id 10 + name 9 + created 8 + max 4 = 55 = 0x37
+    let create = SnapCreateRequest {
+        group_id: ID.into(),
+        snap_id: "5a".into(),
+        name: "s".into(),
+        created_ms: CREATED_MS,
+        max_snapshots: 4096,
+    };
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x37, 0x00, 0x00, 0x00],
+        &string(ID),
+        &string("5a"),
+        &string("s"),
+        &u64le(CREATED_MS),
+        &u32le(4096),
+    ]);
+    golden(&create, &expected);
+    // SnapFinishRequest payload: 24 + 9 + count 8 + (30 + 8) = 79 = 0x4f
+    let finish = SnapFinishRequest { group_id: ID.into(), name: "s".into(), image_snaps: vec![(image_ref(), 4)] };
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x4f, 0x00, 0x00, 0x00],
+        &string(ID),
+        &string("s"),
+        &u64le(1),
+        &image_ref_bytes(),
+        &u64le(4),
+    ]);
+    golden(&finish, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x21, 0x00, 0x00, 0x00], &string(ID), &string("s")]);
+    golden(&SnapRequest { group_id: ID.into(), name: "s".into() }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x2a, 0x00, 0x00, 0x00], &string(ID), &string("s"), &string("t")]);
+    golden(&SnapRenameRequest { group_id: ID.into(), old_name: "s".into(), new_name: "t".into() }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x0c, 0x00, 0x00, 0x00], &u64le(5), &u32le(10)]);
+    golden(&SnapListRequest { start_after_seq: 5, max_entries: 10 }, &expected);
+    // SnapListReply, empty with a rollback in progress: count 8 + Some 1 + 12 + more 1 = 22 = 0x16
+    let reply = SnapListReply {
+        snapshots: vec![],
+        in_progress: Some(SnapInProgress { seq: 3, operation: SnapOperation::Rollback }),
+        more: false,
+    };
+    let expected = bytes(&[&[0x01, 0x01, 0x16, 0x00, 0x00, 0x00], &u64le(0), &[1], &u64le(3), &variant(1), &[0]]);
+    golden(&reply, &expected);
+}
+
+#[test]
+fn snapshot_keys_and_image_snapshot_names() {
+    assert_eq!(snap_key(2), "snap_0000000000000002");
+    assert_eq!(snap_name_key("s"), "snapname_s");
+    assert_eq!(NEXT_SNAP_SEQ_KEY, "next_snap_seq");
+    assert_eq!(SNAPSHOT_IN_PROGRESS_KEY, "snapshot_in_progress");
+    assert_eq!(image_snap_name(1, ID, "5a"), ".rbd_cg.0000000000000001_0123456789abcdef_5a");
+    // No other header key falls under the snapshot record prefix.
+    for key in [snap_name_key("x"), NEXT_SNAP_SEQ_KEY.into(), SNAPSHOT_IN_PROGRESS_KEY.into()] {
+        assert!(!key.starts_with("snap_"), "{key}");
+    }
 }

@@ -19,7 +19,7 @@ use rbd_cg_contract::names::{
 use rbd_cg_contract::records::{GroupHeader, HeaderState, ImageRef, MemberRecord, MemberState};
 use rbd_cg_contract::{encode, CgError};
 
-fn validate_image(image: &ImageRef) -> Result<(), CgError> {
+pub(crate) fn validate_image(image: &ImageRef) -> Result<(), CgError> {
     validate_location(image.pool_id, &image.namespace)?;
     validate_image_id(&image.image_id)
 }
@@ -29,7 +29,7 @@ fn key_of(image: &ImageRef) -> String {
 }
 
 /// The header of `group_id`, which must be `Active`.
-fn active_header(store: &dyn ObjectStore, group_id: &str) -> Result<GroupHeader, CgError> {
+pub(crate) fn active_header(store: &dyn ObjectStore, group_id: &str) -> Result<GroupHeader, CgError> {
     validate_group_id(group_id)?;
     let header = load_data::<GroupHeader>(store)?.ok_or_else(|| CgError::NotFound(format!("no group {group_id}")))?;
     if header.id != group_id {

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod header;
 pub mod id_object;
 pub mod members;
+pub mod snapshots;
 pub mod version;
 
 #[cfg(test)]

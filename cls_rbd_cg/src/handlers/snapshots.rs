@@ -1,0 +1,403 @@
+//! Group snapshots, in `cg_header.<id>`'s omap: `snap_<seq>` records in creation order,
+//! a `snapname_<name>` index, the `next_snap_seq` counter, and the
+//! `snapshot_in_progress` mark.
+//!
+//! Creating a snapshot takes the member list from the group's `Attached` members in
+//! the same atomic call that records the snapshot and sets the mark; while the mark is
+//! set, membership cannot change (see [`super::members`]). A snapshot cannot begin while
+//! a member is `Adding` or `Removing`. So a snapshot's members are exactly the group's
+//! members at one instant, never a partial view.
+
+use super::members::{active_header, validate_image};
+use crate::store::{decode_listed, load_data, load_key, save_data};
+use crate::ObjectStore;
+use rbd_cg_contract::methods::{
+    SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
+    MAX_LIST_PAGE, MAX_SNAP_PAGE_BYTES,
+};
+use rbd_cg_contract::names::{
+    snap_key, snap_name_key, validate_group_id, validate_snap_name, MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS,
+    MEMBER_KEY_PREFIX, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY, SNAP_KEY_PREFIX,
+};
+use rbd_cg_contract::records::{
+    GroupHeader, MemberRecord, MemberState, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember,
+    SnapshotRecord, SnapshotState,
+};
+use rbd_cg_contract::{encode, CgError};
+
+fn in_progress(store: &dyn ObjectStore) -> Result<Option<SnapInProgress>, CgError> {
+    load_key(store, SNAPSHOT_IN_PROGRESS_KEY)
+}
+
+/// The record of snapshot `name`; `ENOENT` if there is none.
+fn record(store: &dyn ObjectStore, name: &str) -> Result<SnapshotRecord, CgError> {
+    validate_snap_name(name)?;
+    let entry = load_key::<SnapNameEntry>(store, &snap_name_key(name))?
+        .ok_or_else(|| CgError::NotFound(format!("no group snapshot {name:?}")))?;
+    load_key::<SnapshotRecord>(store, &snap_key(entry.seq))?
+        .ok_or_else(|| CgError::Io(format!("snapshot index names seq {} but no record exists", entry.seq)))
+}
+
+fn save_record(store: &mut dyn ObjectStore, record: &SnapshotRecord) -> Result<(), CgError> {
+    let value = encode(record)?;
+    store.omap_set(&[(&snap_key(record.seq), &value)])
+}
+
+/// The header of `group_id`, whatever its state.
+fn header(store: &dyn ObjectStore, group_id: &str) -> Result<GroupHeader, CgError> {
+    validate_group_id(group_id)?;
+    let header = load_data::<GroupHeader>(store)?.ok_or_else(|| CgError::NotFound(format!("no group {group_id}")))?;
+    if header.id != group_id {
+        return Err(CgError::InvalidArgument(format!("header holds group {}, not {group_id}", header.id)));
+    }
+    Ok(header)
+}
+
+/// Records a `Creating` snapshot of the attached members and marks it in progress.
+pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Result<(), CgError> {
+    validate_group_id(&req.snap_id)?;
+    validate_snap_name(&req.name)?;
+    if req.max_snapshots == 0 || req.max_snapshots > MAX_GROUP_SNAPSHOTS {
+        return Err(CgError::OutOfRange(format!(
+            "snapshot limit {} is not in 1..={MAX_GROUP_SNAPSHOTS}",
+            req.max_snapshots
+        )));
+    }
+    let mut header = active_header(store, &req.group_id)?;
+    if let Some(entry) = load_key::<SnapNameEntry>(store, &snap_name_key(&req.name))? {
+        let existing = load_key::<SnapshotRecord>(store, &snap_key(entry.seq))?;
+        return match existing {
+            Some(r) if r.id == req.snap_id && r.state == SnapshotState::Creating => Ok(()),
+            _ => Err(CgError::Exists(format!("group snapshot {:?}", req.name))),
+        };
+    }
+    if let Some(busy) = in_progress(store)? {
+        return Err(CgError::Busy(format!("snapshot {} is in progress ({:?})", busy.seq, busy.operation)));
+    }
+    if header.snapshot_count >= req.max_snapshots {
+        return Err(CgError::OutOfRange(format!("group has {} snapshots, the limit", header.snapshot_count)));
+    }
+    let page = store.omap_list("", MEMBER_KEY_PREFIX, MAX_GROUP_MEMBERS)?;
+    let mut members = Vec::with_capacity(page.entries.len());
+    for (key, value) in &page.entries {
+        let member: MemberRecord = decode_listed(key, value)?;
+        if member.state != MemberState::Attached {
+            return Err(CgError::Busy(format!("image {} is {:?}", member.image.image_id, member.state)));
+        }
+        members.push(SnapshotMember { image: member.image, snap_id: None });
+    }
+    let seq = load_key::<SnapSeq>(store, NEXT_SNAP_SEQ_KEY)?.map_or(1, |s| s.next);
+    let record = SnapshotRecord {
+        seq,
+        id: req.snap_id,
+        name: req.name.clone(),
+        state: SnapshotState::Creating,
+        created_ms: req.created_ms,
+        members,
+    };
+    let record_value = encode(&record)?;
+    let name_value = encode(&SnapNameEntry { seq })?;
+    let seq_value = encode(&SnapSeq { next: seq + 1 })?;
+    let mark = encode(&SnapInProgress { seq, operation: SnapOperation::Create })?;
+    store.omap_set(&[
+        (&snap_key(seq), &record_value),
+        (&snap_name_key(&req.name), &name_value),
+        (NEXT_SNAP_SEQ_KEY, &seq_value),
+        (SNAPSHOT_IN_PROGRESS_KEY, &mark),
+    ])?;
+    header.snapshot_count += 1;
+    save_data(store, &header)
+}
+
+/// Records the image snapshot ids and completes the snapshot.
+pub fn create_finish(store: &mut dyn ObjectStore, req: SnapFinishRequest) -> Result<(), CgError> {
+    header(store, &req.group_id)?;
+    let mut record = record(store, &req.name)?;
+    match record.state {
+        SnapshotState::Complete => return Ok(()),
+        SnapshotState::Removing => return Err(CgError::Busy(format!("snapshot {:?} is being removed", req.name))),
+        SnapshotState::Creating => {}
+    }
+    if req.image_snaps.len() != record.members.len() {
+        return Err(CgError::InvalidArgument(format!(
+            "{} image snapshots for {} members",
+            req.image_snaps.len(),
+            record.members.len()
+        )));
+    }
+    for (member, (image, snap_id)) in record.members.iter_mut().zip(&req.image_snaps) {
+        validate_image(image)?;
+        if member.image != *image {
+            return Err(CgError::InvalidArgument(format!(
+                "image {} is not member {}",
+                image.image_id, member.image.image_id
+            )));
+        }
+        member.snap_id = Some(*snap_id);
+    }
+    record.state = SnapshotState::Complete;
+    save_record(store, &record)?;
+    if in_progress(store)?.is_some_and(|p| p.seq == record.seq) {
+        store.omap_remove(SNAPSHOT_IN_PROGRESS_KEY)?;
+    }
+    Ok(())
+}
+
+/// `Creating`/`Complete` → `Removing`.
+pub fn remove_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
+    header(store, &req.group_id)?;
+    let mut record = record(store, &req.name)?;
+    if record.state == SnapshotState::Removing {
+        return Ok(());
+    }
+    if in_progress(store)?.is_some_and(|p| p.seq == record.seq && p.operation == SnapOperation::Rollback) {
+        return Err(CgError::Busy(format!("the group is being rolled back to {:?}", req.name)));
+    }
+    record.state = SnapshotState::Removing;
+    save_record(store, &record)
+}
+
+/// Drops a `Removing` snapshot.
+pub fn remove_finish(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
+    let mut header = header(store, &req.group_id)?;
+    let record = record(store, &req.name)?;
+    if record.state != SnapshotState::Removing {
+        return Err(CgError::Busy(format!("snapshot {:?} is {:?}, not Removing", req.name, record.state)));
+    }
+    store.omap_remove(&snap_key(record.seq))?;
+    store.omap_remove(&snap_name_key(&req.name))?;
+    if in_progress(store)?.is_some_and(|p| p.seq == record.seq) {
+        store.omap_remove(SNAPSHOT_IN_PROGRESS_KEY)?;
+    }
+    header.snapshot_count = header.snapshot_count.saturating_sub(1);
+    save_data(store, &header)
+}
+
+/// Renames a `Complete` snapshot.
+pub fn rename(store: &mut dyn ObjectStore, req: SnapRenameRequest) -> Result<(), CgError> {
+    header(store, &req.group_id)?;
+    validate_snap_name(&req.new_name)?;
+    let mut record = record(store, &req.old_name)?;
+    if record.state != SnapshotState::Complete {
+        return Err(CgError::Busy(format!("snapshot {:?} is {:?}", req.old_name, record.state)));
+    }
+    if store.omap_get(&snap_name_key(&req.new_name))?.is_some() {
+        return Err(CgError::Exists(format!("group snapshot {:?}", req.new_name)));
+    }
+    record.name = req.new_name.clone();
+    let record_value = encode(&record)?;
+    let name_value = encode(&SnapNameEntry { seq: record.seq })?;
+    store.omap_remove(&snap_name_key(&req.old_name))?;
+    store.omap_set(&[(&snap_key(record.seq), &record_value), (&snap_name_key(&req.new_name), &name_value)])
+}
+
+/// Marks a rollback to a `Complete` snapshot as in progress.
+pub fn rollback_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
+    active_header(store, &req.group_id)?;
+    let record = record(store, &req.name)?;
+    if record.state != SnapshotState::Complete {
+        return Err(CgError::Busy(format!("snapshot {:?} is {:?}", req.name, record.state)));
+    }
+    match in_progress(store)? {
+        Some(p) if p.seq == record.seq && p.operation == SnapOperation::Rollback => return Ok(()),
+        Some(p) => return Err(CgError::Busy(format!("snapshot {} is in progress ({:?})", p.seq, p.operation))),
+        None => {}
+    }
+    let page = store.omap_list("", MEMBER_KEY_PREFIX, MAX_GROUP_MEMBERS)?;
+    for (key, value) in &page.entries {
+        let member: MemberRecord = decode_listed(key, value)?;
+        if member.state != MemberState::Attached {
+            return Err(CgError::Busy(format!("image {} is {:?}", member.image.image_id, member.state)));
+        }
+    }
+    let mark = encode(&SnapInProgress { seq: record.seq, operation: SnapOperation::Rollback })?;
+    store.omap_set(&[(SNAPSHOT_IN_PROGRESS_KEY, &mark)])
+}
+
+/// Clears the rollback mark of snapshot `name`.
+pub fn rollback_finish(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
+    header(store, &req.group_id)?;
+    let record = record(store, &req.name)?;
+    if in_progress(store)?.is_some_and(|p| p.seq == record.seq && p.operation == SnapOperation::Rollback) {
+        store.omap_remove(SNAPSHOT_IN_PROGRESS_KEY)?;
+    }
+    Ok(())
+}
+
+/// One snapshot by name.
+pub fn get(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<SnapshotRecord, CgError> {
+    header(store, &req.group_id)?;
+    record(store, &req.name)
+}
+
+/// Snapshots in creation order, bounded by count and by bytes.
+pub fn list(store: &mut dyn ObjectStore, req: SnapListRequest) -> Result<SnapListReply, CgError> {
+    if req.max_entries == 0 || req.max_entries > MAX_LIST_PAGE {
+        return Err(CgError::OutOfRange(format!("page size {} is not in 1..={MAX_LIST_PAGE}", req.max_entries)));
+    }
+    if store.stat()?.is_none() {
+        return Err(CgError::NotFound("no group header".into()));
+    }
+    let start_after = if req.start_after_seq == 0 { String::new() } else { snap_key(req.start_after_seq) };
+    let page = store.omap_list(&start_after, SNAP_KEY_PREFIX, req.max_entries)?;
+    let mut snapshots = Vec::new();
+    let mut bytes = 0usize;
+    let mut more = page.more;
+    for (key, value) in &page.entries {
+        if !snapshots.is_empty() && bytes + value.len() > MAX_SNAP_PAGE_BYTES {
+            more = true;
+            break;
+        }
+        bytes += value.len();
+        snapshots.push(decode_listed(key, value)?);
+    }
+    Ok(SnapListReply { snapshots, in_progress: in_progress(store)?, more })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::handlers::testing::Harness;
+    use rbd_cg_contract::methods::*;
+    use rbd_cg_contract::records::{ImageRef, SnapOperation, SnapshotState};
+
+    const HDR: &str = "cg_header.g1";
+
+    fn image(id: &str) -> ImageRef {
+        ImageRef { pool_id: 1, namespace: "".into(), image_id: id.into() }
+    }
+    fn member(h: &mut Harness, id: &str, attach: bool) {
+        let add = MemberAddRequest { group_id: "g1".into(), image: image(id), added_ms: 0, max_members: 100 };
+        h.write(HDR, &MEMBER_ADD_BEGIN, &add).unwrap();
+        if attach {
+            h.write(HDR, &MEMBER_ADD_FINISH, &MemberRequest { group_id: "g1".into(), image: image(id) }).unwrap();
+        }
+    }
+    fn harness(members: &[&str]) -> Harness {
+        let mut h = Harness::default();
+        let create = GroupCreateRequest { id: "g1".into(), name: "db".into(), created_ms: 1 };
+        h.write(HDR, &GROUP_CREATE, &create).unwrap();
+        for m in members {
+            member(&mut h, m, true);
+        }
+        h
+    }
+    fn begin(name: &str, id: &str) -> SnapCreateRequest {
+        SnapCreateRequest {
+            group_id: "g1".into(),
+            snap_id: id.into(),
+            name: name.into(),
+            created_ms: 7,
+            max_snapshots: 10,
+        }
+    }
+    fn snap(name: &str) -> SnapRequest {
+        SnapRequest { group_id: "g1".into(), name: name.into() }
+    }
+    fn finish(name: &str, ids: &[(&str, u64)]) -> SnapFinishRequest {
+        SnapFinishRequest {
+            group_id: "g1".into(),
+            name: name.into(),
+            image_snaps: ids.iter().map(|(i, s)| (image(i), *s)).collect(),
+        }
+    }
+    fn list(h: &mut Harness) -> SnapListReply {
+        h.read(HDR, &SNAP_LIST, &SnapListRequest { start_after_seq: 0, max_entries: 100 }).unwrap()
+    }
+    fn errno<T>(r: Result<T, rbd_cg_contract::CgError>) -> i32 {
+        r.err().map(|e| e.errno()).unwrap_or(0)
+    }
+
+    #[test]
+    fn create_captures_the_attached_members_and_blocks_membership_until_finished() {
+        let mut h = harness(&["aa", "bb"]);
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id1")).unwrap();
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id1")).unwrap();
+        let record = h.read(HDR, &SNAP_GET, &snap("s1")).unwrap();
+        assert_eq!((record.seq, record.state, record.members.len()), (1, SnapshotState::Creating, 2));
+        assert_eq!(list(&mut h).in_progress.map(|p| p.operation), Some(SnapOperation::Create));
+        // Membership and other snapshots wait.
+        let add = MemberAddRequest { group_id: "g1".into(), image: image("cc"), added_ms: 0, max_members: 100 };
+        assert_eq!(errno(h.write(HDR, &MEMBER_ADD_BEGIN, &add)), libc::EBUSY);
+        let rm = MemberRequest { group_id: "g1".into(), image: image("aa") };
+        assert_eq!(errno(h.write(HDR, &MEMBER_REMOVE_BEGIN, &rm)), libc::EBUSY);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s2", "id2"))), libc::EBUSY);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "other"))), libc::EEXIST);
+        // Finishing needs exactly the recorded members.
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 4)]))), libc::EINVAL);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 4), ("zz", 5)]))), libc::EINVAL);
+        h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 4), ("bb", 5)])).unwrap();
+        h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 4), ("bb", 5)])).unwrap();
+        let record = h.read(HDR, &SNAP_GET, &snap("s1")).unwrap();
+        assert_eq!(record.state, SnapshotState::Complete);
+        assert_eq!(record.members.iter().map(|m| m.snap_id).collect::<Vec<_>>(), [Some(4), Some(5)]);
+        assert!(list(&mut h).in_progress.is_none());
+        h.write(HDR, &MEMBER_ADD_BEGIN, &add).unwrap();
+        // A member being added blocks the next snapshot.
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s2", "id2"))), libc::EBUSY);
+        assert_eq!(h.read(HDR, &GROUP_GET, &Empty {}).unwrap().snapshot_count, 1);
+        let id = IdRequest { id: "g1".into() };
+        assert_eq!(errno(h.write(HDR, &GROUP_BEGIN_REMOVE, &id)), libc::EBUSY);
+    }
+
+    #[test]
+    fn remove_walks_its_states_and_undoes_an_interrupted_create() {
+        let mut h = harness(&["aa"]);
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id1")).unwrap();
+        assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s1"))), libc::EBUSY);
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s1")).unwrap();
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s1")).unwrap();
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 1)]))), libc::EBUSY);
+        assert!(list(&mut h).in_progress.is_some(), "undoing a create keeps membership frozen");
+        h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s1")).unwrap();
+        assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s1"))), libc::ENOENT);
+        let after = list(&mut h);
+        assert!(after.snapshots.is_empty() && after.in_progress.is_none());
+        assert_eq!(h.read(HDR, &GROUP_GET, &Empty {}).unwrap().snapshot_count, 0);
+        // Sequence numbers keep growing: creation order survives removals.
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id3")).unwrap();
+        assert_eq!(h.read(HDR, &SNAP_GET, &snap("s1")).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn rename_rollback_list_and_limits() {
+        let mut h = harness(&["aa"]);
+        for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
+            let id = format!("id{i}");
+            h.write(HDR, &SNAP_CREATE_BEGIN, &begin(name, &id)).unwrap();
+            h.write(HDR, &SNAP_CREATE_FINISH, &finish(name, &[("aa", i as u64)])).unwrap();
+        }
+        let rename = |old: &str, new: &str| SnapRenameRequest {
+            group_id: "g1".into(),
+            old_name: old.into(),
+            new_name: new.into(),
+        };
+        assert_eq!(errno(h.write(HDR, &SNAP_RENAME, &rename("s1", "s2"))), libc::EEXIST);
+        assert_eq!(errno(h.write(HDR, &SNAP_RENAME, &rename("nope", "x"))), libc::ENOENT);
+        assert_eq!(errno(h.write(HDR, &SNAP_RENAME, &rename("s1", "a/b"))), libc::EINVAL);
+        h.write(HDR, &SNAP_RENAME, &rename("s1", "first")).unwrap();
+        assert_eq!(errno(h.read(HDR, &SNAP_GET, &snap("s1"))), libc::ENOENT);
+        let names: Vec<String> = list(&mut h).snapshots.into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["first", "s2", "s3"], "creation order, not name order");
+        let page = h.read(HDR, &SNAP_LIST, &SnapListRequest { start_after_seq: 1, max_entries: 1 }).unwrap();
+        assert_eq!((page.snapshots[0].name.as_str(), page.more), ("s2", true));
+
+        h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("s2")).unwrap();
+        h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("s2")).unwrap();
+        assert_eq!(errno(h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("s3"))), libc::EBUSY);
+        assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s2"))), libc::EBUSY);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s4", "id4"))), libc::EBUSY);
+        h.write(HDR, &SNAP_ROLLBACK_FINISH, &snap("s2")).unwrap();
+        h.write(HDR, &SNAP_ROLLBACK_FINISH, &snap("s2")).unwrap();
+        assert!(list(&mut h).in_progress.is_none());
+
+        let mut over = begin("s4", "id4");
+        over.max_snapshots = 3;
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &over)), libc::ERANGE);
+        over.max_snapshots = 0;
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &over)), libc::ERANGE);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("bad@name", "id5"))), libc::EINVAL);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("ok", "BAD"))), libc::EINVAL);
+        let bad_page = SnapListRequest { start_after_seq: 0, max_entries: 0 };
+        assert_eq!(errno(h.read(HDR, &SNAP_LIST, &bad_page)), libc::ERANGE);
+    }
+}
