@@ -68,6 +68,8 @@ const FUNCTIONS: &[&str] = &[
     "rbd_image_options_set_uint64",
     "rbd_open",
     "rbd_open_by_id",
+    "rbd_open_by_id_read_only",
+    "rbd_open_read_only",
     "rbd_close",
     "rbd_get_id",
     "rbd_get_name",

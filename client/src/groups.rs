@@ -120,7 +120,7 @@ fn now_ms() -> u64 {
 }
 
 /// 64 random bits from the kernel, as lowercase hex: a group id.
-fn new_group_id() -> Result<String> {
+pub(crate) fn new_group_id() -> Result<String> {
     let mut bytes = [0u8; GENERATED_GROUP_ID_LEN / 2];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -346,8 +346,8 @@ impl Groups {
         self.remove_with(name, false)
     }
 
-    /// Removes group `name`; with `force`, first removes its members (each one by the
-    /// image-remove steps, so an interruption is finished by a rerun or `repair`).
+    /// Removes group `name`; with `force`, first removes its snapshots and members (each
+    /// by its own steps, so an interruption is finished by a rerun or `repair`).
     pub fn remove_with(&self, name: &str, force: bool) -> Result<()> {
         validate_group_name(name)?;
         let context = || format!("removing group {}", self.spec(name));
@@ -356,6 +356,7 @@ impl Groups {
             return Err(self.busy(name, &entry.state).context(context()));
         }
         if force && self.header(&entry.id)?.is_some() {
+            self.remove_all_snapshots(&entry.id).map_err(|e| e.context(context()))?;
             self.remove_all_images(&entry.id).map_err(|e| e.context(context()))?;
         }
         self.remove_steps(name, &entry.id).map_err(|e| e.context(context()))
@@ -424,8 +425,11 @@ impl Groups {
                     })?
                 }
                 Some(_) => {
-                    // repair_members has already fixed what it reports (unless check_only).
-                    for finding in self.repair_members(&entry.id, check_only).map_err(|e| e.context(context()))? {
+                    // Snapshots first: an interrupted create freezes membership until undone.
+                    // Both have already fixed what they report (unless check_only).
+                    let snapshots = self.repair_snapshots(&entry.id, check_only).map_err(|e| e.context(context()))?;
+                    let members = self.repair_members(&entry.id, check_only).map_err(|e| e.context(context()))?;
+                    for finding in snapshots.into_iter().chain(members) {
                         act(finding, &|| Ok(()))?;
                     }
                     let id_record = match class::read(&self.ioctx, &id_object(name), &ID_GET, &Empty {}) {

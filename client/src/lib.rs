@@ -22,6 +22,7 @@ pub mod groups;
 pub mod members;
 pub mod rados;
 pub mod rbd;
+pub mod snapshots;
 pub mod spec;
 mod sys;
 

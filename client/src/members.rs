@@ -24,8 +24,9 @@ use crate::rados::IoCtx;
 use crate::rbd::{rbd_list, Image};
 use crate::spec::{ImageSpec, PoolSpec};
 use rbd_cg_contract::methods::{
-    BackRefRequest, MemberAddRequest, MemberListRequest, MemberRequest, IMAGE_GROUP_LINK, IMAGE_GROUP_UNLINK,
-    MAX_LIST_PAGE, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST, MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
+    BackRefRequest, Empty, MemberAddRequest, MemberListRequest, MemberRequest, IMAGE_GROUP_LINK, IMAGE_GROUP_LIST,
+    IMAGE_GROUP_UNLINK, MAX_LIST_PAGE, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST, MEMBER_REMOVE_BEGIN,
+    MEMBER_REMOVE_FINISH,
 };
 use rbd_cg_contract::names::{header_object, image_header_object, MAX_GROUP_MEMBERS};
 use rbd_cg_contract::records::{DirState, GroupRef, ImageRef, MemberRecord, MemberState};
@@ -47,7 +48,7 @@ pub struct MemberInfo {
 
 impl Groups {
     /// The id of group `name`, which must be complete.
-    fn ready_group_id(&self, name: &str, doing: &str) -> Result<String> {
+    pub(crate) fn ready_group_id(&self, name: &str, doing: &str) -> Result<String> {
         let context = || format!("{doing} group {}", self.spec(name));
         let entry = self.dir_entry(name)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         if entry.state != DirState::Ready {
@@ -76,7 +77,7 @@ impl Groups {
         let context = || format!("image {spec}");
         let mut ioctx = self.cluster.ioctx(&spec.location.pool).map_err(|e| Error::from(e).context(context()))?;
         ioctx.set_namespace(&spec.location.namespace)?;
-        let image = Image::open(&ioctx, &spec.name).map_err(|e| Error::from(e).context(context()))?;
+        let image = Image::open_read_only(&ioctx, &spec.name).map_err(|e| Error::from(e).context(context()))?;
         if image.old_format()? {
             return Err(Error::new(format!("{}: format 1 images cannot join a group", context()), libc::EINVAL)
                 .with_hint("Migrate it to format 2 (`rbd migration prepare`) first."));
@@ -212,7 +213,27 @@ impl Groups {
         for record in self.member_records(group_id)? {
             let image = &record.image;
             match record.state {
-                MemberState::Attached => {}
+                MemberState::Attached => {
+                    let ioctx = match self.pool_ioctx(image.pool_id, &image.namespace) {
+                        Ok(ioctx) => ioctx,
+                        Err(e) if e.is_not_found() => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let header = image_header_object(&image.image_id);
+                    let linked = match class::read(&ioctx, &header, &IMAGE_GROUP_LIST, &Empty {}) {
+                        Ok(list) => list.groups.contains(&self.group_ref(group_id)),
+                        Err(e) if e.is_not_found() => true, // image deleted: `image ls` shows it missing
+                        Err(e) => return Err(e),
+                    };
+                    if !linked {
+                        findings.push(format!("image {} lost its back-reference: restoring it", image.image_id));
+                        if !check_only {
+                            let request =
+                                BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
+                            class::write(&ioctx, &header, &IMAGE_GROUP_LINK, &request)?;
+                        }
+                    }
+                }
                 MemberState::Adding => {
                     let exists = self
                         .pool_ioctx(image.pool_id, &image.namespace)

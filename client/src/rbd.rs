@@ -212,6 +212,29 @@ impl Image {
         Ok(Image::from_raw(raw, ioctx))
     }
 
+    /// Opens the image with id `id` read-only: no header watch, so `class-read`/`r` caps
+    /// suffice. For inspecting (snapshot lists, names), never for changes.
+    pub fn open_by_id_read_only(ioctx: &IoCtx, id: &str) -> RadosResult<Image> {
+        let what = || format!("rbd_open_by_id_read_only({id})");
+        let c_id = cstring(id, what)?;
+        let mut raw: sys::rbd_image_t = ptr::null_mut();
+        // SAFETY: as in `open`.
+        let ret = unsafe { sys::rbd_open_by_id_read_only(ioctx.as_raw(), c_id.as_ptr(), &mut raw, ptr::null()) };
+        check(ret, what)?;
+        Ok(Image::from_raw(raw, ioctx))
+    }
+
+    /// Opens the image `name` read-only (see [`Image::open_by_id_read_only`]).
+    pub fn open_read_only(ioctx: &IoCtx, name: &str) -> RadosResult<Image> {
+        let what = || format!("rbd_open_read_only({name})");
+        let c_name = cstring(name, what)?;
+        let mut raw: sys::rbd_image_t = ptr::null_mut();
+        // SAFETY: as in `open`.
+        let ret = unsafe { sys::rbd_open_read_only(ioctx.as_raw(), c_name.as_ptr(), &mut raw, ptr::null()) };
+        check(ret, what)?;
+        Ok(Image::from_raw(raw, ioctx))
+    }
+
     /// The image id (`EINVAL` for old-format images, which have none).
     pub fn id(&self) -> RadosResult<String> {
         let raw = self.raw;

@@ -123,3 +123,23 @@ impl fmt::Display for ImageSpec {
         write!(f, "{}/{}", self.location, self.name)
     }
 }
+
+/// A group snapshot: `[POOL[/NAMESPACE]/]GROUP@SNAP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSnapSpec {
+    /// The group.
+    pub group: GroupSpec,
+    /// Snapshot name.
+    pub snap: String,
+}
+
+impl GroupSnapSpec {
+    /// Parses `[POOL[/NAMESPACE]/]GROUP@SNAP`.
+    pub fn parse(spec: &str) -> Result<GroupSnapSpec> {
+        let Some((group, snap)) = spec.split_once('@') else {
+            return Err(invalid(spec, "expected GROUP@SNAP"));
+        };
+        rbd_cg_contract::names::validate_snap_name(snap).map_err(|e| invalid(spec, &e.to_string()))?;
+        Ok(GroupSnapSpec { group: GroupSpec::parse(group)?, snap: snap.into() })
+    }
+}

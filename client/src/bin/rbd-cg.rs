@@ -7,9 +7,10 @@ use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
 use rbd_cg_client::members::image_by_id;
 use rbd_cg_client::rados::{Cluster, ConnectOptions};
-use rbd_cg_client::spec::{GroupSpec, ImageSpec, PoolSpec};
+use rbd_cg_client::snapshots::SnapshotInfo;
+use rbd_cg_client::spec::{GroupSnapSpec, GroupSpec, ImageSpec, PoolSpec};
 use rbd_cg_client::{Error, Result};
-use rbd_cg_contract::names::MAX_GROUP_MEMBERS;
+use rbd_cg_contract::names::{MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -91,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         action: ImageCommand,
     },
+    /// Manage the snapshots of a group.
+    Snap {
+        #[command(subcommand)]
+        action: SnapCommand,
+    },
     /// Finish or undo whatever an interrupted command left behind.
     Repair {
         /// [POOL[/NAMESPACE]/]GROUP
@@ -133,6 +139,50 @@ enum ImageCommand {
     Ls {
         /// [POOL[/NAMESPACE]/]GROUP
         group_spec: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapCommand {
+    /// Snapshot every member of a group.
+    Create {
+        /// [POOL[/NAMESPACE]/]GROUP@SNAP
+        snap_spec: String,
+        /// Refuse when the group already has this many snapshots.
+        #[arg(long, default_value_t = MAX_GROUP_SNAPSHOTS)]
+        max_snapshots: u32,
+    },
+    /// List a group's snapshots in creation order.
+    #[command(alias = "list")]
+    Ls {
+        /// [POOL[/NAMESPACE]/]GROUP
+        group_spec: String,
+    },
+    /// Show a group snapshot and its member image snapshots.
+    Info {
+        /// [POOL[/NAMESPACE]/]GROUP@SNAP
+        snap_spec: String,
+    },
+    /// Rename a group snapshot.
+    Rename {
+        /// [POOL[/NAMESPACE]/]GROUP@SNAP
+        snap_spec: String,
+        /// New snapshot name.
+        new_name: String,
+    },
+    /// Remove a group snapshot and its member image snapshots.
+    #[command(alias = "remove")]
+    Rm {
+        /// [POOL[/NAMESPACE]/]GROUP@SNAP
+        snap_spec: String,
+    },
+    /// Roll every member back to a group snapshot.
+    Rollback {
+        /// [POOL[/NAMESPACE]/]GROUP@SNAP
+        snap_spec: String,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
 }
 
@@ -226,6 +276,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             groups.remove_with(&spec.name, *force)?;
         }
         Command::Image { action } => run_image(global, action)?,
+        Command::Snap { action } => run_snap(global, action)?,
         Command::Repair { group_spec, check } => {
             let spec = GroupSpec::parse(group_spec)?;
             let report = open(&connect(global)?, &spec.location)?.repair(&spec.name, *check)?;
@@ -299,6 +350,117 @@ fn run_image(global: &Global, action: &ImageCommand) -> Result<()> {
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn snapshot_json(snapshot: &SnapshotInfo, with_images: bool) -> serde_json::Value {
+    let mut value = json!({
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "seq": snapshot.seq,
+        "state": snapshot.state,
+        "created_ms": snapshot.created_ms,
+        "image_count": snapshot.images.len(),
+    });
+    if with_images {
+        value["images"] = snapshot
+            .images
+            .iter()
+            .map(|i| {
+                json!({
+                    "pool": i.pool,
+                    "pool_id": i.image.pool_id,
+                    "namespace": i.image.namespace,
+                    "image": i.image_name,
+                    "image_id": i.image.image_id,
+                    "snap_id": i.snap_id,
+                    "snap_name": i.snap_name,
+                    "present": i.present,
+                })
+            })
+            .collect();
+    }
+    value
+}
+
+/// A progress bar on stderr for rollbacks, hidden when stderr is not a terminal.
+fn rollback_bar(enabled: bool) -> indicatif::ProgressBar {
+    if !enabled || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(100);
+    let style = indicatif::ProgressStyle::with_template("Rolling back to group snapshot: {percent:>3}% complete {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
+    match action {
+        SnapCommand::Create { snap_spec, max_snapshots } => {
+            let spec = GroupSnapSpec::parse(snap_spec)?;
+            open(&connect(global)?, &spec.group.location)?.snap_create(&spec.group.name, &spec.snap, *max_snapshots)?;
+        }
+        SnapCommand::Ls { group_spec } => {
+            let spec = GroupSpec::parse(group_spec)?;
+            let snapshots = open(&connect(global)?, &spec.location)?.snap_list(&spec.name)?;
+            match global.format {
+                Format::Json => {
+                    print_json(global, &json!(snapshots.iter().map(|s| snapshot_json(s, false)).collect::<Vec<_>>()))?
+                }
+                Format::Plain => {
+                    for s in &snapshots {
+                        println!("{}\t{}\t{}\t{} images", s.id, s.name, s.state, s.images.len());
+                    }
+                }
+            }
+        }
+        SnapCommand::Info { snap_spec } => {
+            let spec = GroupSnapSpec::parse(snap_spec)?;
+            let snapshot = open(&connect(global)?, &spec.group.location)?.snap_info(&spec.group.name, &spec.snap)?;
+            match global.format {
+                Format::Json => print_json(global, &snapshot_json(&snapshot, true))?,
+                Format::Plain => {
+                    println!("group snapshot: {}", snapshot.name);
+                    println!("\tid: {}", snapshot.id);
+                    println!("\tstate: {}", snapshot.state);
+                    println!("\tcreated_ms: {}", snapshot.created_ms);
+                    println!("\timages:");
+                    for i in &snapshot.images {
+                        let name = i.image_name.clone().unwrap_or_else(|| format!("<id {}>", i.image.image_id));
+                        let snap_id = i.snap_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+                        let missing = if i.present { "" } else { " (missing)" };
+                        println!("\t\t{}/{name}@{} (snap id {snap_id}){missing}", i.pool, i.snap_name);
+                    }
+                }
+            }
+        }
+        SnapCommand::Rename { snap_spec, new_name } => {
+            let spec = GroupSnapSpec::parse(snap_spec)?;
+            open(&connect(global)?, &spec.group.location)?.snap_rename(&spec.group.name, &spec.snap, new_name)?;
+        }
+        SnapCommand::Rm { snap_spec } => {
+            let spec = GroupSnapSpec::parse(snap_spec)?;
+            open(&connect(global)?, &spec.group.location)?.snap_remove(&spec.group.name, &spec.snap)?;
+        }
+        SnapCommand::Rollback { snap_spec, no_progress } => {
+            let spec = GroupSnapSpec::parse(snap_spec)?;
+            let groups = open(&connect(global)?, &spec.group.location)?;
+            let bar = rollback_bar(!no_progress);
+            let shown = bar.clone();
+            let mut report = move |index: usize, count: usize, image: &str, done: u64, total: u64| {
+                let fraction = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+                shown.set_position((((index as f64 + fraction) / count.max(1) as f64) * 100.0) as u64);
+                shown.set_message(format!("(image {} of {count}: {image})", index + 1));
+            };
+            let result = groups.snap_rollback(&spec.group.name, &spec.snap, &mut report);
+            match &result {
+                Ok(()) => bar.finish_with_message("done"),
+                Err(_) => bar.abandon(),
+            }
+            result?;
         }
     }
     Ok(())

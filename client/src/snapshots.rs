@@ -1,0 +1,465 @@
+//! Group snapshots: `snap create|ls|info|rename|rm|rollback`, and their repair.
+//!
+//! A group snapshot is a record in the group header listing the member image snapshots
+//! that make it up. Each member snapshot is an ordinary RBD snapshot named
+//! `.rbd_cg.<group pool id>_<group id>_<snapshot id>`, so `rbd snap ls` shows it and ties
+//! it back to the group. Steps (see `docs/OPERATIONS.md`):
+//!
+//! create:   1 `snap_create_begin` (record `Creating` with the attached members; membership frozen)
+//!           2..=N+1 one image snapshot per member (librbd)
+//!           N+2 `snap_create_finish` (image snapshot ids recorded, `Complete`, membership free)
+//! remove:   1 `snap_remove_begin` (`Removing`), 2..=N+1 remove each image snapshot
+//!           (already gone is fine), N+2 `snap_remove_finish` (record gone)
+//! rollback: 1 `snap_rollback_begin` (membership frozen), 2..=N+1 roll back each image,
+//!           N+2 `snap_rollback_finish`
+//!
+//! A failed create undoes itself (image snapshots removed, record dropped); a crash leaves
+//! a `Creating` record that `repair` undoes. Rollback is refused when the membership
+//! changed since the snapshot or a member snapshot is gone.
+
+use crate::class;
+use crate::error::{ignore_missing, Error, Result};
+use crate::faults::{FaultPlan, Steps};
+use crate::groups::{new_group_id, Groups};
+use crate::rbd::Image;
+use rbd_cg_contract::methods::{
+    SnapCreateRequest, SnapFinishRequest, SnapListRequest, SnapRenameRequest, SnapRequest, MAX_LIST_PAGE,
+    SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
+    SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
+};
+use rbd_cg_contract::names::{header_object, image_snap_name, image_snap_prefix, validate_snap_name};
+use rbd_cg_contract::records::{ImageRef, SnapInProgress, SnapOperation, SnapshotRecord, SnapshotState};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One member image snapshot of a group snapshot, as `snap info` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotImage {
+    /// The image.
+    pub image: ImageRef,
+    /// Pool name (or the id as text if the pool is gone).
+    pub pool: String,
+    /// Image name, `None` if the image no longer exists.
+    pub image_name: Option<String>,
+    /// The image snapshot's name.
+    pub snap_name: String,
+    /// The image snapshot's id, once cut.
+    pub snap_id: Option<u64>,
+    /// Whether that image snapshot exists now.
+    pub present: bool,
+}
+
+/// A group snapshot, as `snap ls`/`snap info` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Snapshot id.
+    pub id: String,
+    /// Snapshot name.
+    pub name: String,
+    /// Creation order.
+    pub seq: u64,
+    /// `creating` / `removing` (interrupted: run repair), `complete`, or `damaged` (a
+    /// member image snapshot was removed by hand or its image deleted).
+    pub state: &'static str,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Member image snapshots.
+    pub images: Vec<SnapshotImage>,
+}
+
+/// What one image holds now: its name and its snapshots (name → id).
+#[derive(Clone)]
+struct ImageSnaps {
+    name: Option<String>,
+    snaps: HashMap<String, u64>,
+}
+
+/// Image snapshots per image, fetched once per command.
+#[derive(Default)]
+struct SnapCache {
+    /// `None`: the image (or its pool) is gone.
+    images: HashMap<ImageRef, Option<ImageSnaps>>,
+    pools: HashMap<i64, String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Errors from fault injection stop an operation dead: no undo runs after them.
+fn injected(e: &Error) -> bool {
+    e.errno() == libc::EINTR
+}
+
+impl Groups {
+    fn open_image(&self, image: &ImageRef) -> Result<Image> {
+        let mut ioctx = self.cluster.ioctx_by_id(image.pool_id)?;
+        ioctx.set_namespace(&image.namespace)?;
+        Ok(Image::open_by_id(&ioctx, &image.image_id)?)
+    }
+
+    /// Read-only open for inspection: works with read-only caps and takes no watch.
+    fn inspect_image(&self, image: &ImageRef) -> Result<Image> {
+        let mut ioctx = self.cluster.ioctx_by_id(image.pool_id)?;
+        ioctx.set_namespace(&image.namespace)?;
+        Ok(Image::open_by_id_read_only(&ioctx, &image.image_id)?)
+    }
+
+    fn image_snaps<'c>(&self, cache: &'c mut SnapCache, image: &ImageRef) -> Result<&'c Option<ImageSnaps>> {
+        if !cache.images.contains_key(image) {
+            let entry = match self.inspect_image(image) {
+                Ok(opened) => {
+                    let snaps = opened.snap_list()?.into_iter().map(|s| (s.name, s.id)).collect();
+                    Some(ImageSnaps { name: opened.name().ok(), snaps })
+                }
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            };
+            cache.images.insert(image.clone(), entry);
+        }
+        Ok(&cache.images[image])
+    }
+
+    fn pool_name_cached(&self, cache: &mut SnapCache, pool_id: i64) -> String {
+        cache
+            .pools
+            .entry(pool_id)
+            .or_insert_with(|| self.cluster.pool_name(pool_id).unwrap_or_else(|_| pool_id.to_string()))
+            .clone()
+    }
+
+    fn snap_record(&self, group_id: &str, name: &str) -> Result<SnapshotRecord> {
+        let request = SnapRequest { group_id: group_id.into(), name: name.into() };
+        class::read(&self.ioctx, &header_object(group_id), &SNAP_GET, &request)
+    }
+
+    /// Every snapshot record of the group (page by page) and the operation in progress.
+    fn snap_records(&self, group_id: &str) -> Result<(Vec<SnapshotRecord>, Option<SnapInProgress>)> {
+        let mut records = Vec::new();
+        let mut after = 0;
+        loop {
+            let request = SnapListRequest { start_after_seq: after, max_entries: MAX_LIST_PAGE };
+            let page = class::read(&self.ioctx, &header_object(group_id), &SNAP_LIST, &request)?;
+            after = page.snapshots.last().map_or(after, |s| s.seq);
+            let done = !page.more || page.snapshots.is_empty();
+            records.extend(page.snapshots);
+            if done {
+                return Ok((records, page.in_progress));
+            }
+        }
+    }
+
+    fn describe(&self, group_id: &str, record: &SnapshotRecord, cache: &mut SnapCache) -> Result<SnapshotInfo> {
+        let mut images = Vec::with_capacity(record.members.len());
+        let mut damaged = false;
+        for member in &record.members {
+            let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+            let pool = self.pool_name_cached(cache, member.image.pool_id);
+            let (image_name, present) = match self.image_snaps(cache, &member.image)? {
+                None => (None, false),
+                Some(now) => {
+                    (now.name.clone(), member.snap_id.is_some_and(|id| now.snaps.get(&snap_name) == Some(&id)))
+                }
+            };
+            damaged |= record.state == SnapshotState::Complete && !present;
+            images.push(SnapshotImage {
+                image: member.image.clone(),
+                pool,
+                image_name,
+                snap_name,
+                snap_id: member.snap_id,
+                present,
+            });
+        }
+        let state = match record.state {
+            SnapshotState::Creating => "creating",
+            SnapshotState::Removing => "removing",
+            SnapshotState::Complete if damaged => "damaged",
+            SnapshotState::Complete => "complete",
+        };
+        Ok(SnapshotInfo {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            seq: record.seq,
+            state,
+            created_ms: record.created_ms,
+            images,
+        })
+    }
+
+    /// Creates group snapshot `name` of group `group`; at most `max_snapshots` may exist.
+    pub fn snap_create(&self, group: &str, name: &str, max_snapshots: u32) -> Result<SnapshotInfo> {
+        validate_snap_name(name)?;
+        let context = || format!("creating group snapshot {}@{name}", self.spec(group));
+        let group_id = self.ready_group_id(group, "snapshotting")?;
+        match self.snap_record(&group_id, name) {
+            Ok(existing) if existing.state == SnapshotState::Complete => {
+                return Err(Error::new(context(), libc::EEXIST))
+            }
+            Ok(existing) => {
+                return Err(Error::new(
+                    format!("{}: an earlier attempt is {:?}", context(), existing.state),
+                    libc::EBUSY,
+                )
+                .with_hint(format!("Run `rbd-cg repair {}` to clean it up, then retry.", self.spec(group))))
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.context(context())),
+        }
+        let snap_id = new_group_id()?;
+        let record =
+            self.snap_create_steps(&group_id, &snap_id, name, max_snapshots).map_err(|e| e.context(context()))?;
+        self.describe(&group_id, &record, &mut SnapCache::default())
+    }
+
+    fn snap_create_steps(&self, group_id: &str, snap_id: &str, name: &str, max: u32) -> Result<SnapshotRecord> {
+        let header = header_object(group_id);
+        let mut steps = Steps::new("snap-create", &self.faults);
+        steps.run("record the snapshot", || {
+            let request = SnapCreateRequest {
+                group_id: group_id.into(),
+                snap_id: snap_id.into(),
+                name: name.into(),
+                created_ms: now_ms(),
+                max_snapshots: max,
+            };
+            class::write(&self.ioctx, &header, &SNAP_CREATE_BEGIN, &request)
+        })?;
+        let record = self.snap_record(group_id, name)?;
+        let cut = self.cut_member_snapshots(&mut steps, group_id, &record);
+        let result = cut.and_then(|image_snaps| {
+            steps.run("complete the snapshot", || {
+                let request = SnapFinishRequest { group_id: group_id.into(), name: name.into(), image_snaps };
+                class::write(&self.ioctx, &header, &SNAP_CREATE_FINISH, &request)
+            })
+        });
+        match result {
+            Ok(()) => self.snap_record(group_id, name),
+            Err(e) if injected(&e) => Err(e),
+            Err(e) => {
+                log::warn!("group snapshot {name:?} failed ({e}); undoing it");
+                // The undo is not part of the fault plan: it runs to completion.
+                self.snap_remove_steps_with(group_id, &record, &FaultPlan::none()).map_err(|undo| {
+                    e.clone().with_hint(format!("Undoing it failed too ({undo}); run `rbd-cg repair`."))
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    /// One image snapshot per member, each a step; returns the ids in member order.
+    fn cut_member_snapshots(
+        &self,
+        steps: &mut Steps,
+        group_id: &str,
+        record: &SnapshotRecord,
+    ) -> Result<Vec<(ImageRef, u64)>> {
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let mut ids = Vec::with_capacity(record.members.len());
+        for member in &record.members {
+            let id = steps.run(&format!("snapshot image {}", member.image.image_id), || {
+                let mut image = self.open_image(&member.image)?;
+                match image.snap_create(&snap_name) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == libc::EEXIST => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let snaps = image.snap_list()?;
+                snaps
+                    .iter()
+                    .find(|s| s.name == snap_name)
+                    .map(|s| s.id)
+                    .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
+            })?;
+            ids.push((member.image.clone(), id));
+        }
+        Ok(ids)
+    }
+
+    /// Lists the group's snapshots in creation order, checking each member snapshot.
+    pub fn snap_list(&self, group: &str) -> Result<Vec<SnapshotInfo>> {
+        let context = || format!("listing snapshots of group {}", self.spec(group));
+        let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        let (records, _) = self.snap_records(&entry.id).map_err(|e| e.context(context()))?;
+        let mut cache = SnapCache::default();
+        records.iter().map(|r| self.describe(&entry.id, r, &mut cache)).collect()
+    }
+
+    /// Shows one group snapshot.
+    pub fn snap_info(&self, group: &str, name: &str) -> Result<SnapshotInfo> {
+        validate_snap_name(name)?;
+        let context = || format!("group snapshot {}@{name}", self.spec(group));
+        let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
+        self.describe(&entry.id, &record, &mut SnapCache::default())
+    }
+
+    /// Renames a group snapshot (one atomic step; member snapshot names carry the id,
+    /// not the name, so nothing else changes).
+    pub fn snap_rename(&self, group: &str, old: &str, new: &str) -> Result<()> {
+        let group_id = self.ready_group_id(group, "renaming a snapshot of")?;
+        let request = SnapRenameRequest { group_id: group_id.clone(), old_name: old.into(), new_name: new.into() };
+        class::write(&self.ioctx, &header_object(&group_id), &SNAP_RENAME, &request)
+            .map_err(|e| e.context(format!("renaming group snapshot {}@{old} to {new:?}", self.spec(group))))
+    }
+
+    /// Removes a group snapshot and its member image snapshots.
+    pub fn snap_remove(&self, group: &str, name: &str) -> Result<()> {
+        validate_snap_name(name)?;
+        let context = || format!("removing group snapshot {}@{name}", self.spec(group));
+        let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
+        self.snap_remove_steps(&entry.id, &record).map_err(|e| e.context(context()))
+    }
+
+    fn snap_remove_steps(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+        self.snap_remove_steps_with(group_id, record, &self.faults)
+    }
+
+    fn snap_remove_steps_with(&self, group_id: &str, record: &SnapshotRecord, faults: &FaultPlan) -> Result<()> {
+        let header = header_object(group_id);
+        let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let mut steps = Steps::new("snap-remove", faults);
+        steps.run("mark the snapshot removing", || class::write(&self.ioctx, &header, &SNAP_REMOVE_BEGIN, &request))?;
+        for member in &record.members {
+            steps.run(&format!("remove the snapshot of image {}", member.image.image_id), || {
+                match self.open_image(&member.image) {
+                    Ok(mut image) => ignore_missing(image.snap_remove(&snap_name).map_err(Error::from)),
+                    Err(e) if e.is_not_found() => Ok(()), // image (or pool) deleted
+                    Err(e) => Err(e),
+                }
+            })?;
+        }
+        steps.run("drop the snapshot record", || {
+            ignore_missing(class::write(&self.ioctx, &header, &SNAP_REMOVE_FINISH, &request))
+        })
+    }
+
+    /// Rolls every member back to group snapshot `name`. `progress(image_index,
+    /// image_count, image_id, done, total)` is called from librbd's threads.
+    pub fn snap_rollback(
+        &self,
+        group: &str,
+        name: &str,
+        progress: &mut (dyn FnMut(usize, usize, &str, u64, u64) + Send),
+    ) -> Result<()> {
+        validate_snap_name(name)?;
+        let context = || format!("rolling back group {} to snapshot {name}", self.spec(group));
+        let group_id = self.ready_group_id(group, "rolling back")?;
+        let record = self.snap_record(&group_id, name).map_err(|e| e.context(context()))?;
+        let info = self.describe(&group_id, &record, &mut SnapCache::default())?;
+        match info.state {
+            "complete" => {}
+            "damaged" => {
+                let missing: Vec<&str> =
+                    info.images.iter().filter(|i| !i.present).map(|i| i.image.image_id.as_str()).collect();
+                return Err(Error::new(
+                    format!("{}: member snapshots are missing on images {missing:?}", context()),
+                    libc::ENOENT,
+                ));
+            }
+            state => return Err(Error::new(format!("{}: the snapshot is {state}", context()), libc::EBUSY)),
+        }
+        let now: BTreeSet<ImageRef> = self.member_records(&group_id)?.into_iter().map(|m| m.image).collect();
+        let then: BTreeSet<ImageRef> = record.members.iter().map(|m| m.image.clone()).collect();
+        if now != then {
+            return Err(Error::new(
+                format!(
+                    "{}: the group's membership changed since the snapshot ({} images then, {} now)",
+                    context(),
+                    then.len(),
+                    now.len()
+                ),
+                libc::EBUSY,
+            )
+            .with_hint("Rollback needs the same members; add or remove images to match, or roll back images one by one with `rbd snap rollback`."));
+        }
+        self.rollback_steps(&group_id, &record, progress).map_err(|e| e.context(context()))
+    }
+
+    fn rollback_steps(
+        &self,
+        group_id: &str,
+        record: &SnapshotRecord,
+        progress: &mut (dyn FnMut(usize, usize, &str, u64, u64) + Send),
+    ) -> Result<()> {
+        let header = header_object(group_id);
+        let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let count = record.members.len();
+        let mut steps = Steps::new("snap-rollback", &self.faults);
+        steps.run("mark the rollback", || class::write(&self.ioctx, &header, &SNAP_ROLLBACK_BEGIN, &request))?;
+        for (index, member) in record.members.iter().enumerate() {
+            let image_id = member.image.image_id.clone();
+            steps.run(&format!("roll back image {image_id}"), || {
+                let mut image = self.open_image(&member.image)?;
+                let report = &mut *progress;
+                Ok(image.snap_rollback_with_progress(&snap_name, |done, total| {
+                    report(index, count, &image_id, done, total)
+                })?)
+            })?;
+        }
+        steps.run("clear the rollback mark", || class::write(&self.ioctx, &header, &SNAP_ROLLBACK_FINISH, &request))
+    }
+
+    /// Removes every snapshot of group `group_id` (used by `rm --force`).
+    pub(crate) fn remove_all_snapshots(&self, group_id: &str) -> Result<()> {
+        let (records, _) = self.snap_records(group_id)?;
+        records.iter().try_for_each(|record| self.snap_remove_steps(group_id, record))
+    }
+
+    /// Finishes or undoes interrupted snapshot operations of group `group_id`, and
+    /// removes orphan member snapshots (our reserved name, no record). Returns findings.
+    pub(crate) fn repair_snapshots(&self, group_id: &str, check_only: bool) -> Result<Vec<String>> {
+        let mut findings = Vec::new();
+        let (records, in_progress) = self.snap_records(group_id)?;
+        for record in &records {
+            let rollback =
+                in_progress.as_ref().is_some_and(|p| p.seq == record.seq && p.operation == SnapOperation::Rollback);
+            match record.state {
+                SnapshotState::Creating => {
+                    findings
+                        .push(format!("snapshot {:?} was interrupted while being created: undoing it", record.name));
+                    if !check_only {
+                        self.snap_remove_steps(group_id, record)?;
+                    }
+                }
+                SnapshotState::Removing => {
+                    findings.push(format!("removal of snapshot {:?} was interrupted: completing it", record.name));
+                    if !check_only {
+                        self.snap_remove_steps(group_id, record)?;
+                    }
+                }
+                SnapshotState::Complete if rollback => {
+                    findings.push(format!("rollback to snapshot {:?} was interrupted: completing it", record.name));
+                    if !check_only {
+                        self.rollback_steps(group_id, record, &mut |_, _, _, _, _| {})?;
+                    }
+                }
+                SnapshotState::Complete => {}
+            }
+        }
+        // Orphans: member snapshots with this group's prefix whose snapshot id has no record.
+        let prefix = image_snap_prefix(self.ioctx.pool_id(), group_id);
+        let known: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+        let mut images: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
+        images.extend(records.iter().flat_map(|r| r.members.iter().map(|m| m.image.clone())));
+        let mut cache = SnapCache::default();
+        for image in &images {
+            let Some(now) = self.image_snaps(&mut cache, image)?.clone() else { continue };
+            for snap in now.snaps.keys() {
+                // Snapshots of existing records (including ones undone above) are not orphans.
+                let Some(snap_id) = snap.strip_prefix(&prefix) else { continue };
+                if known.contains(snap_id) {
+                    continue;
+                }
+                findings.push(format!("image {} has orphan group snapshot {snap}: removing it", image.image_id));
+                if !check_only {
+                    ignore_missing(self.open_image(image)?.snap_remove(snap).map_err(Error::from))?;
+                }
+            }
+        }
+        Ok(findings)
+    }
+}
