@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use rbd_cg_client::rados::IoCtx;
-use rbd_cg_contract::methods::{self as m, Access, Empty, NameAndId, VersionReply};
+use rbd_cg_contract::methods::{self as m, Access, Empty, VersionReply};
 use rbd_cg_contract::names::{header_object, id_object, DIRECTORY_OBJECT};
 use rbd_cg_contract::{decode, encode, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
 use std::process::Command;
@@ -71,9 +71,22 @@ fn malformed_input_to_every_method_is_an_errno_and_changes_nothing() {
     let groups = groups(&cluster, "rbd", &ns);
     let id = groups.create("victim").unwrap();
     let io = ioctx(&cluster, "rbd", &ns);
-    let objects = [DIRECTORY_OBJECT.to_owned(), id_object("victim"), header_object(&id)];
+    // A real RBD image header too, with a member and a snapshot, so every method meets
+    // the object it is meant for.
+    ceph_tool_ok("rbd", &["namespace", "create", &format!("rbd/{ns}")]);
+    ceph_tool_ok("rbd", &["create", "--size", "8M", &format!("rbd/{ns}/img")]);
+    rbd_cg_ok(&["image", "add", &format!("rbd/{ns}/victim"), &format!("rbd/{ns}/img")]);
+    rbd_cg_ok(&["snap", "create", &format!("rbd/{ns}/victim@s")]);
+    let info: serde_json::Value =
+        serde_json::from_str(&ceph_tool_ok("rbd", &["info", "--format", "json", &format!("rbd/{ns}/img")])).unwrap();
+    let image_header = format!("rbd_header.{}", info["id"].as_str().unwrap());
+    let objects = [DIRECTORY_OBJECT.to_owned(), id_object("victim"), header_object(&id), image_header];
 
-    let valid_but_wrong_type = encode(&NameAndId { name: "x".into(), id: "y".into() }).unwrap();
+    // A valid envelope of a type that no method's request decodes from (a string and two
+    // u16: too short for a second string, a bad Option tag, or trailing bytes; as a
+    // DirListRequest it is a page of 0 entries, ERANGE).
+    let reply = VersionReply { class_version: "x".into(), protocol_min: 0, protocol_max: 0 };
+    let valid_but_wrong_type = encode(&reply).unwrap();
     let mut huge_length = vec![1, 1, 8, 0, 0, 0];
     huge_length.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
     let mut too_new = encode(&Empty {}).unwrap();
@@ -92,9 +105,6 @@ fn malformed_input_to_every_method_is_an_errno_and_changes_nothing() {
         for oid in &objects {
             let before = snapshot(&io, oid);
             for (what, payload) in &payloads {
-                if *what == "wrong request type" && matches!(*method, "dir_add" | "dir_set_ready" | "dir_remove") {
-                    continue; // NameAndId is their request type: that input is well-formed
-                }
                 let result = match access {
                     Access::Read => exec_read(&io, oid, method, payload).map(|_| ()),
                     Access::Write => io.exec_write(oid, CLASS_NAME, method, payload).map_err(|e| e.errno),
