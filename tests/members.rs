@@ -159,3 +159,32 @@ fn crash_after_every_step_of_image_add_and_rm_then_repair_or_rerun() {
         }
     }
 }
+
+#[test]
+fn a_format_1_image_is_refused_with_a_clear_message() {
+    // Pacific no longer creates format-1 images, but librbd still opens them; it detects
+    // format 1 by the `<name>.rbd` header object. Write a genuine v1 header
+    // (rbd_obj_header_ondisk: text, block name, signature, version, options, size, ...).
+    let ns = setup("rbd", "format1", &[]);
+    let mut header = b"<<< Rados Block Device Image >>>\n".to_vec();
+    header.resize(40, 0);
+    let mut block_name = b"rb.0.1234.5678".to_vec();
+    block_name.resize(24, 0);
+    header.extend_from_slice(&block_name);
+    header.extend_from_slice(b"RBD\0"); // signature
+    header.extend_from_slice(b"001.005\0"); // version
+    header.extend_from_slice(&[22, 0, 0, 0]); // order 22, no crypt, no compression
+    header.extend_from_slice(&(8u64 << 20).to_le_bytes()); // size
+    header.extend_from_slice(&[0; 8 + 4 + 4 + 8]); // snap_seq, snap_count, reserved, snap_names_len
+    let file = std::env::temp_dir().join(format!("rbd-cg-v1-{}.hdr", std::process::id()));
+    std::fs::write(&file, &header).unwrap();
+    ceph_tool_ok("rados", &["-p", "rbd", "-N", &ns, "put", "old.rbd", file.to_str().unwrap()]);
+    let info = ceph_tool_ok("rbd", &["info", &format!("rbd/{ns}/old")]);
+    assert!(info.contains("size 8 MiB"), "librbd opens it: {info}");
+
+    let group = format!("rbd/{ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    let stderr = expect_errno(&rbd_cg(&["image", "add", &group, &format!("rbd/{ns}/old")]), libc::EINVAL);
+    assert!(stderr.contains("format 1 images cannot join a group"), "{stderr}");
+    assert!(image_ls(&group).is_empty());
+}
