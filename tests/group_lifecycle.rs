@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rbd_cg_client::faults::{FaultPlan, FAULT_ENV, FAULT_EXIT_CODE};
+use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::groups::GroupState;
 use rbd_cg_contract::names::{header_object, id_object, DIRECTORY_OBJECT};
 use rbd_cg_contract::records::GroupIdRecord;
@@ -121,18 +121,6 @@ fn cli_lifecycle_in_a_pool_and_namespace() {
     assert_eq!(rbd_cg_ok(&["ls", &format!("cgtest2/{ns}"), "--format", "json"]).trim(), "[\"database\"]");
     assert_eq!(assert_consistent(&cluster(), "cgtest2", &ns), ["database"]);
     assert!(rados_objects("rbd", &ns).is_empty(), "nothing leaked into the default pool");
-}
-
-/// Runs `rbd-cg` with fault injection at `op:step` and expects the dead stop.
-fn crash_at(op: &str, step: u32, args: &[&str]) {
-    let fault = format!("{op}:{step}");
-    let out = rbd_cg_with_env(args, &[(FAULT_ENV, &fault)]);
-    assert_eq!(
-        out.status.code(),
-        Some(FAULT_EXIT_CODE),
-        "{args:?} at {fault}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -265,13 +253,8 @@ fn in_process_fault_plan_stops_with_eintr_and_repair_check_reports_it() {
 fn a_client_that_cannot_call_the_class_is_told_what_to_configure() {
     // A user with plain `allow r` on the OSDs may not call class methods: the OSD answers
     // EPERM, exactly what a client sees when the class is not permitted to load.
-    let keyring = std::env::temp_dir().join(format!("rbd-cg-nocls-{}.keyring", std::process::id()));
-    let keyring = keyring.to_str().unwrap();
-    ceph_tool_ok(
-        "ceph",
-        &["auth", "get-or-create", "client.nocls", "mon", "allow r", "osd", "allow r pool=rbd", "-o", keyring],
-    );
-    let out = rbd_cg(&["--id", "nocls", "--keyring", keyring, "ls"]);
+    let nocls = rbd_cg_as("nocls", "allow r pool=rbd");
+    let out = nocls(&["ls"]);
     let stderr = expect_errno(&out, libc::EPERM);
     assert!(stderr.contains("checking the rbd_cg class"), "{stderr}");
     assert!(stderr.contains("osd class load list") && stderr.contains("osd class default list"), "{stderr}");
@@ -282,27 +265,7 @@ fn a_client_that_cannot_call_the_class_is_told_what_to_configure() {
 fn a_read_only_user_can_list_and_show_but_not_change() {
     let ns = namespace("readonly");
     rbd_cg_ok(&["create", &format!("rbd/{ns}/existing")]);
-    let keyring = std::env::temp_dir().join(format!("rbd-cg-ro-{}.keyring", std::process::id()));
-    let keyring = keyring.to_str().unwrap();
-    ceph_tool_ok(
-        "ceph",
-        &[
-            "auth",
-            "get-or-create",
-            "client.cgro",
-            "mon",
-            "allow r",
-            "osd",
-            "allow r class-read pool=rbd",
-            "-o",
-            keyring,
-        ],
-    );
-    let ro = |args: &[&str]| {
-        let mut all = vec!["--id", "cgro", "--keyring", keyring];
-        all.extend_from_slice(args);
-        rbd_cg(&all)
-    };
+    let ro = rbd_cg_as("cgro", "allow r class-read pool=rbd");
     let ls = ro(&["ls", &format!("rbd/{ns}"), "--format", "json"]);
     assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
     assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "[\"existing\"]");

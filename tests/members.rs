@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use rbd_cg_client::faults::{FAULT_ENV, FAULT_EXIT_CODE};
 
 /// A pool/namespace with an RBD namespace and `images` created in it.
 fn setup(pool: &str, test: &str, images: &[&str]) -> String {
@@ -107,17 +106,6 @@ fn an_image_deleted_behind_our_back_shows_as_missing_and_can_be_removed_by_id() 
     rbd_cg_ok(&["image", "rm", &group, "--image-id", &id]);
     assert!(image_ls(&group).is_empty());
     rbd_cg_ok(&["rm", &group]);
-}
-
-fn crash_at(op: &str, step: u32, args: &[&str]) {
-    let fault = format!("{op}:{step}");
-    let out = rbd_cg_with_env(args, &[(FAULT_ENV, &fault)]);
-    assert_eq!(
-        out.status.code(),
-        Some(FAULT_EXIT_CODE),
-        "{args:?} at {fault}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use rbd_cg_client::faults::{FAULT_ENV, FAULT_EXIT_CODE};
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -50,17 +49,6 @@ fn image_snaps(ns: &str, image: &str) -> Vec<String> {
 
 fn snap_ls(group: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&rbd_cg_ok(&["snap", "ls", group, "--format", "json"])).unwrap()
-}
-
-fn crash_at(op: &str, step: u32, args: &[&str]) {
-    let fault = format!("{op}:{step}");
-    let out = rbd_cg_with_env(args, &[(FAULT_ENV, &fault)]);
-    assert_eq!(
-        out.status.code(),
-        Some(FAULT_EXIT_CODE),
-        "{args:?} at {fault}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Everything `repair` promises: nothing left to repair; members attached with their
@@ -287,27 +275,7 @@ fn crash_after_every_step_of_rollback_then_rerun_or_repair() {
 fn a_read_only_user_can_list_snapshots_but_not_change_them() {
     let (ns, group) = setup("ro-snaps", &["a"]);
     rbd_cg_ok(&["snap", "create", &format!("{group}@s")]);
-    let keyring = std::env::temp_dir().join(format!("rbd-cg-ro-snaps-{}.keyring", std::process::id()));
-    let keyring = keyring.to_str().unwrap();
-    ceph_tool_ok(
-        "ceph",
-        &[
-            "auth",
-            "get-or-create",
-            "client.cgrosnap",
-            "mon",
-            "allow r",
-            "osd",
-            "allow r class-read pool=rbd",
-            "-o",
-            keyring,
-        ],
-    );
-    let ro = |args: &[&str]| {
-        let mut all = vec!["--id", "cgrosnap", "--keyring", keyring];
-        all.extend_from_slice(args);
-        rbd_cg(&all)
-    };
+    let ro = rbd_cg_as("cgrosnap", "allow r class-read pool=rbd");
     assert!(ro(&["snap", "ls", &group]).status.success());
     assert!(ro(&["image", "ls", &group]).status.success());
     for args in [

@@ -29,6 +29,15 @@ fn invalid(spec: &str, why: &str) -> Error {
     Error::new(format!("invalid spec {spec:?}: {why}"), libc::EINVAL)
 }
 
+/// Splits `[POOL[/NAMESPACE]/]NAME` into its location (default pool when absent) and name.
+fn split_location(spec: &str) -> Result<(PoolSpec, &str)> {
+    match spec.rsplit_once('/') {
+        None => Ok((PoolSpec::parse("")?, spec)),
+        Some(("", _)) => Err(invalid(spec, "empty pool name")),
+        Some((location, name)) => Ok((PoolSpec::parse(location).map_err(|_| invalid(spec, "bad pool part"))?, name)),
+    }
+}
+
 impl PoolSpec {
     /// Parses `[POOL[/NAMESPACE]]`; empty means the default pool.
     pub fn parse(spec: &str) -> Result<PoolSpec> {
@@ -47,11 +56,7 @@ impl PoolSpec {
 impl GroupSpec {
     /// Parses `[POOL[/NAMESPACE]/]GROUP`.
     pub fn parse(spec: &str) -> Result<GroupSpec> {
-        let (location, name) = match spec.rsplit_once('/') {
-            None => (PoolSpec::parse("")?, spec),
-            Some(("", _)) => return Err(invalid(spec, "empty pool name")),
-            Some((location, name)) => (PoolSpec::parse(location).map_err(|_| invalid(spec, "bad pool part"))?, name),
-        };
+        let (location, name) = split_location(spec)?;
         validate_group_name(name).map_err(|e| invalid(spec, &e.to_string()))?;
         Ok(GroupSpec { location, name: name.into() })
     }
@@ -106,11 +111,7 @@ pub struct ImageSpec {
 impl ImageSpec {
     /// Parses `[POOL[/NAMESPACE]/]IMAGE`.
     pub fn parse(spec: &str) -> Result<ImageSpec> {
-        let (location, name) = match spec.rsplit_once('/') {
-            None => (PoolSpec::parse("")?, spec),
-            Some(("", _)) => return Err(invalid(spec, "empty pool name")),
-            Some((location, name)) => (PoolSpec::parse(location).map_err(|_| invalid(spec, "bad pool part"))?, name),
-        };
+        let (location, name) = split_location(spec)?;
         if name.is_empty() || name.contains('@') || name.chars().any(char::is_control) {
             return Err(invalid(spec, "bad image name"));
         }

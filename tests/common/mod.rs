@@ -180,3 +180,31 @@ pub fn assert_consistent(cluster: &Cluster, pool: &str, ns: &str) -> Vec<String>
     assert_eq!(actual, expected_objects, "stray or missing cg_* objects");
     names
 }
+
+/// Runs `rbd-cg` with fault injection at `<op>:<step>` and expects the dead stop.
+pub fn crash_at(op: &str, step: u32, args: &[&str]) {
+    use rbd_cg_client::faults::{FAULT_ENV, FAULT_EXIT_CODE};
+    let fault = format!("{op}:{step}");
+    let out = rbd_cg_with_env(args, &[(FAULT_ENV, &fault)]);
+    assert_eq!(
+        out.status.code(),
+        Some(FAULT_EXIT_CODE),
+        "{args:?} at {fault}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Creates cephx user `client.<id>` with the given osd caps (mon `allow r`) and returns a
+/// function that runs `rbd-cg` as that user.
+pub fn rbd_cg_as(id: &str, osd_caps: &str) -> impl Fn(&[&str]) -> Output {
+    let keyring = std::env::temp_dir().join(format!("rbd-cg-{id}-{}.keyring", std::process::id()));
+    let keyring = keyring.to_str().expect("utf-8 temp dir").to_owned();
+    let entity = format!("client.{id}");
+    ceph_tool_ok("ceph", &["auth", "get-or-create", &entity, "mon", "allow r", "osd", osd_caps, "-o", &keyring]);
+    let id = id.to_owned();
+    move |args: &[&str]| {
+        let mut all = vec!["--id", id.as_str(), "--keyring", keyring.as_str()];
+        all.extend_from_slice(args);
+        rbd_cg(&all)
+    }
+}

@@ -9,13 +9,24 @@ use rbd_cg_contract::names::{validate_group_id, validate_group_name};
 use rbd_cg_contract::records::{GroupHeader, HeaderState};
 use rbd_cg_contract::CgError;
 
-/// The header, checked to belong to `id`; `ENOENT` when absent.
-fn load(store: &dyn ObjectStore, id: &str) -> Result<GroupHeader, CgError> {
+/// The header, checked to belong to `id`; `ENOENT` when absent. Every method on
+/// `cg_header.<id>` goes through this (or [`load_active`]) so a request for one group can
+/// never touch another's header.
+pub(crate) fn load(store: &dyn ObjectStore, id: &str) -> Result<GroupHeader, CgError> {
     validate_group_id(id)?;
     let header =
         load_data::<GroupHeader>(store)?.ok_or_else(|| CgError::NotFound(format!("no header for group {id}")))?;
     if header.id != id {
         return Err(CgError::InvalidArgument(format!("header holds group {}, not {id}", header.id)));
+    }
+    Ok(header)
+}
+
+/// The header of `id`, which must be `Active` (`EBUSY` while it is being removed).
+pub(crate) fn load_active(store: &dyn ObjectStore, id: &str) -> Result<GroupHeader, CgError> {
+    let header = load(store, id)?;
+    if header.state != HeaderState::Active {
+        return Err(CgError::Busy(format!("group {id} is being removed")));
     }
     Ok(header)
 }

@@ -9,14 +9,15 @@
 //! the same atomic call that changes the state, so a snapshot's member list never
 //! misses or half-includes an image.
 
-use crate::store::{decode_listed, load_data, load_key, save_data};
+use super::header::{load as load_header, load_active};
+use crate::store::{decode_listed, load_key, save_data};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{MemberAddRequest, MemberListReply, MemberListRequest, MemberRequest, MAX_LIST_PAGE};
 use rbd_cg_contract::names::{
     member_key, validate_group_id, validate_image_id, validate_location, MAX_GROUP_MEMBERS, MEMBER_KEY_PREFIX,
     SNAPSHOT_IN_PROGRESS_KEY,
 };
-use rbd_cg_contract::records::{GroupHeader, HeaderState, ImageRef, MemberRecord, MemberState};
+use rbd_cg_contract::records::{ImageRef, MemberRecord, MemberState};
 use rbd_cg_contract::{encode, CgError};
 
 pub(crate) fn validate_image(image: &ImageRef) -> Result<(), CgError> {
@@ -26,19 +27,6 @@ pub(crate) fn validate_image(image: &ImageRef) -> Result<(), CgError> {
 
 fn key_of(image: &ImageRef) -> String {
     member_key(image.pool_id, &image.image_id, &image.namespace)
-}
-
-/// The header of `group_id`, which must be `Active`.
-pub(crate) fn active_header(store: &dyn ObjectStore, group_id: &str) -> Result<GroupHeader, CgError> {
-    validate_group_id(group_id)?;
-    let header = load_data::<GroupHeader>(store)?.ok_or_else(|| CgError::NotFound(format!("no group {group_id}")))?;
-    if header.id != group_id {
-        return Err(CgError::InvalidArgument(format!("header holds group {}, not {group_id}", header.id)));
-    }
-    if header.state != HeaderState::Active {
-        return Err(CgError::Busy(format!("group {group_id} is being removed")));
-    }
-    Ok(header)
 }
 
 fn no_snapshot_in_progress(store: &dyn ObjectStore) -> Result<(), CgError> {
@@ -59,7 +47,7 @@ pub fn add_begin(store: &mut dyn ObjectStore, req: MemberAddRequest) -> Result<(
     if req.max_members == 0 || req.max_members > MAX_GROUP_MEMBERS {
         return Err(CgError::OutOfRange(format!("member limit {} is not in 1..={MAX_GROUP_MEMBERS}", req.max_members)));
     }
-    let mut header = active_header(store, &req.group_id)?;
+    let mut header = load_active(store, &req.group_id)?;
     match load_key::<MemberRecord>(store, &key_of(&req.image))? {
         Some(existing) if existing.state == MemberState::Adding => return Ok(()),
         Some(existing) if existing.state == MemberState::Attached => {
@@ -87,7 +75,7 @@ fn member(store: &dyn ObjectStore, req: &MemberRequest) -> Result<MemberRecord, 
 /// `Adding` → `Attached`.
 pub fn add_finish(store: &mut dyn ObjectStore, req: MemberRequest) -> Result<(), CgError> {
     let mut record = member(store, &req)?;
-    active_header(store, &req.group_id)?;
+    load_active(store, &req.group_id)?;
     match record.state {
         MemberState::Attached => Ok(()),
         MemberState::Adding => {
@@ -115,10 +103,7 @@ pub fn remove_finish(store: &mut dyn ObjectStore, req: MemberRequest) -> Result<
     if record.state != MemberState::Removing {
         return Err(CgError::Busy(format!("image {} is {:?}, not Removing", req.image.image_id, record.state)));
     }
-    let mut header = load_data::<GroupHeader>(store)?.ok_or_else(|| CgError::NotFound("no group header".into()))?;
-    if header.id != req.group_id {
-        return Err(CgError::InvalidArgument(format!("header holds group {}, not {}", header.id, req.group_id)));
-    }
+    let mut header = load_header(store, &req.group_id)?;
     header.member_count = header.member_count.saturating_sub(1);
     store.omap_remove(&key_of(&req.image))?;
     save_data(store, &header)

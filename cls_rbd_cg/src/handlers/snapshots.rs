@@ -8,8 +8,9 @@
 //! a member is `Adding` or `Removing`. So a snapshot's members are exactly the group's
 //! members at one instant, never a partial view.
 
-use super::members::{active_header, validate_image};
-use crate::store::{decode_listed, load_data, load_key, save_data};
+use super::header::{load as header, load_active};
+use super::members::validate_image;
+use crate::store::{decode_listed, load_key, save_data};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{
     SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
@@ -20,8 +21,8 @@ use rbd_cg_contract::names::{
     MEMBER_KEY_PREFIX, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY, SNAP_KEY_PREFIX,
 };
 use rbd_cg_contract::records::{
-    GroupHeader, MemberRecord, MemberState, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember,
-    SnapshotRecord, SnapshotState,
+    MemberRecord, MemberState, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember, SnapshotRecord,
+    SnapshotState,
 };
 use rbd_cg_contract::{encode, CgError};
 
@@ -43,16 +44,6 @@ fn save_record(store: &mut dyn ObjectStore, record: &SnapshotRecord) -> Result<(
     store.omap_set(&[(&snap_key(record.seq), &value)])
 }
 
-/// The header of `group_id`, whatever its state.
-fn header(store: &dyn ObjectStore, group_id: &str) -> Result<GroupHeader, CgError> {
-    validate_group_id(group_id)?;
-    let header = load_data::<GroupHeader>(store)?.ok_or_else(|| CgError::NotFound(format!("no group {group_id}")))?;
-    if header.id != group_id {
-        return Err(CgError::InvalidArgument(format!("header holds group {}, not {group_id}", header.id)));
-    }
-    Ok(header)
-}
-
 /// Records a `Creating` snapshot of the attached members and marks it in progress.
 pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Result<(), CgError> {
     validate_group_id(&req.snap_id)?;
@@ -63,7 +54,7 @@ pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Resu
             req.max_snapshots
         )));
     }
-    let mut header = active_header(store, &req.group_id)?;
+    let mut header = load_active(store, &req.group_id)?;
     if let Some(entry) = load_key::<SnapNameEntry>(store, &snap_name_key(&req.name))? {
         let existing = load_key::<SnapshotRecord>(store, &snap_key(entry.seq))?;
         return match existing {
@@ -193,7 +184,7 @@ pub fn rename(store: &mut dyn ObjectStore, req: SnapRenameRequest) -> Result<(),
 
 /// Marks a rollback to a `Complete` snapshot as in progress.
 pub fn rollback_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
-    active_header(store, &req.group_id)?;
+    load_active(store, &req.group_id)?;
     let record = record(store, &req.name)?;
     if record.state != SnapshotState::Complete {
         return Err(CgError::Busy(format!("snapshot {:?} is {:?}", req.name, record.state)));
