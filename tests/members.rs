@@ -176,3 +176,31 @@ fn a_format_1_image_is_refused_with_a_clear_message() {
     assert!(stderr.contains("format 1 images cannot join a group"), "{stderr}");
     assert!(image_ls(&group).is_empty());
 }
+
+#[test]
+fn repair_drops_a_back_reference_without_a_member() {
+    use rbd_cg_contract::methods::{BackRefRequest, IMAGE_GROUP_LINK};
+    use rbd_cg_contract::records::GroupRef;
+    let ns = setup("rbd", "dangling", &["member", "stray"]);
+    let group = format!("rbd/{ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    rbd_cg_ok(&["image", "add", &group, &format!("rbd/{ns}/member")]);
+    let info: serde_json::Value = serde_json::from_str(&rbd_cg_ok(&["info", &group, "--format", "json"])).unwrap();
+    // Plant a back-reference to the group on an image that is not a member.
+    let cluster = cluster();
+    let io = ioctx(&cluster, "rbd", &ns);
+    let stray_id = image_id(&format!("rbd/{ns}/stray"));
+    let group_ref =
+        GroupRef { pool_id: io.pool_id(), namespace: ns.clone(), group_id: info["id"].as_str().unwrap().into() };
+    let request = rbd_cg_contract::encode(&BackRefRequest { image_id: stray_id.clone(), group: group_ref }).unwrap();
+    io.exec_write(&format!("rbd_header.{stray_id}"), "rbd_cg", IMAGE_GROUP_LINK.name, &request).unwrap();
+    assert_eq!(backrefs("rbd", &ns, &stray_id).len(), 1);
+
+    let check = rbd_cg(&["repair", &group, "--check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("not a member"));
+    rbd_cg_ok(&["repair", &group]);
+    assert!(backrefs("rbd", &ns, &stray_id).is_empty());
+    assert_eq!(backrefs("rbd", &ns, &image_id(&format!("rbd/{ns}/member"))).len(), 1, "the member keeps its link");
+    assert_eq!(rbd_cg(&["repair", &group, "--check"]).status.code(), Some(0));
+}

@@ -209,7 +209,7 @@ impl Groups {
     /// whose image still exists is attached, one whose image is gone is dropped; a
     /// `Removing` member is dropped. Returns one line per member it found.
     pub(crate) fn repair_members(&self, group_id: &str, check_only: bool) -> Result<Vec<String>> {
-        let mut findings = Vec::new();
+        let mut findings = self.repair_dangling_backrefs(group_id, check_only)?;
         for record in self.member_records(group_id)? {
             let image = &record.image;
             match record.state {
@@ -258,6 +258,51 @@ impl Groups {
                     findings.push(format!("removing image {} was interrupted: completing it", image.image_id));
                     if !check_only {
                         self.image_remove_steps(group_id, image)?;
+                    }
+                }
+            }
+        }
+        Ok(findings)
+    }
+}
+
+impl Groups {
+    /// Back-references to this group on images that are not members. Our own sequences
+    /// never leave one (an image is linked only after its member record exists and the
+    /// record is dropped only after unlinking), but a tampered or partly deleted group
+    /// can. Scans every image in the group's pool/namespace and in its members' ones.
+    fn repair_dangling_backrefs(&self, group_id: &str, check_only: bool) -> Result<Vec<String>> {
+        let members: std::collections::BTreeSet<ImageRef> =
+            self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
+        let mut locations: std::collections::BTreeSet<(i64, String)> =
+            members.iter().map(|m| (m.pool_id, m.namespace.clone())).collect();
+        locations.insert((self.ioctx.pool_id(), self.location.namespace.clone()));
+        let ours = self.group_ref(group_id);
+        let mut findings = Vec::new();
+        for (pool_id, namespace) in locations {
+            let ioctx = match self.pool_ioctx(pool_id, &namespace) {
+                Ok(ioctx) => ioctx,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            for (name, image_id) in rbd_list(&ioctx)? {
+                let image = ImageRef { pool_id, namespace: namespace.clone(), image_id: image_id.clone() };
+                if members.contains(&image) {
+                    continue;
+                }
+                let header = image_header_object(&image_id);
+                let linked = match class::read(&ioctx, &header, &IMAGE_GROUP_LIST, &Empty {}) {
+                    Ok(list) => list.groups.contains(&ours),
+                    Err(e) if e.is_not_found() => false,
+                    Err(e) => return Err(e),
+                };
+                if linked {
+                    findings.push(format!(
+                        "image {name} ({image_id}) points at this group but is not a member: unlinking it"
+                    ));
+                    if !check_only {
+                        let request = BackRefRequest { image_id, group: ours.clone() };
+                        ignore_missing(class::write(&ioctx, &header, &IMAGE_GROUP_UNLINK, &request))?;
                     }
                 }
             }
