@@ -46,6 +46,19 @@ pub struct MemberInfo {
     pub state: &'static str,
 }
 
+/// Membership changes are refused while a group snapshot is being created or rolled back
+/// (or the image is mid-removal); the class can only say `EBUSY`, so say why here.
+fn explain_busy(e: Error) -> Error {
+    if e.errno() == libc::EBUSY {
+        e.with_hint(
+            "A group snapshot or rollback is in progress (or this image is being removed). Wait for it; \
+             if nothing is running, an interrupted command left it: run `rbd-cg repair GROUP_SPEC`.",
+        )
+    } else {
+        e
+    }
+}
+
 impl Groups {
     /// The id of group `name`, which must be complete.
     pub(crate) fn ready_group_id(&self, name: &str, doing: &str) -> Result<String> {
@@ -100,7 +113,7 @@ impl Groups {
         steps.run("record the member as adding", || {
             let added_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let request = MemberAddRequest { group_id: group_id.into(), image: image.clone(), added_ms, max_members };
-            class::write(&self.ioctx, &header, &MEMBER_ADD_BEGIN, &request)
+            class::write(&self.ioctx, &header, &MEMBER_ADD_BEGIN, &request).map_err(explain_busy)
         })?;
         let linked = steps.run("link the image to the group", || {
             let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
@@ -129,7 +142,7 @@ impl Groups {
         let member = MemberRequest { group_id: group_id.into(), image: image.clone() };
         let mut steps = Steps::new("image-remove", &self.faults);
         steps.run("record the member as removing", || {
-            class::write(&self.ioctx, &header, &MEMBER_REMOVE_BEGIN, &member)
+            class::write(&self.ioctx, &header, &MEMBER_REMOVE_BEGIN, &member).map_err(explain_busy)
         })?;
         steps.run("unlink the image from the group", || {
             let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
