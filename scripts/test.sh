@@ -25,6 +25,7 @@ say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p cls_rbd_cg --features fault-injection --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 say "build"
 cargo build --workspace --all-targets --locked

@@ -2,7 +2,7 @@
 //!
 //! The class inside the OSD makes every single-object change atomic; this crate drives
 //! the multi-object operations as documented sequences of such steps ([`groups`]), talks
-//! to the cluster through librados ([`rados`], over bindgen bindings fenced in [`sys`]),
+//! to the cluster through librados ([`rados`], over bindgen bindings fenced in the private `sys` module),
 //! and reports failures with an errno like every Ceph tool ([`Error`]).
 //!
 //! ```no_run
