@@ -196,19 +196,17 @@ unsafe extern "C" fn bytes_sink(sink: *mut c_void, data: *const u8, len: usize) 
     }));
 }
 
-/// Omap sink: appends `(key, value)` to the `Vec` behind `sink`; skips non-UTF-8 keys
-/// (no key of ours is one).
+/// Omap sink: appends the raw `(key, value)` to the `Vec` behind `sink`. Keys are
+/// checked for UTF-8 afterwards, in safe code.
 unsafe extern "C" fn omap_sink(sink: *mut c_void, key: *const c_char, key_len: usize, val: *const u8, val_len: usize) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the shim passes `key_len` readable bytes at `key` and `val_len` at `val`
         // (each pointer non-null when its length is non-zero); `sink` is the
-        // `&mut Vec<(String, Vec<u8>)>` this module passed for this call only.
+        // `&mut Vec<(Vec<u8>, Vec<u8>)>` this module passed for this call only.
         unsafe {
             let key = if key_len == 0 { &[][..] } else { std::slice::from_raw_parts(key.cast::<u8>(), key_len) };
             let val = if val_len == 0 { &[][..] } else { std::slice::from_raw_parts(val, val_len) };
-            if let Ok(key) = std::str::from_utf8(key) {
-                (*sink.cast::<Vec<(String, Vec<u8>)>>()).push((key.to_owned(), val.to_vec()));
-            }
+            (*sink.cast::<Vec<(Vec<u8>, Vec<u8>)>>()).push((key.to_vec(), val.to_vec()));
         }
     }));
 }
@@ -270,7 +268,7 @@ impl ObjectStore for OsdStore {
     }
 
     fn omap_list(&self, start_after: &str, prefix: &str, max_entries: u32) -> Result<OmapPage, CgError> {
-        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut more: c_int = 0;
         // SAFETY: both strings are valid for their lengths; the sink gets `&mut entries`,
         // which outlives the synchronous call; `more` is a valid out-pointer.
@@ -283,10 +281,19 @@ impl ObjectStore for OsdStore {
                 prefix.len(),
                 u64::from(max_entries),
                 Some(omap_sink),
-                (&mut entries as *mut Vec<(String, Vec<u8>)>).cast(),
+                (&mut raw as *mut Vec<(Vec<u8>, Vec<u8>)>).cast(),
                 &mut more,
             )
         })?;
+        // None of our keys is anything but UTF-8; a key that is not was not written by us
+        // and could hide an entry, so refuse rather than skip it.
+        let entries = raw
+            .into_iter()
+            .map(|(key, value)| match String::from_utf8(key) {
+                Ok(key) => Ok((key, value)),
+                Err(_) => Err(CgError::Io(format!("omap key under {prefix:?} is not UTF-8"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(OmapPage { entries, more: more != 0 })
     }
 

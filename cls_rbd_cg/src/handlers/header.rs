@@ -37,7 +37,10 @@ pub fn create(store: &mut dyn ObjectStore, req: GroupCreateRequest) -> Result<()
     validate_group_id(&req.id)?;
     validate_group_name(&req.name)?;
     match load_data::<GroupHeader>(store)? {
-        Some(h) if h.id == req.id && h.name == req.name => Ok(()),
+        Some(h) if h.id == req.id && h.name == req.name && h.state == HeaderState::Active => Ok(()),
+        Some(h) if h.id == req.id && h.state == HeaderState::Removing => {
+            Err(CgError::Busy(format!("group {} is being removed", h.id)))
+        }
         Some(h) => Err(CgError::Exists(format!("header of group {} ({:?})", h.id, h.name))),
         None => {
             store.create(true)?;

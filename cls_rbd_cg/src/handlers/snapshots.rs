@@ -10,7 +10,7 @@
 
 use super::header::{load as header, load_active};
 use super::members::validate_image;
-use crate::store::{decode_listed, load_key, save_data};
+use crate::store::{decode_listed, for_each_with_prefix, load_key, save_data};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{
     SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
@@ -21,10 +21,13 @@ use rbd_cg_contract::names::{
     MEMBER_KEY_PREFIX, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY, SNAP_KEY_PREFIX,
 };
 use rbd_cg_contract::records::{
-    MemberRecord, MemberState, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember, SnapshotRecord,
-    SnapshotState,
+    ImageRef, MemberRecord, MemberState, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember,
+    SnapshotRecord, SnapshotState,
 };
 use rbd_cg_contract::{encode, CgError};
+
+/// Snapshot records read per omap call while listing.
+const SNAP_LIST_CHUNK: usize = 16;
 
 fn in_progress(store: &dyn ObjectStore) -> Result<Option<SnapInProgress>, CgError> {
     load_key(store, SNAPSHOT_IN_PROGRESS_KEY)
@@ -42,6 +45,23 @@ fn record(store: &dyn ObjectStore, name: &str) -> Result<SnapshotRecord, CgError
 fn save_record(store: &mut dyn ObjectStore, record: &SnapshotRecord) -> Result<(), CgError> {
     let value = encode(record)?;
     store.omap_set(&[(&snap_key(record.seq), &value)])
+}
+
+/// Every member, all of which must be `Attached` (`EBUSY` otherwise), in key order.
+fn attached_members(store: &dyn ObjectStore) -> Result<Vec<ImageRef>, CgError> {
+    let mut images = Vec::new();
+    for_each_with_prefix(store, MEMBER_KEY_PREFIX, |key, value| {
+        let member: MemberRecord = decode_listed(key, value)?;
+        if member.state != MemberState::Attached {
+            return Err(CgError::Busy(format!("image {} is {:?}", member.image.image_id, member.state)));
+        }
+        if images.len() >= MAX_GROUP_MEMBERS as usize {
+            return Err(CgError::OutOfRange(format!("more than {MAX_GROUP_MEMBERS} members")));
+        }
+        images.push(member.image);
+        Ok(true)
+    })?;
+    Ok(images)
 }
 
 /// Records a `Creating` snapshot of the attached members and marks it in progress.
@@ -68,16 +88,10 @@ pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Resu
     if header.snapshot_count >= req.max_snapshots {
         return Err(CgError::OutOfRange(format!("group has {} snapshots, the limit", header.snapshot_count)));
     }
-    let page = store.omap_list("", MEMBER_KEY_PREFIX, MAX_GROUP_MEMBERS)?;
-    let mut members = Vec::with_capacity(page.entries.len());
-    for (key, value) in &page.entries {
-        let member: MemberRecord = decode_listed(key, value)?;
-        if member.state != MemberState::Attached {
-            return Err(CgError::Busy(format!("image {} is {:?}", member.image.image_id, member.state)));
-        }
-        members.push(SnapshotMember { image: member.image, snap_id: None });
-    }
+    let members =
+        attached_members(store)?.into_iter().map(|image| SnapshotMember { image, snap_id: None }).collect::<Vec<_>>();
     let seq = load_key::<SnapSeq>(store, NEXT_SNAP_SEQ_KEY)?.map_or(1, |s| s.next);
+    let next = seq.checked_add(1).ok_or_else(|| CgError::Io("snapshot sequence exhausted".into()))?;
     let record = SnapshotRecord {
         seq,
         id: req.snap_id,
@@ -86,9 +100,16 @@ pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Resu
         created_ms: req.created_ms,
         members,
     };
+    // The record grows when `finish` fills in the ids: check it will still fit then.
+    let completed = SnapshotRecord {
+        state: SnapshotState::Complete,
+        members: record.members.iter().map(|m| SnapshotMember { snap_id: Some(u64::MAX), ..m.clone() }).collect(),
+        ..record.clone()
+    };
+    encode(&completed)?;
     let record_value = encode(&record)?;
     let name_value = encode(&SnapNameEntry { seq })?;
-    let seq_value = encode(&SnapSeq { next: seq + 1 })?;
+    let seq_value = encode(&SnapSeq { next })?;
     let mark = encode(&SnapInProgress { seq, operation: SnapOperation::Create })?;
     store.omap_set(&[
         (&snap_key(seq), &record_value),
@@ -194,13 +215,7 @@ pub fn rollback_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(
         Some(p) => return Err(CgError::Busy(format!("snapshot {} is in progress ({:?})", p.seq, p.operation))),
         None => {}
     }
-    let page = store.omap_list("", MEMBER_KEY_PREFIX, MAX_GROUP_MEMBERS)?;
-    for (key, value) in &page.entries {
-        let member: MemberRecord = decode_listed(key, value)?;
-        if member.state != MemberState::Attached {
-            return Err(CgError::Busy(format!("image {} is {:?}", member.image.image_id, member.state)));
-        }
-    }
+    attached_members(store)?;
     let mark = encode(&SnapInProgress { seq: record.seq, operation: SnapOperation::Rollback })?;
     store.omap_set(&[(SNAPSHOT_IN_PROGRESS_KEY, &mark)])
 }
@@ -229,20 +244,27 @@ pub fn list(store: &mut dyn ObjectStore, req: SnapListRequest) -> Result<SnapLis
     if store.stat()?.is_none() {
         return Err(CgError::NotFound("no group header".into()));
     }
-    let start_after = if req.start_after_seq == 0 { String::new() } else { snap_key(req.start_after_seq) };
-    let page = store.omap_list(&start_after, SNAP_KEY_PREFIX, req.max_entries)?;
+    // Records can be large (their member lists), so read them in small chunks and stop
+    // at the byte budget: the OSD never holds much more than one reply's worth.
+    let mut after = if req.start_after_seq == 0 { String::new() } else { snap_key(req.start_after_seq) };
     let mut snapshots = Vec::new();
     let mut bytes = 0usize;
-    let mut more = page.more;
-    for (key, value) in &page.entries {
-        if !snapshots.is_empty() && bytes + value.len() > MAX_SNAP_PAGE_BYTES {
-            more = true;
-            break;
+    loop {
+        let want = (req.max_entries as usize - snapshots.len()).min(SNAP_LIST_CHUNK) as u32;
+        let page = store.omap_list(&after, SNAP_KEY_PREFIX, want)?;
+        for (key, value) in &page.entries {
+            if !snapshots.is_empty() && bytes + value.len() > MAX_SNAP_PAGE_BYTES {
+                return Ok(SnapListReply { snapshots, in_progress: in_progress(store)?, more: true });
+            }
+            bytes += value.len();
+            snapshots.push(decode_listed(key, value)?);
         }
-        bytes += value.len();
-        snapshots.push(decode_listed(key, value)?);
+        let full = snapshots.len() >= req.max_entries as usize;
+        match page.entries.last() {
+            Some((last, _)) if page.more && !full => after = last.clone(),
+            _ => return Ok(SnapListReply { snapshots, in_progress: in_progress(store)?, more: page.more }),
+        }
     }
-    Ok(SnapListReply { snapshots, in_progress: in_progress(store)?, more })
 }
 
 #[cfg(test)]
@@ -390,5 +412,50 @@ mod tests {
         assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("ok", "BAD"))), libc::EINVAL);
         let bad_page = SnapListRequest { start_after_seq: 0, max_entries: 0 };
         assert_eq!(errno(h.read(HDR, &SNAP_LIST, &bad_page)), libc::ERANGE);
+    }
+
+    #[test]
+    fn snapshots_see_every_member_past_the_osd_per_call_cap() {
+        let mut h = harness(&[]);
+        let ids: Vec<String> = (0..1030).map(|i| format!("m{i:04}")).collect();
+        for id in &ids {
+            let add = MemberAddRequest { group_id: "g1".into(), image: image(id), added_ms: 0, max_members: 4096 };
+            h.write(HDR, &MEMBER_ADD_BEGIN, &add).unwrap();
+            h.write(HDR, &MEMBER_ADD_FINISH, &MemberRequest { group_id: "g1".into(), image: image(id) }).unwrap();
+        }
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("big", "id1")).unwrap();
+        assert_eq!(h.read(HDR, &SNAP_GET, &snap("big")).unwrap().members.len(), 1030);
+        let all: Vec<(&str, u64)> = ids.iter().map(|i| (i.as_str(), 1)).collect();
+        h.write(HDR, &SNAP_CREATE_FINISH, &finish("big", &all)).unwrap();
+        // A member past the first 1024 that is being removed still blocks rollback.
+        let last = MemberRequest { group_id: "g1".into(), image: image("m1029") };
+        h.write(HDR, &MEMBER_REMOVE_BEGIN, &last).unwrap();
+        assert_eq!(errno(h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("big"))), libc::EBUSY);
+        assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("next", "id2"))), libc::EBUSY);
+    }
+
+    #[test]
+    fn listing_reads_in_chunks_and_returns_everything_asked() {
+        let mut h = harness(&["aa"]);
+        for i in 0..40u64 {
+            let name = format!("s{i:02}");
+            let request = SnapCreateRequest { max_snapshots: 100, ..begin(&name, &format!("id{i}")) };
+            h.write(HDR, &SNAP_CREATE_BEGIN, &request).unwrap();
+            h.write(HDR, &SNAP_CREATE_FINISH, &finish(&name, &[("aa", i)])).unwrap();
+        }
+        let page = h.read(HDR, &SNAP_LIST, &SnapListRequest { start_after_seq: 0, max_entries: 100 }).unwrap();
+        assert_eq!((page.snapshots.len(), page.more), (40, false));
+        let page = h.read(HDR, &SNAP_LIST, &SnapListRequest { start_after_seq: 0, max_entries: 20 }).unwrap();
+        assert_eq!((page.snapshots.len(), page.more), (20, true));
+        let rest = h.read(HDR, &SNAP_LIST, &SnapListRequest { start_after_seq: 20, max_entries: 100 }).unwrap();
+        assert_eq!((rest.snapshots.len(), rest.snapshots[0].seq), (20, 21));
+    }
+
+    #[test]
+    fn a_removing_header_is_not_recreated() {
+        let mut h = harness(&[]);
+        h.write(HDR, &GROUP_BEGIN_REMOVE, &IdRequest { id: "g1".into() }).unwrap();
+        let create = GroupCreateRequest { id: "g1".into(), name: "db".into(), created_ms: 1 };
+        assert_eq!(errno(h.write(HDR, &GROUP_CREATE, &create)), libc::EBUSY);
     }
 }

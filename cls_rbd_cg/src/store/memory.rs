@@ -4,9 +4,10 @@
 //! state from before the call. A handler that returns an error is simply not committed,
 //! exactly as the OSD drops the transaction of a failed method.
 
-use super::{ObjectStore, OmapPage};
+use super::{ObjectStore, OmapPage, OSD_OMAP_ENTRIES_PER_CALL};
 use rbd_cg_contract::CgError;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 /// One object: data and omap.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -91,14 +92,16 @@ impl ObjectStore for MemStore {
         let Some(object) = &self.committed else {
             return Err(CgError::NotFound("object".into()));
         };
-        // Same start rule as the OSD: the later of the prefix and just after start_after.
+        // Same start rule as the OSD: the later of the prefix and just after start_after;
+        // and the same per-call cap.
         let mut matching = object
             .omap
-            .iter()
-            .filter(|(k, _)| k.as_str() > start_after && k.as_str() >= prefix)
+            .range::<str, _>((Bound::Excluded(start_after), Bound::Unbounded))
+            .skip_while(|(k, _)| k.as_str() < prefix)
             .take_while(|(k, _)| k.starts_with(prefix));
+        let cap = max_entries.min(OSD_OMAP_ENTRIES_PER_CALL) as usize;
         let entries: Vec<(String, Vec<u8>)> =
-            matching.by_ref().take(max_entries as usize).map(|(k, v)| (k.clone(), v.clone())).collect();
+            matching.by_ref().take(cap).map(|(k, v)| (k.clone(), v.clone())).collect();
         let more = matching.next().is_some();
         Ok(OmapPage { entries, more })
     }

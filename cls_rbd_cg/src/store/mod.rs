@@ -22,6 +22,11 @@ pub struct OmapPage {
     pub more: bool,
 }
 
+/// The OSD returns at most this many omap entries per `cls_cxx_map_get_vals` call
+/// (`osd_max_omap_entries_per_request`, 1024 by default in Pacific) and says `more`.
+/// [`MemStore`] applies the same cap, so a handler that forgets to page fails in unit tests.
+pub const OSD_OMAP_ENTRIES_PER_CALL: u32 = 1024;
+
 /// Largest object data a handler ever reads (headers and id records are far smaller).
 pub const MAX_OBJECT_DATA_LEN: usize = 64 * 1024;
 
@@ -76,6 +81,28 @@ pub fn load_key<T: Versioned>(store: &dyn ObjectStore, key: &str) -> Result<Opti
     match store.omap_get(key)? {
         None => Ok(None),
         Some(bytes) => decode(&bytes).map(Some).map_err(|e| corrupt::<T>(key, e)),
+    }
+}
+
+/// Calls `each` for every omap entry with `prefix`, page by page, in key order; stops
+/// early when `each` returns `Ok(false)`. Never holds more than one page.
+pub fn for_each_with_prefix(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    mut each: impl FnMut(&str, &[u8]) -> Result<bool, CgError>,
+) -> Result<(), CgError> {
+    let mut after = String::new();
+    loop {
+        let page = store.omap_list(&after, prefix, OSD_OMAP_ENTRIES_PER_CALL)?;
+        for (key, value) in &page.entries {
+            if !each(key, value)? {
+                return Ok(());
+            }
+        }
+        match page.entries.last() {
+            Some((last, _)) if page.more => after = last.clone(),
+            _ => return Ok(()),
+        }
     }
 }
 
