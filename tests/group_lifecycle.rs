@@ -275,3 +275,28 @@ fn a_read_only_user_can_list_and_show_but_not_change() {
     expect_errno(&ro(&["rm", &format!("rbd/{ns}/existing")]), libc::EPERM);
     assert_eq!(assert_consistent(&cluster(), "rbd", &ns), ["existing"]);
 }
+
+#[test]
+fn rename_refuses_a_group_whose_removal_began_and_repair_resolves_a_race() {
+    use rbd_cg_contract::methods::{IdRequest, GROUP_BEGIN_REMOVE};
+    let cluster = cluster();
+    // An interrupted `rm`, then `rename`: refused, naming repair.
+    let ns = namespace("rename-vs-rm");
+    rbd_cg_ok(&["create", &format!("rbd/{ns}/g")]);
+    crash_at("remove", 1, &["rm", &format!("rbd/{ns}/g")]);
+    let stderr = expect_errno(&rbd_cg(&["rename", &format!("rbd/{ns}/g"), "h"]), libc::EBUSY);
+    assert!(stderr.contains("repair"), "{stderr}");
+    rbd_cg_ok(&["repair", &format!("rbd/{ns}/g")]);
+    assert!(assert_consistent(&cluster, "rbd", &ns).is_empty());
+
+    // A removal that begins while a rename is under way (as a racing `rm` would).
+    let ns = namespace("rename-race-rm");
+    rbd_cg_ok(&["create", &format!("rbd/{ns}/g")]);
+    let id = groups(&cluster, "rbd", &ns).info("g").unwrap().id;
+    crash_at("rename", 2, &["rename", &format!("rbd/{ns}/g"), "h"]);
+    let io = ioctx(&cluster, "rbd", &ns);
+    let request = rbd_cg_contract::encode(&IdRequest { id: id.clone() }).unwrap();
+    io.exec_write(&header_object(&id), "rbd_cg", GROUP_BEGIN_REMOVE.name, &request).unwrap();
+    rbd_cg_ok(&["repair", &format!("rbd/{ns}/h")]);
+    assert!(assert_consistent(&cluster, "rbd", &ns).is_empty(), "the removal won and was completed");
+}

@@ -344,3 +344,21 @@ fn racing_clients_leave_a_consistent_group() {
         assert_eq!(snap["state"], "complete");
     }
 }
+
+#[test]
+fn an_interrupted_rollback_that_cannot_complete_does_not_freeze_the_group() {
+    let (ns, group) = setup("rb-stuck", &["a", "b"]);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@s")]);
+    crash_at("snap-rollback", 2, &["snap", "rollback", &format!("{group}@s"), "--no-progress"]);
+    // Someone removes b's member snapshot by hand before the rollback is finished.
+    let victim = image_snaps(&ns, "b").pop().unwrap();
+    ceph_tool_ok("rbd", &["snap", "rm", "--no-progress", &format!("rbd/{ns}/b@{victim}")]);
+    expect_errno(&rbd_cg(&["image", "rm", &group, &format!("rbd/{ns}/a")]), libc::EBUSY);
+    let repaired = rbd_cg_ok(&["repair", &group]);
+    assert!(repaired.contains("cannot complete"), "{repaired}");
+    assert_eq!(snap_ls(&group)[0]["state"], "damaged");
+    // The group is usable again.
+    rbd_cg_ok(&["snap", "rm", &format!("{group}@s")]);
+    rbd_cg_ok(&["image", "rm", &group, &format!("rbd/{ns}/a")]);
+    assert_group_consistent(&ns, &group, &["a", "b"]);
+}

@@ -13,8 +13,8 @@ use crate::rados::{Cluster, IoCtx};
 use crate::spec::PoolSpec;
 use rbd_cg_contract::methods::{
     DirListRequest, Empty, GroupCreateRequest, IdRequest, NameAndId, NameRequest, RenameRequest, DIR_ADD, DIR_GET,
-    DIR_LIST, DIR_REMOVE, DIR_RENAME_BEGIN, DIR_RENAME_FINISH, DIR_SET_READY, GROUP_BEGIN_REMOVE, GROUP_CREATE,
-    GROUP_GET, GROUP_REMOVE, GROUP_SET_NAME, ID_CREATE, ID_GET, ID_REMOVE, MAX_LIST_PAGE,
+    DIR_GET_NAME, DIR_LIST, DIR_REMOVE, DIR_RENAME_BEGIN, DIR_RENAME_FINISH, DIR_SET_READY, GROUP_BEGIN_REMOVE,
+    GROUP_CREATE, GROUP_GET, GROUP_REMOVE, GROUP_SET_NAME, ID_CREATE, ID_GET, ID_REMOVE, MAX_LIST_PAGE,
 };
 use rbd_cg_contract::names::{header_object, id_object, validate_group_name, DIRECTORY_OBJECT, GENERATED_GROUP_ID_LEN};
 use rbd_cg_contract::records::{DirEntry, DirState, GroupHeader, HeaderState};
@@ -217,10 +217,34 @@ impl Groups {
             let request = GroupCreateRequest { id: id.into(), name: name.into(), created_ms: now_ms() };
             class::write(&self.ioctx, &header_object(id), &GROUP_CREATE, &request)
         })?;
-        steps.run("create the id object", || {
-            class::write(&self.ioctx, &id_object(name), &ID_CREATE, &IdRequest { id: id.into() })
-        })?;
+        steps.run("create the id object", || self.create_id_object(name, id))?;
         steps.run("mark ready", || class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_SET_READY, &pair))
+    }
+
+    /// `id_create` on `cg_id.<name>`, replacing a stale object left by a lost race: one
+    /// whose id the directory does not know.
+    fn create_id_object(&self, name: &str, id: &str) -> Result<()> {
+        let create = || class::write(&self.ioctx, &id_object(name), &ID_CREATE, &IdRequest { id: id.into() });
+        match create() {
+            Err(e) if e.errno() == libc::EEXIST => {
+                let other = class::read(&self.ioctx, &id_object(name), &ID_GET, &Empty {})?.id;
+                let request = IdRequest { id: other.clone() };
+                match class::read(&self.ioctx, DIRECTORY_OBJECT, &DIR_GET_NAME, &request) {
+                    Err(lookup) if lookup.is_not_found() => {
+                        log::warn!("cg_id.{name} held stale id {other}, unknown to the directory: replacing it");
+                        ignore_missing(class::write(&self.ioctx, &id_object(name), &ID_REMOVE, &request))?;
+                        create()
+                    }
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the header of `id` is gone or being removed.
+    fn header_going_away(&self, id: &str) -> Result<bool> {
+        Ok(self.header(id)?.is_none_or(|h| h.state == HeaderState::Removing))
     }
 
     /// Shows group `name`, including an interrupted operation's state.
@@ -316,6 +340,10 @@ impl Groups {
             }
             state => return Err(self.busy(old, state).context(context())),
         }
+        if entry.state == DirState::Ready && self.header_going_away(&entry.id)? {
+            return Err(Error::new(format!("{}: the group is being removed", context()), libc::EBUSY)
+                .with_hint("An interrupted `rm` left it: rerun `rbd-cg rm`, or run `rbd-cg repair`."));
+        }
         self.rename_steps(&entry.id, old, new).map_err(|e| e.context(context()))
     }
 
@@ -326,7 +354,15 @@ impl Groups {
         steps.run("record the rename", || class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_RENAME_BEGIN, &request))?;
         steps
             .run("create the new id object", || class::write(&self.ioctx, &id_object(new), &ID_CREATE, &id_request))?;
-        steps.run("rename the header", || class::write(&self.ioctx, &header_object(id), &GROUP_SET_NAME, &request))?;
+        steps.run("rename the header", || {
+            match class::write(&self.ioctx, &header_object(id), &GROUP_SET_NAME, &request) {
+                // A removal that raced with this rename has begun: the header's name no
+                // longer matters; finish the rename in the directory so `rm`/`repair` can
+                // complete the removal under the new name.
+                Err(e) if matches!(e.errno(), libc::EBUSY | libc::ENOENT) && self.header_going_away(id)? => Ok(()),
+                other => other,
+            }
+        })?;
         steps.run("remove the old id object", || {
             ignore_missing(class::write(&self.ioctx, &id_object(old), &ID_REMOVE, &id_request))
         })?;
@@ -401,18 +437,33 @@ impl Groups {
             }
             Ok(())
         };
+        // A rename or create can meet a removal (an interrupted `rm`, or one that raced):
+        // then the removal wins and is completed under the final name.
+        let going_away = self.header_going_away(&entry.id)?;
+        let finish_rename = |old: &str, new: &str| -> Result<()> {
+            self.rename_steps(&entry.id, old, new)?;
+            if self.header_going_away(&entry.id)? {
+                self.remove_steps(new, &entry.id)?;
+            }
+            Ok(())
+        };
         match &entry.state {
+            DirState::Creating if going_away && self.header(&entry.id)?.is_some() => {
+                act(format!("creation of {name:?} met a removal: completing the removal"), &|| {
+                    self.remove_steps(name, &entry.id)
+                })?
+            }
             DirState::Creating => act(format!("creation of {name:?} was interrupted: completing it"), &|| {
                 self.create_steps(name, &entry.id)
             })?,
             DirState::RenamingTo(new) => {
                 act(format!("rename of {name:?} to {new:?} was interrupted: completing it"), &|| {
-                    self.rename_steps(&entry.id, name, new)
+                    finish_rename(name, new)
                 })?
             }
             DirState::RenamingFrom(old) => {
                 act(format!("rename of {old:?} to {name:?} was interrupted: completing it"), &|| {
-                    self.rename_steps(&entry.id, old, name)
+                    finish_rename(old, name)
                 })?
             }
             DirState::Ready => match self.header(&entry.id)? {

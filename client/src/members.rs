@@ -127,7 +127,21 @@ impl Groups {
             }
             return Err(e);
         }
-        steps.run("mark the member attached", || class::write(&self.ioctx, &header, &MEMBER_ADD_FINISH, &member))
+        steps.run("mark the member attached", || {
+            match class::write(&self.ioctx, &header, &MEMBER_ADD_FINISH, &member) {
+                // A concurrent `image rm` of the same image won: it may have unlinked before
+                // we linked, so unlink here too rather than leave a dangling back-reference.
+                Err(e) if matches!(e.errno(), libc::ENOENT | libc::EBUSY) => {
+                    let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
+                    if let Ok(ioctx) = self.pool_ioctx(image.pool_id, &image.namespace) {
+                        let header = image_header_object(&image.image_id);
+                        ignore_missing(class::write(&ioctx, &header, &IMAGE_GROUP_UNLINK, &request))?;
+                    }
+                    Err(e)
+                }
+                other => other,
+            }
+        })
     }
 
     /// Removes an image from group `group`, by spec or (for deleted images) by id.
@@ -248,10 +262,12 @@ impl Groups {
                     }
                 }
                 MemberState::Adding => {
-                    let exists = self
-                        .pool_ioctx(image.pool_id, &image.namespace)
-                        .and_then(|io| Ok(io.stat(&image_header_object(&image.image_id))?.is_some()))
-                        .unwrap_or(false);
+                    // Only ENOENT means gone; any other error stops the repair.
+                    let exists = match self.pool_ioctx(image.pool_id, &image.namespace) {
+                        Ok(io) => io.stat(&image_header_object(&image.image_id))?.is_some(),
+                        Err(e) if e.is_not_found() => false,
+                        Err(e) => return Err(e),
+                    };
                     if exists {
                         findings.push(format!("adding image {} was interrupted: completing it", image.image_id));
                         if !check_only {
@@ -309,7 +325,8 @@ impl Groups {
                     Err(e) if e.is_not_found() => false,
                     Err(e) => return Err(e),
                 };
-                if linked {
+                // Re-read the members: an `image add` may have begun since the first read.
+                if linked && !self.member_records(group_id)?.iter().any(|m| m.image == image) {
                     findings.push(format!(
                         "image {name} ({image_id}) points at this group but is not a member: unlinking it"
                     ));

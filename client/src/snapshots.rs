@@ -361,28 +361,18 @@ impl Groups {
             }
             state => return Err(Error::new(format!("{}: the snapshot is {state}", context()), libc::EBUSY)),
         }
-        let now: BTreeSet<ImageRef> = self.member_records(&group_id)?.into_iter().map(|m| m.image).collect();
-        let then: BTreeSet<ImageRef> = record.members.iter().map(|m| m.image.clone()).collect();
-        if now != then {
-            return Err(Error::new(
-                format!(
-                    "{}: the group's membership changed since the snapshot ({} images then, {} now)",
-                    context(),
-                    then.len(),
-                    now.len()
-                ),
-                libc::EBUSY,
-            )
-            .with_hint("Rollback needs the same members; add or remove images to match, or roll back images one by one with `rbd snap rollback`."));
-        }
-        self.rollback_steps(&group_id, &record, progress).map_err(|e| e.context(context()))
+        self.rollback_steps(&group_id, &record, progress, true).map_err(|e| e.context(context()))
     }
 
+    /// The rollback steps. With `check_members`, the membership is compared with the
+    /// snapshot's right after the mark is set (so no add or remove can slip in between)
+    /// and the mark is lifted again on a mismatch.
     fn rollback_steps(
         &self,
         group_id: &str,
         record: &SnapshotRecord,
         progress: &mut (dyn FnMut(usize, usize, &str, u64, u64) + Send),
+        check_members: bool,
     ) -> Result<()> {
         let header = header_object(group_id);
         let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
@@ -390,6 +380,25 @@ impl Groups {
         let count = record.members.len();
         let mut steps = Steps::new("snap-rollback", &self.faults);
         steps.run("mark the rollback", || class::write(&self.ioctx, &header, &SNAP_ROLLBACK_BEGIN, &request))?;
+        if check_members {
+            let now: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
+            let then: BTreeSet<ImageRef> = record.members.iter().map(|m| m.image.clone()).collect();
+            if now != then {
+                class::write(&self.ioctx, &header, &SNAP_ROLLBACK_FINISH, &request)?;
+                return Err(Error::new(
+                    format!(
+                        "the group's membership changed since the snapshot ({} images then, {} now)",
+                        then.len(),
+                        now.len()
+                    ),
+                    libc::EBUSY,
+                )
+                .with_hint(
+                    "Rollback needs the same members; add or remove images to match, or roll back images one \
+                     by one with `rbd snap rollback`.",
+                ));
+            }
+        }
         for (index, member) in record.members.iter().enumerate() {
             let image_id = member.image.image_id.clone();
             steps.run(&format!("roll back image {image_id}"), || {
@@ -434,18 +443,41 @@ impl Groups {
                 SnapshotState::Complete if rollback => {
                     findings.push(format!("rollback to snapshot {:?} was interrupted: completing it", record.name));
                     if !check_only {
-                        self.rollback_steps(group_id, record, &mut |_, _, _, _, _| {})?;
+                        match self.rollback_steps(group_id, record, &mut |_, _, _, _, _| {}, false) {
+                            Ok(()) => {}
+                            // A member image or its snapshot is gone: the rollback cannot be
+                            // completed. Lift the mark so the group is usable again.
+                            Err(e) if e.is_not_found() => {
+                                findings.push(format!(
+                                    "rollback to {:?} cannot complete ({e}); lifting the mark: the snapshot is damaged",
+                                    record.name
+                                ));
+                                let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
+                                class::write(&self.ioctx, &header_object(group_id), &SNAP_ROLLBACK_FINISH, &request)?;
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
                 SnapshotState::Complete => {}
             }
         }
         // Orphans: member snapshots with this group's prefix whose snapshot id has no record.
+        // Judged against a fresh list taken after the images are read, and skipped while
+        // another client is creating a snapshot (its new image snapshots have a record
+        // only from its first step on). Run repair when no other command is running.
         let prefix = image_snap_prefix(self.ioctx.pool_id(), group_id);
-        let known: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
         let mut images: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
         images.extend(records.iter().flat_map(|r| r.members.iter().map(|m| m.image.clone())));
         let mut cache = SnapCache::default();
+        for image in &images {
+            self.image_snaps(&mut cache, image)?;
+        }
+        let (fresh, in_progress) = self.snap_records(group_id)?;
+        if in_progress.is_some_and(|p| p.operation == SnapOperation::Create) {
+            return Ok(findings);
+        }
+        let known: BTreeSet<String> = fresh.iter().map(|r| r.id.clone()).collect();
         for image in &images {
             let Some(now) = self.image_snaps(&mut cache, image)?.clone() else { continue };
             for snap in now.snaps.keys() {
