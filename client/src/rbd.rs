@@ -184,55 +184,52 @@ unsafe extern "C" fn progress_trampoline<F: FnMut(u64, u64) + Send>(
     }
 }
 
+/// The shared signature of `rbd_open`, `rbd_open_by_id` and their read-only variants.
+type RbdOpenFn = unsafe extern "C" fn(
+    sys::rados_ioctx_t,
+    *const std::ffi::c_char,
+    *mut sys::rbd_image_t,
+    *const std::ffi::c_char,
+) -> std::ffi::c_int;
+
 impl Image {
     fn from_raw(raw: sys::rbd_image_t, ioctx: &IoCtx) -> Image {
         Image { raw, _cluster: ioctx.cluster_handle() }
     }
 
-    /// Opens the image named `name` in the pool / namespace of `ioctx`.
-    pub fn open(ioctx: &IoCtx, name: &str) -> RadosResult<Image> {
-        let what = || format!("rbd_open({name})");
-        let c_name = cstring(name, what)?;
+    /// Runs one of librbd's four `rbd_open*` calls (all share this signature) for `key`
+    /// (a name or an id, per `open`), naming `call` in errors.
+    fn open_with(ioctx: &IoCtx, call: &str, key: &str, open: RbdOpenFn) -> RadosResult<Image> {
+        let what = || format!("{call}({key})");
+        let c_key = cstring(key, what)?;
         let mut raw: sys::rbd_image_t = ptr::null_mut();
-        // SAFETY: valid ioctx (librbd duplicates it); `c_name` NUL-terminated;
-        // `raw` a valid out-pointer; NULL snap name = head.
-        let ret = unsafe { sys::rbd_open(ioctx.as_raw(), c_name.as_ptr(), &mut raw, ptr::null()) };
+        // SAFETY: `open` is one of librbd's rbd_open* functions; valid ioctx (librbd
+        // duplicates it); `c_key` NUL-terminated; `raw` a valid out-pointer; NULL snap
+        // name = head.
+        let ret = unsafe { open(ioctx.as_raw(), c_key.as_ptr(), &mut raw, ptr::null()) };
         check(ret, what)?;
         Ok(Image::from_raw(raw, ioctx))
     }
 
+    /// Opens the image named `name` in the pool / namespace of `ioctx`.
+    pub fn open(ioctx: &IoCtx, name: &str) -> RadosResult<Image> {
+        Image::open_with(ioctx, "rbd_open", name, sys::rbd_open)
+    }
+
     /// Opens the image with id `id` in the pool / namespace of `ioctx`.
     pub fn open_by_id(ioctx: &IoCtx, id: &str) -> RadosResult<Image> {
-        let what = || format!("rbd_open_by_id({id})");
-        let c_id = cstring(id, what)?;
-        let mut raw: sys::rbd_image_t = ptr::null_mut();
-        // SAFETY: as in `open`.
-        let ret = unsafe { sys::rbd_open_by_id(ioctx.as_raw(), c_id.as_ptr(), &mut raw, ptr::null()) };
-        check(ret, what)?;
-        Ok(Image::from_raw(raw, ioctx))
+        Image::open_with(ioctx, "rbd_open_by_id", id, sys::rbd_open_by_id)
     }
 
     /// Opens the image with id `id` read-only: no header watch, so `class-read`/`r` caps
     /// suffice. For inspecting (snapshot lists, names), never for changes.
     pub fn open_by_id_read_only(ioctx: &IoCtx, id: &str) -> RadosResult<Image> {
-        let what = || format!("rbd_open_by_id_read_only({id})");
-        let c_id = cstring(id, what)?;
-        let mut raw: sys::rbd_image_t = ptr::null_mut();
-        // SAFETY: as in `open`.
-        let ret = unsafe { sys::rbd_open_by_id_read_only(ioctx.as_raw(), c_id.as_ptr(), &mut raw, ptr::null()) };
-        check(ret, what)?;
-        Ok(Image::from_raw(raw, ioctx))
+        Image::open_with(ioctx, "rbd_open_by_id_read_only", id, sys::rbd_open_by_id_read_only)
     }
 
     /// Opens the image `name` read-only (see [`Image::open_by_id_read_only`]).
     pub fn open_read_only(ioctx: &IoCtx, name: &str) -> RadosResult<Image> {
-        let what = || format!("rbd_open_read_only({name})");
-        let c_name = cstring(name, what)?;
-        let mut raw: sys::rbd_image_t = ptr::null_mut();
-        // SAFETY: as in `open`.
-        let ret = unsafe { sys::rbd_open_read_only(ioctx.as_raw(), c_name.as_ptr(), &mut raw, ptr::null()) };
-        check(ret, what)?;
-        Ok(Image::from_raw(raw, ioctx))
+        Image::open_with(ioctx, "rbd_open_read_only", name, sys::rbd_open_read_only)
     }
 
     /// The image id (`EINVAL` for old-format images, which have none).
