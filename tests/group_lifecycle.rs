@@ -236,7 +236,9 @@ fn in_process_fault_plan_stops_with_eintr_and_repair_check_reports_it() {
     let ns = namespace("inproc");
     let mut groups = groups(&cluster, "rbd", &ns);
     groups.set_fault_plan(FaultPlan::fail_after("create", 2));
-    assert_eq!(groups.create("g").unwrap_err().errno(), libc::EINTR);
+    let stopped = groups.create("g").unwrap_err();
+    assert_eq!(stopped.errno(), libc::EINTR);
+    assert!(stopped.is_injected(), "marked as a fault-injection stop, not a real EINTR");
     groups.set_fault_plan(FaultPlan::none());
     let check = groups.repair("g", true).unwrap();
     assert_eq!(check.findings.len(), 1);

@@ -13,6 +13,7 @@ pub struct Error {
     context: String,
     errno: i32,
     hint: Option<String>,
+    injected: bool,
 }
 
 /// Result of a client operation.
@@ -21,7 +22,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error for `errno` (either sign) while doing `context`.
     pub fn new(context: impl Into<String>, errno: i32) -> Error {
-        Error { context: context.into(), errno: errno.checked_abs().unwrap_or(libc::EIO), hint: None }
+        Error { context: context.into(), errno: errno.checked_abs().unwrap_or(libc::EIO), hint: None, injected: false }
+    }
+
+    /// An error made by fault injection: the operation stops dead, and nothing (no undo)
+    /// may run after it, as after a crash.
+    pub(crate) fn injected(context: impl Into<String>) -> Error {
+        Error { injected: true, ..Error::new(context, libc::EINTR) }
+    }
+
+    /// Whether fault injection made this error (see [`crate::faults`]).
+    pub fn is_injected(&self) -> bool {
+        self.injected
     }
 
     /// Adds advice printed after the error line.

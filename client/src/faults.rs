@@ -58,7 +58,7 @@ impl FaultPlan {
                     std::process::exit(FAULT_EXIT_CODE)
                 }
                 Action::Fail => {
-                    Err(Error::new(format!("fault injection: stopped after step {step} of {operation}"), libc::EINTR))
+                    Err(Error::injected(format!("fault injection: stopped after step {step} of {operation}")))
                 }
             },
             _ => Ok(()),

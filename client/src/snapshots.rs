@@ -86,11 +86,6 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Errors from fault injection stop an operation dead: no undo runs after them.
-fn injected(e: &Error) -> bool {
-    e.errno() == libc::EINTR
-}
-
 impl Groups {
     fn open_image(&self, image: &ImageRef) -> Result<Image> {
         let mut ioctx = self.cluster.ioctx_by_id(image.pool_id)?;
@@ -235,7 +230,8 @@ impl Groups {
         });
         match result {
             Ok(()) => self.snap_record(group_id, name),
-            Err(e) if injected(&e) => Err(e),
+            // Fault injection stops the operation dead, as a crash would: no undo.
+            Err(e) if e.is_injected() => Err(e),
             Err(e) => {
                 log::warn!("group snapshot {name:?} failed ({e}); undoing it");
                 // The undo is not part of the fault plan: it runs to completion.
