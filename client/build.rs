@@ -59,6 +59,20 @@ const FUNCTIONS: &[&str] = &[
     "rados_release_write_op",
     "rados_write_op_exec",
     "rados_write_op_operate",
+    // watch/notify, advisory locks, self-managed snapshot ids (fencing, src/fence)
+    "rados_get_instance_id",
+    "rados_watch3",
+    "rados_watch_check",
+    "rados_unwatch2",
+    "rados_watch_flush",
+    "rados_notify2",
+    "rados_notify_ack",
+    "rados_list_lockers",
+    "rados_unlock",
+    "rados_break_lock",
+    "rados_blocklist_add",
+    "rados_ioctx_selfmanaged_snap_create",
+    "rados_ioctx_selfmanaged_snap_remove",
     // librbd
     "rbd_list2",
     "rbd_image_spec_list_cleanup",
@@ -75,6 +89,10 @@ const FUNCTIONS: &[&str] = &[
     "rbd_get_name",
     "rbd_get_features",
     "rbd_get_old_format",
+    "rbd_get_flags",
+    "rbd_get_data_pool_id",
+    "rbd_watchers_list",
+    "rbd_watchers_list_cleanup",
     "rbd_snap_create",
     "rbd_snap_list",
     "rbd_snap_list_end",
@@ -83,7 +101,7 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.
-const VARS: &[&str] = &["RBD_FEATURE_.*", "RBD_IMAGE_OPTION_.*", "LIBRADOS_OPERATION_.*"];
+const VARS: &[&str] = &["RBD_FEATURE_.*", "RBD_FLAG_.*", "RBD_IMAGE_OPTION_.*", "LIBRADOS_OPERATION_.*"];
 
 /// Prints a build error that says what to do, then stops the build.
 fn fail(msg: &str) -> ! {

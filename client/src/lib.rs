@@ -18,6 +18,7 @@
 pub mod class;
 pub mod error;
 pub mod faults;
+pub mod fence;
 pub mod groups;
 pub mod members;
 pub mod rados;

@@ -29,12 +29,35 @@ use crate::sys;
 pub const FEATURE_LAYERING: u64 = sys::RBD_FEATURE_LAYERING as u64;
 /// Feature bit: exclusive lock.
 pub const FEATURE_EXCLUSIVE_LOCK: u64 = sys::RBD_FEATURE_EXCLUSIVE_LOCK as u64;
+/// Feature bit: object map.
+pub const FEATURE_OBJECT_MAP: u64 = sys::RBD_FEATURE_OBJECT_MAP as u64;
+/// Feature bit: fast-diff (object map states `EXISTS_CLEAN`).
+pub const FEATURE_FAST_DIFF: u64 = sys::RBD_FEATURE_FAST_DIFF as u64;
+/// Feature bit: journaling.
+pub const FEATURE_JOURNALING: u64 = sys::RBD_FEATURE_JOURNALING as u64;
+/// Feature bit: a migration in progress.
+pub const FEATURE_MIGRATING: u64 = sys::RBD_FEATURE_MIGRATING as u64;
+/// Feature bit: persistent write-back cache that may hold unflushed writes.
+pub const FEATURE_DIRTY_CACHE: u64 = sys::RBD_FEATURE_DIRTY_CACHE as u64;
+/// Feature bit: non-primary (mirroring).
+pub const FEATURE_NON_PRIMARY: u64 = sys::RBD_FEATURE_NON_PRIMARY as u64;
 /// Features given to images made by [`image_create`].
 pub const CREATE_FEATURES: u64 = FEATURE_LAYERING | FEATURE_EXCLUSIVE_LOCK;
 
 /// Retries of the "ask for the size, then fetch" protocol of list calls,
 /// which can race with concurrent creations.
 const LIST_RETRIES: usize = 8;
+
+/// A watcher of an image header, as `rbd status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watcher {
+    /// Its address, e.g. `127.0.0.1:0/2881234`.
+    pub addr: String,
+    /// Its instance id (`client.<id>`).
+    pub instance_id: i64,
+    /// Its watch cookie.
+    pub cookie: u64,
+}
 
 /// One snapshot of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +283,62 @@ impl Image {
         let ret = unsafe { sys::rbd_get_features(self.raw, &mut features) };
         check(ret, || "rbd_get_features".to_owned())?;
         Ok(features)
+    }
+
+    /// Header flags (`RBD_FLAG_*`: object map / fast-diff invalid).
+    pub fn flags(&self) -> RadosResult<u64> {
+        let mut flags: u64 = 0;
+        // SAFETY: open image; `flags` a live out-pointer.
+        let ret = unsafe { sys::rbd_get_flags(self.raw, &mut flags) };
+        check(ret, || "rbd_get_flags".to_owned())?;
+        Ok(flags)
+    }
+
+    /// The pool holding the image's data objects (its own pool unless a data pool is set).
+    pub fn data_pool_id(&self) -> RadosResult<i64> {
+        // SAFETY: open image.
+        let ret = unsafe { sys::rbd_get_data_pool_id(self.raw) };
+        if ret < 0 {
+            return Err(RadosError::new("rbd_get_data_pool_id", i32::try_from(ret).unwrap_or(-libc::EIO)));
+        }
+        Ok(ret)
+    }
+
+    /// The watchers of the image header: (address, instance id, watch cookie). Works on a
+    /// read-only open, which registers no watch of its own.
+    pub fn watchers(&self) -> RadosResult<Vec<Watcher>> {
+        let what = || "rbd_watchers_list".to_owned();
+        let mut cap: usize = 8;
+        for _ in 0..LIST_RETRIES {
+            let blank = sys::rbd_image_watcher_t { addr: ptr::null_mut(), id: 0, cookie: 0 };
+            let mut watchers = vec![blank; cap];
+            let mut count = cap;
+            // SAFETY: open image; `watchers` holds `count` writable entries and `count`
+            // is a live local; on -ERANGE librbd writes only the needed count.
+            let ret = unsafe { sys::rbd_watchers_list(self.raw, watchers.as_mut_ptr(), &mut count) };
+            if ret == -libc::ERANGE {
+                cap = count.max(cap.saturating_mul(2));
+                continue;
+            }
+            check(ret, what)?;
+            let count = count.min(cap);
+            let result = watchers[..count]
+                .iter()
+                .map(|w| {
+                    Ok(Watcher {
+                        // SAFETY: librbd strdup()ed a NUL-terminated address, freed only by
+                        // rbd_watchers_list_cleanup below.
+                        addr: unsafe { owned_string(w.addr, || "rbd_watchers_list: address".to_owned()) }?,
+                        instance_id: w.id,
+                        cookie: w.cookie,
+                    })
+                })
+                .collect::<RadosResult<Vec<_>>>();
+            // SAFETY: frees the `count` addresses librbd allocated, once; not used afterwards.
+            unsafe { sys::rbd_watchers_list_cleanup(watchers.as_mut_ptr(), count) };
+            return result;
+        }
+        Err(RadosError::new("rbd_watchers_list: watcher count kept changing", libc::ERANGE))
     }
 
     /// True for a format-1 image.

@@ -20,6 +20,7 @@
 use crate::class;
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
+use crate::fence::{FenceMode, GroupFence, SnapCreateOptions};
 use crate::groups::{new_group_id, Groups};
 use crate::rbd::Image;
 use rbd_cg_contract::methods::{
@@ -182,8 +183,9 @@ impl Groups {
         })
     }
 
-    /// Creates group snapshot `name` of group `group`; at most `max_snapshots` may exist.
-    pub fn snap_create(&self, group: &str, name: &str, max_snapshots: u32) -> Result<SnapshotInfo> {
+    /// Creates group snapshot `name` of group `group`: crash-consistent across the members
+    /// unless `options` say otherwise (see [`crate::fence`]).
+    pub fn snap_create(&self, group: &str, name: &str, options: &SnapCreateOptions) -> Result<SnapshotInfo> {
         validate_snap_name(name)?;
         let context = || format!("creating group snapshot {}@{name}", self.spec(group));
         let group_id = self.ready_group_id(group, "snapshotting")?;
@@ -202,12 +204,17 @@ impl Groups {
             Err(e) => return Err(e.context(context())),
         }
         let snap_id = new_group_id()?;
-        let record =
-            self.snap_create_steps(&group_id, &snap_id, name, max_snapshots).map_err(|e| e.context(context()))?;
+        let record = self.snap_create_steps(&group_id, &snap_id, name, options).map_err(|e| e.context(context()))?;
         self.describe(&group_id, &record, &mut SnapCache::default())
     }
 
-    fn snap_create_steps(&self, group_id: &str, snap_id: &str, name: &str, max: u32) -> Result<SnapshotRecord> {
+    fn snap_create_steps(
+        &self,
+        group_id: &str,
+        snap_id: &str,
+        name: &str,
+        options: &SnapCreateOptions,
+    ) -> Result<SnapshotRecord> {
         let header = header_object(group_id);
         let mut steps = Steps::new("snap-create", &self.faults);
         steps.run("record the snapshot", || {
@@ -216,12 +223,15 @@ impl Groups {
                 snap_id: snap_id.into(),
                 name: name.into(),
                 created_ms: now_ms(),
-                max_snapshots: max,
+                max_snapshots: options.max_snapshots,
             };
             class::write(&self.ioctx, &header, &SNAP_CREATE_BEGIN, &request)
         })?;
         let record = self.snap_record(group_id, name)?;
-        let cut = self.cut_member_snapshots(&mut steps, group_id, &record);
+        let cut = match options.fence {
+            FenceMode::NoFence => self.cut_member_snapshots(&mut steps, group_id, &record),
+            FenceMode::Fenced | FenceMode::AllowUnfenced => self.cut_fenced(&mut steps, group_id, &record, options),
+        };
         let result = cut.and_then(|image_snaps| {
             steps.run("complete the snapshot", || {
                 let request = SnapFinishRequest { group_id: group_id.into(), name: name.into(), image_snaps };
@@ -243,7 +253,46 @@ impl Groups {
         }
     }
 
-    /// One image snapshot per member, each a step; returns the ids in member order.
+    /// The fenced cut (see [`crate::fence`]); returns the image snapshot ids. Steps after
+    /// step 1 (record): 2 watch the members, allocate snapshot ids and quiesce;
+    /// 3..=N+2 fence member k; N+3..=2N+2 cut member k; 2N+3 release the fences and
+    /// unquiesce. Every fence is held before the first cut, and released only after the
+    /// last one. Members are taken in `ImageRef` order (the same in every client).
+    fn cut_fenced(
+        &self,
+        steps: &mut Steps,
+        group_id: &str,
+        record: &SnapshotRecord,
+        options: &SnapCreateOptions,
+    ) -> Result<Vec<(ImageRef, u64)>> {
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let members: Vec<ImageRef> = record.members.iter().map(|m| m.image.clone()).collect();
+        let description = format!("rbd-cg fence {group_id}/{}", record.id);
+        let mut fences = steps.run("watch and quiesce the members", || {
+            let mut fences = GroupFence::prepare(&self.cluster, &members, options, description)?;
+            fences.quiesce(options)?;
+            Ok(fences)
+        })?;
+        let order: Vec<ImageRef> = fences.members().cloned().collect();
+        for (index, image) in order.iter().enumerate() {
+            steps.run(&format!("fence image {}", image.image_id), || fences.fence(index))?;
+        }
+        let mut ids = Vec::with_capacity(order.len());
+        for (index, image) in order.iter().enumerate() {
+            let id = steps.run(&format!("snapshot image {}", image.image_id), || {
+                fences.cut(index, &snap_name, |image| self.cut_with_librbd(image, &snap_name))
+            })?;
+            ids.push((image.clone(), id));
+        }
+        steps.run("release the fences", || {
+            fences.release();
+            Ok(())
+        })?;
+        Ok(ids)
+    }
+
+    /// One image snapshot per member through librbd, each a step, without fencing;
+    /// returns the ids in member order.
     fn cut_member_snapshots(
         &self,
         steps: &mut Steps,
@@ -254,22 +303,27 @@ impl Groups {
         let mut ids = Vec::with_capacity(record.members.len());
         for member in &record.members {
             let id = steps.run(&format!("snapshot image {}", member.image.image_id), || {
-                let mut image = self.open_image(&member.image)?;
-                match image.snap_create(&snap_name) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == libc::EEXIST => {}
-                    Err(e) => return Err(e.into()),
-                }
-                let snaps = image.snap_list()?;
-                snaps
-                    .iter()
-                    .find(|s| s.name == snap_name)
-                    .map(|s| s.id)
-                    .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
+                self.cut_with_librbd(&member.image, &snap_name)
             })?;
             ids.push((member.image.clone(), id));
         }
         Ok(ids)
+    }
+
+    /// Snapshots one image through librbd (a rerun finding it already there is fine).
+    fn cut_with_librbd(&self, image_ref: &ImageRef, snap_name: &str) -> Result<u64> {
+        let mut image = self.open_image(image_ref)?;
+        match image.snap_create(snap_name) {
+            Ok(()) => {}
+            Err(e) if e.errno == libc::EEXIST => {}
+            Err(e) => return Err(e.into()),
+        }
+        image
+            .snap_list()?
+            .iter()
+            .find(|s| s.name == snap_name)
+            .map(|s| s.id)
+            .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
     }
 
     /// Lists the group's snapshots in creation order, checking each member snapshot.

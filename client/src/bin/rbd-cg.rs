@@ -4,6 +4,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rbd_cg_client::faults::FaultPlan;
+use rbd_cg_client::fence::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
 use rbd_cg_client::members::image_by_id;
 use rbd_cg_client::rados::{Cluster, ConnectOptions};
@@ -15,6 +16,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "rbd-cg", version, about = "Consistency groups for Ceph RBD (class rbd_cg)")]
@@ -144,13 +146,35 @@ enum ImageCommand {
 
 #[derive(Subcommand)]
 enum SnapCommand {
-    /// Snapshot every member of a group.
+    /// Snapshot every member of a group at one point in time (crash-consistent).
+    ///
+    /// Writers on other clients are fenced through the exclusive-lock protocol: their I/O
+    /// pauses (never fails) from the first member's fence until the last member is cut.
     Create {
         /// [POOL[/NAMESPACE]/]GROUP@SNAP
         snap_spec: String,
         /// Refuse when the group already has this many snapshots.
         #[arg(long, default_value_t = MAX_GROUP_SNAPSHOTS)]
         max_snapshots: u32,
+        /// Do not notify quiesce hooks (e.g. rbd-nbd's) before fencing.
+        #[arg(long)]
+        skip_quiesce: bool,
+        /// Go on when a quiesce hook fails.
+        #[arg(long)]
+        ignore_quiesce_error: bool,
+        /// Snapshot members without the exclusive-lock feature unfenced (NOT crash-consistent
+        /// for them); without it such members are refused.
+        #[arg(long, conflicts_with = "no_fence")]
+        allow_unfenced: bool,
+        /// Do not fence at all: one member after another (NOT crash-consistent).
+        #[arg(long)]
+        no_fence: bool,
+        /// Seconds fencing all members may take.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        fence_timeout: u64,
+        /// Seconds after which the OSD drops the watches of a crashed rbd-cg, freeing writers.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(6..=3600))]
+        watch_timeout: u32,
     },
     /// List a group's snapshots in creation order.
     #[command(alias = "list")]
@@ -399,9 +423,34 @@ fn rollback_bar(enabled: bool) -> indicatif::ProgressBar {
 
 fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
     match action {
-        SnapCommand::Create { snap_spec, max_snapshots } => {
+        SnapCommand::Create {
+            snap_spec,
+            max_snapshots,
+            skip_quiesce,
+            ignore_quiesce_error,
+            allow_unfenced,
+            no_fence,
+            fence_timeout,
+            watch_timeout,
+        } => {
             let spec = GroupSnapSpec::parse(snap_spec)?;
-            open(&connect(global)?, &spec.group.location)?.snap_create(&spec.group.name, &spec.snap, *max_snapshots)?;
+            let fence = match (allow_unfenced, no_fence) {
+                (_, true) => {
+                    eprintln!("WARNING: --no-fence: this group snapshot is NOT crash-consistent");
+                    FenceMode::NoFence
+                }
+                (true, false) => FenceMode::AllowUnfenced,
+                (false, false) => FenceMode::Fenced,
+            };
+            let options = SnapCreateOptions {
+                max_snapshots: *max_snapshots,
+                fence,
+                skip_quiesce: *skip_quiesce,
+                ignore_quiesce_error: *ignore_quiesce_error,
+                fence_timeout: Duration::from_secs(*fence_timeout),
+                watch_timeout_secs: *watch_timeout,
+            };
+            open(&connect(global)?, &spec.group.location)?.snap_create(&spec.group.name, &spec.snap, &options)?;
         }
         SnapCommand::Ls { group_spec } => {
             let spec = GroupSpec::parse(group_spec)?;

@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::sys;
 
+mod watch;
+pub use watch::{LockInfo, Locker, NotifyOutcome, Watch, WatchHandler};
+
 /// Error from a librados / librbd call: what failed and the (positive) errno.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{op}: ({errno}) {}", strerror(*errno))]

@@ -1,0 +1,483 @@
+//! One member's fence: our client becomes the image's exclusive-lock owner the way librbd
+//! and the kernel's rbd driver understand it, keeps every writer's I/O queued (never failed)
+//! while it owns the lock, cuts the member snapshot at the RADOS level, and hands the lock
+//! back. The protocol, and why each step is there, is in `docs/FENCING.md`.
+//!
+//! State: `Watching` (watch registered) → `Owned` (our `rbd_lock`; the watch callback
+//! answers every lock request with `-EBUSY`) → `Released`. A broken watch or a foreign
+//! `ACQUIRED_LOCK` while owned marks the fence lost; a cut then fails `assert_locked` and
+//! the group snapshot aborts instead of being wrong.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::wire::{self, op, ClientId, RBD_LOCK_NAME, RBD_LOCK_TAG};
+use crate::error::{Error, Result};
+use crate::rados::{Cluster, IoCtx, LockInfo, Watch, WatchHandler};
+use crate::rbd::Image;
+use rbd_cg_contract::records::ImageRef;
+
+/// librbd's notify timeout (`watcher::Notifier::NOTIFY_TIMEOUT`).
+pub(crate) const NOTIFY_TIMEOUT_MS: u64 = 5_000;
+/// How long before our lock expires we stop claiming to own it.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(2);
+/// Largest object map we copy for a snapshot (2 bits per object: 256 Mi objects).
+const MAX_OBJECT_MAP_BYTES: usize = 64 << 20;
+
+/// Settings shared by every member fence of one group snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct FenceConfig {
+    /// The OSD drops our watch this long after our client went silent.
+    pub watch_timeout_secs: u32,
+    /// Our `rbd_lock` expires this long after it was taken: the dead-man switch.
+    pub lock_duration_secs: u32,
+    /// Lock description, shown by `rados lock info` / `rbd lock ls`.
+    pub description: String,
+}
+
+/// What the watch callback and the fencing thread share.
+struct Shared {
+    label: String,
+    me: OnceLock<ClientId>,
+    epoch: Instant,
+    /// Milliseconds after `epoch` until which we claim the lock; 0 = not owned.
+    owned_until_ms: AtomicU64,
+    /// Another client announced `ACQUIRED_LOCK` while we owned it, or the watch broke.
+    lost: AtomicBool,
+    /// Errno of a watch error, 0 if none.
+    watch_error: AtomicI32,
+    /// Count of `RELEASED_LOCK` notifications from other clients.
+    released: Mutex<u64>,
+    released_cv: Condvar,
+}
+
+impl Shared {
+    fn owned_now(&self) -> bool {
+        let until = self.owned_until_ms.load(Ordering::SeqCst);
+        until != 0 && (self.epoch.elapsed().as_millis() as u64) < until
+    }
+
+    fn released_count(&self) -> u64 {
+        *self.released.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until a `RELEASED_LOCK` after `seen` arrives or `until` passes.
+    fn wait_released(&self, seen: u64, until: Instant) {
+        let mut count = self.released.lock().unwrap_or_else(PoisonError::into_inner);
+        while *count == seen {
+            let Some(left) = until.checked_duration_since(Instant::now()) else { return };
+            count = self.released_cv.wait_timeout(count, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    fn is_me(&self, client: Option<ClientId>) -> bool {
+        client.is_some() && client == self.me.get().copied()
+    }
+}
+
+/// The watch callback: answers as a blocked exclusive-lock owner (librbd's
+/// `block_requests(-EBUSY)`) while owned, and as a bystander otherwise.
+struct Handler(Arc<Shared>);
+
+impl WatchHandler for Handler {
+    fn notify(&self, _notifier_gid: u64, payload: &[u8]) -> Vec<u8> {
+        let shared = &self.0;
+        let Ok(message) = wire::decode_notification(payload) else {
+            log::debug!("{}: undecodable notification ({} bytes)", shared.label, payload.len());
+            return Vec::new();
+        };
+        let owned = shared.owned_now();
+        let from_me = shared.is_me(message.client);
+        match message.op {
+            op::RELEASED_LOCK if !from_me => {
+                *shared.released.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                shared.released_cv.notify_all();
+                Vec::new()
+            }
+            op::ACQUIRED_LOCK if !from_me && owned => {
+                log::warn!("{}: {:?} announced it acquired the lock we hold", shared.label, message.client);
+                shared.lost.store(true, Ordering::SeqCst);
+                Vec::new()
+            }
+            op::REQUEST_LOCK if owned && !from_me => {
+                log::debug!("{}: lock requested by {:?}: busy", shared.label, message.client);
+                wire::response(-libc::EBUSY)
+            }
+            op::FIRST_OWNER_REQUEST..=op::LAST_OWNER_REQUEST if owned => wire::response(-libc::EBUSY),
+            unknown if unknown > op::UNQUIESCE && owned => wire::response(-libc::EOPNOTSUPP),
+            _ => Vec::new(),
+        }
+    }
+
+    fn error(&self, err: i32) {
+        log::warn!("{}: watch error ({err}); the fence is lost", self.0.label);
+        self.0.watch_error.store(err, Ordering::SeqCst);
+        self.0.lost.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What a member needs to be fenced and cut.
+#[derive(Debug, Clone)]
+pub(crate) struct FenceTarget {
+    pub image: ImageRef,
+    /// `pool/[namespace/]name` for messages.
+    pub label: String,
+    pub object_map: bool,
+    pub fast_diff: bool,
+}
+
+/// One member's fence. Dropping it releases whatever it still holds.
+pub(crate) struct MemberFence {
+    target: FenceTarget,
+    header: String,
+    cluster: Cluster,
+    watch: Watch,
+    shared: Arc<Shared>,
+    me: ClientId,
+    cookie: String,
+    config: FenceConfig,
+    header_locked: bool,
+    object_map_locked: bool,
+}
+
+impl MemberFence {
+    /// Registers the watch on the member's header (state `Watching`).
+    pub(crate) fn watch(cluster: &Cluster, target: FenceTarget, config: &FenceConfig) -> Result<MemberFence> {
+        let mut ioctx = cluster.ioctx_by_id(target.image.pool_id)?;
+        ioctx.set_namespace(&target.image.namespace)?;
+        let header = format!("rbd_header.{}", target.image.image_id);
+        let shared = Arc::new(Shared {
+            label: target.label.clone(),
+            me: OnceLock::new(),
+            epoch: Instant::now(),
+            owned_until_ms: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
+            watch_error: AtomicI32::new(0),
+            released: Mutex::new(0),
+            released_cv: Condvar::new(),
+        });
+        let watch = Watch::new(ioctx, &header, config.watch_timeout_secs, Box::new(Handler(Arc::clone(&shared))))
+            .map_err(|e| Error::from(e).context(format!("watching {}", target.label)))?;
+        let me = ClientId { gid: cluster.instance_id(), handle: watch.cookie() };
+        let _ = shared.me.set(me);
+        Ok(MemberFence {
+            header,
+            cluster: cluster.clone(),
+            cookie: wire::lock_cookie(me.handle),
+            watch,
+            shared,
+            me,
+            config: config.clone(),
+            header_locked: false,
+            object_map_locked: false,
+            target,
+        })
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.target.label
+    }
+
+    fn ioctx(&self) -> &IoCtx {
+        self.watch.ioctx()
+    }
+
+    /// Answers (non-empty acks) to a notify, decoded as `ResponseMessage` results.
+    fn notify(&self, payload: &[u8]) -> Result<(Vec<(u64, i32)>, bool)> {
+        let outcome = self.ioctx().notify(&self.header, payload, NOTIFY_TIMEOUT_MS)?;
+        let reply = wire::decode_notify_reply(&outcome.reply)
+            .map_err(|e| Error::new(format!("notify reply from {}: {e}", self.header), libc::EIO))?;
+        let mut answers = Vec::new();
+        for ack in reply.acks.iter().filter(|a| !a.payload.is_empty()) {
+            match wire::decode_response(&ack.payload) {
+                Ok(result) => answers.push((ack.gid, result)),
+                Err(e) => log::debug!("{}: unreadable answer from client.{}: {e}", self.target.label, ack.gid),
+            }
+        }
+        Ok((answers, outcome.timed_out || !reply.timeouts.is_empty()))
+    }
+
+    /// Sends `QUIESCE` (librbd runs the image's quiesce hooks, e.g. rbd-nbd's, and answers
+    /// with their result). Retries a notify that timed out, as librbd does.
+    pub(crate) fn quiesce(&self, request_id: u64) -> Result<()> {
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            let (answers, timed_out) = self.notify(&wire::quiesce(self.me, request_id))?;
+            if let Some((gid, r)) = answers.iter().find(|(_, r)| *r < 0 && *r != -libc::EOPNOTSUPP) {
+                return Err(Error::new(
+                    format!("quiescing {}: a quiesce hook of client.{gid} failed", self.target.label),
+                    -r,
+                ));
+            }
+            if !timed_out {
+                return Ok(());
+            }
+            log::debug!("{}: quiesce attempt {attempt} timed out", self.target.label);
+        }
+        Err(Error::new(format!("quiescing {}: a watcher did not answer", self.target.label), libc::ETIMEDOUT))
+    }
+
+    /// Sends `UNQUIESCE` for `request_id`; watchers also resume by themselves after 10 s.
+    pub(crate) fn unquiesce(&self, request_id: u64) {
+        if let Err(e) = self.notify(&wire::unquiesce(self.me, request_id)) {
+            log::warn!("unquiescing {}: {e} (its watchers resume by themselves)", self.target.label);
+        }
+    }
+
+    /// Fails if the fence broke (watch error, foreign owner, lock expiry near).
+    fn check_not_lost(&self) -> Result<()> {
+        let err = self.shared.watch_error.load(Ordering::SeqCst);
+        if self.shared.lost.load(Ordering::SeqCst) || self.watch.check().is_err() {
+            return Err(Error::new(
+                format!("the fence on {} was lost (watch error {err})", self.target.label),
+                if err > 0 { err } else { libc::ENOTCONN },
+            ));
+        }
+        if self.header_locked && !self.shared.owned_now() {
+            return Err(Error::new(format!("the fence on {} expired", self.target.label), libc::ETIMEDOUT));
+        }
+        Ok(())
+    }
+
+    /// Becomes the member's exclusive-lock owner (state `Owned`), or fails by `deadline`.
+    pub(crate) fn acquire(&mut self, deadline: Instant) -> Result<()> {
+        let request = wire::lock_request(
+            RBD_LOCK_NAME,
+            &self.cookie,
+            RBD_LOCK_TAG,
+            &self.config.description,
+            self.config.lock_duration_secs,
+        );
+        let mut rounds = 0u32;
+        let mut holder = String::from("nobody");
+        loop {
+            self.check_not_lost()?;
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    format!("could not fence {} in time (lock held by {holder})", self.target.label),
+                    libc::ETIMEDOUT,
+                )
+                .with_hint("Retry, or raise --fence-timeout; `rbd status` and `rbd lock ls` show who holds it."));
+            }
+            rounds += 1;
+            let seen = self.shared.released_count();
+            let sent = Instant::now();
+            match self.ioctx().exec_write(&self.header, "lock", "lock", &request) {
+                Ok(()) => {
+                    let owned_for = Duration::from_secs(self.config.lock_duration_secs.into()) - EXPIRY_MARGIN;
+                    let until = (sent + owned_for).duration_since(self.shared.epoch).as_millis() as u64;
+                    self.shared.owned_until_ms.store(until.max(1), Ordering::SeqCst);
+                    self.header_locked = true;
+                    break;
+                }
+                Err(e) if e.errno == libc::EBUSY => {}
+                Err(e) => return Err(Error::from(e).context(format!("locking {}", self.target.label))),
+            }
+            let info = match self.ioctx().list_lockers(&self.header, RBD_LOCK_NAME) {
+                Ok(info) => info,
+                Err(e) if e.errno == libc::ENOENT => {
+                    return Err(Error::new(format!("{} is gone", self.target.label), libc::ENOENT))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if info.lockers.is_empty() {
+                continue; // released (or expired) in between: take it now
+            }
+            holder = info.lockers.iter().map(|l| l.client.as_str()).collect::<Vec<_>>().join(", ");
+            if !info.exclusive
+                || info.tag != RBD_LOCK_TAG
+                || info.lockers.iter().any(|l| wire::parse_lock_cookie(&l.cookie).is_none())
+            {
+                return Err(Error::new(
+                    format!("{} is locked by an external mechanism ({holder}, tag {:?})", self.target.label, info.tag),
+                    libc::EBUSY,
+                )
+                .with_hint("`rbd lock ls` shows the lock; `rbd lock rm` removes it if its owner is gone."));
+            }
+            let (answers, _) = self.notify(&wire::request_lock(self.me))?;
+            match answers.as_slice() {
+                [(_, 0)] => {
+                    // The owner releases: take the lock as soon as it says so.
+                    self.shared.wait_released(seen, (Instant::now() + Duration::from_secs(2)).min(deadline));
+                }
+                [(gid, r)] if *r == -libc::EROFS => {
+                    return Err(Error::new(
+                        format!("client.{gid} refuses to give up the lock of {}", self.target.label),
+                        libc::EROFS,
+                    )
+                    .with_hint(
+                        "It holds the lock explicitly (rbd_lock_acquire, or krbd mapped with -o exclusive); \
+                         such a member cannot be fenced without failing that client's I/O.",
+                    ));
+                }
+                [(_, _)] => backoff(rounds), // another fence (ours or a stock group snapshot) holds it
+                [] => {
+                    if self.owner_dead(&info)? {
+                        self.break_dead_owner(&info)?;
+                    } else {
+                        backoff(rounds);
+                    }
+                }
+                _ => backoff(rounds), // several claim to own it: let them sort it out
+            }
+        }
+        log::debug!("{}: fenced after {rounds} round(s)", self.target.label);
+        if let Err(e) = self.notify(&wire::acquired_lock(self.me)) {
+            log::debug!("{}: ACQUIRED_LOCK notify: {e}", self.target.label);
+        }
+        if self.target.object_map {
+            self.lock_object_map()?;
+        }
+        Ok(())
+    }
+
+    /// Whether no holder of the lock has a live watch on the header (librbd's rule in
+    /// `BreakRequest`: alive = a watcher with the cookie's handle). In doubt: alive.
+    fn owner_dead(&self, info: &LockInfo) -> Result<bool> {
+        let image = Image::open_by_id_read_only(self.ioctx(), &self.target.image.image_id)?;
+        let watchers = image.watchers()?;
+        let alive = info.lockers.iter().any(|locker| {
+            let handle = wire::parse_lock_cookie(&locker.cookie);
+            watchers.iter().any(|w| Some(w.cookie) == handle)
+        });
+        Ok(!alive)
+    }
+
+    /// Blocklists the dead holders (so a half-dead one cannot write any more) and breaks
+    /// their lock, exactly as librbd and krbd do before taking over from a dead owner.
+    fn break_dead_owner(&self, info: &LockInfo) -> Result<()> {
+        for locker in &info.lockers {
+            log::warn!(
+                "{}: lock holder {} is dead: blocklisting {} and breaking its lock",
+                self.target.label,
+                locker.client,
+                locker.addr
+            );
+            self.cluster.blocklist_add(&locker.addr, 0)?;
+            match self.ioctx().break_lock(&self.header, RBD_LOCK_NAME, &locker.client, &locker.cookie) {
+                Ok(()) => {}
+                Err(e) if e.errno == libc::ENOENT => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the object map's own lock (cookie and tag empty, as librbd's
+    /// `object_map::LockRequest`), breaking stale holders: the header lock is the guard.
+    fn lock_object_map(&mut self) -> Result<()> {
+        let oid = wire::object_map_oid(&self.target.image.image_id, None);
+        let request =
+            wire::lock_request(RBD_LOCK_NAME, "", "", &self.config.description, self.config.lock_duration_secs);
+        for _ in 0..3 {
+            match self.ioctx().exec_write(&oid, "lock", "lock", &request) {
+                Ok(()) => {
+                    self.object_map_locked = true;
+                    return Ok(());
+                }
+                Err(e) if e.errno == libc::EEXIST => {
+                    self.object_map_locked = true;
+                    return Ok(());
+                }
+                Err(e) if e.errno == libc::EBUSY => {
+                    for locker in self.ioctx().list_lockers(&oid, RBD_LOCK_NAME)?.lockers {
+                        match self.ioctx().break_lock(&oid, RBD_LOCK_NAME, &locker.client, &locker.cookie) {
+                            Ok(()) => {}
+                            Err(e) if e.errno == libc::ENOENT => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::from(e).context(format!("locking the object map of {}", self.target.label)))
+                }
+            }
+        }
+        Err(Error::new(format!("the object map of {} stays locked", self.target.label), libc::EBUSY))
+    }
+
+    /// Cuts the member snapshot `snap_name` with id `snap_id` while fenced. `ESTALE` means
+    /// a newer snapshot id exists on the image: allocate another and call again.
+    pub(crate) fn cut(&self, snap_name: &str, snap_id: u64) -> Result<()> {
+        self.check_not_lost()?;
+        let guard = wire::assert_locked_request(RBD_LOCK_NAME, &self.cookie, RBD_LOCK_TAG);
+        let add = wire::snapshot_add_request(snap_name, snap_id);
+        self.ioctx()
+            .exec_write_batch(&self.header, &[("lock", "assert_locked", &guard), ("rbd", "snapshot_add", &add)])
+            .map_err(|e| {
+                let errno = e.errno;
+                let e = Error::from(e).context(format!("snapshotting {}", self.target.label));
+                if errno == libc::EBUSY {
+                    e.with_hint("Our fence was lost (lock expired or broken): nothing inconsistent was recorded.")
+                } else {
+                    e
+                }
+            })?;
+        if self.target.object_map {
+            // librbd's order: the snapshot first, then its object map (a snapshot without
+            // one reads as "object map invalid"; an object map without a snapshot would leak).
+            let head = wire::object_map_oid(&self.target.image.image_id, None);
+            let map = self.ioctx().read_full(&head, MAX_OBJECT_MAP_BYTES)?;
+            self.ioctx().write_full(&wire::object_map_oid(&self.target.image.image_id, Some(snap_id)), &map)?;
+            if self.target.fast_diff {
+                let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
+                self.ioctx().exec_write_batch(
+                    &head,
+                    &[("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])],
+                )?;
+            }
+        }
+        // Every watcher must switch to the new snapshot context before it writes again:
+        // librbd flags a refresh (done before it re-acquires the lock) and then acks.
+        for attempt in 1..=3 {
+            let (_, timed_out) = self.notify(&wire::header_update())?;
+            if !timed_out {
+                return Ok(());
+            }
+            log::warn!("{}: a watcher did not acknowledge the header update (attempt {attempt})", self.target.label);
+        }
+        log::warn!(
+            "{}: releasing anyway; a watcher that missed the update refreshes when it re-watches",
+            self.target.label
+        );
+        Ok(())
+    }
+
+    /// Hands the lock back: unlock, stop answering as owner, announce `RELEASED_LOCK` so
+    /// queued writers acquire at once. Idempotent.
+    pub(crate) fn release(&mut self) {
+        if self.object_map_locked {
+            let oid = wire::object_map_oid(&self.target.image.image_id, None);
+            if let Err(e) = self.ioctx().unlock(&oid, RBD_LOCK_NAME, "") {
+                log::debug!("{}: object map unlock: {e}", self.target.label);
+            }
+            self.object_map_locked = false;
+        }
+        if !self.header_locked {
+            return;
+        }
+        self.header_locked = false;
+        let unlocked = self.ioctx().unlock(&self.header, RBD_LOCK_NAME, &self.cookie);
+        self.shared.owned_until_ms.store(0, Ordering::SeqCst);
+        match unlocked {
+            Ok(()) => {
+                if let Err(e) = self.notify(&wire::released_lock(self.me)) {
+                    log::debug!("{}: RELEASED_LOCK notify: {e}", self.target.label);
+                }
+            }
+            Err(e) => log::warn!("{}: our lock was already gone (expired or broken): {e}", self.target.label),
+        }
+    }
+}
+
+impl Drop for MemberFence {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Waits a little longer each round (100 ms … 500 ms) while someone else holds the lock.
+fn backoff(round: u32) {
+    std::thread::sleep(Duration::from_millis(100 * u64::from(round.clamp(1, 5))));
+}

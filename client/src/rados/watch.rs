@@ -1,0 +1,321 @@
+//! Watch/notify, advisory locks, self-managed snapshot ids and blocklisting: the librados
+//! calls a fence (`crate::fence`) needs, made safe.
+//!
+//! The one delicate part is the watch callback. librados calls it on its own threads with a
+//! `void *` we handed over; here that pointer is a leaked `Box<WatchContext>` that lives until
+//! [`Watch`]'s `Drop` has unwatched *and* flushed every queued callback (`rados_watch_flush`).
+//! The callback catches panics (unwinding into C is undefined behaviour) and acks every
+//! notification exactly once, so a notifier never waits out its timeout because of us.
+
+use std::ffi::{c_char, c_void, CString};
+use std::ptr;
+
+use super::{check, cstring, IoCtx, RadosBuffer, RadosError, RadosResult};
+use crate::sys;
+
+/// What a watch does with notifications; called on librados threads, so it must not block.
+pub trait WatchHandler: Send + Sync + 'static {
+    /// A notification from client `notifier_gid`; returns the ack payload (empty: no answer).
+    fn notify(&self, notifier_gid: u64, payload: &[u8]) -> Vec<u8>;
+    /// The watch broke (`err` is a positive errno, e.g. `ENOTCONN` or `ETIMEDOUT`).
+    fn error(&self, err: i32);
+}
+
+/// What the callbacks reach through librados' `arg`.
+struct WatchContext {
+    handler: Box<dyn WatchHandler>,
+    /// The watch's I/O context, for `rados_notify_ack`.
+    ioctx: sys::rados_ioctx_t,
+    oid: CString,
+}
+
+/// `rados_watchcb2_t`.
+unsafe extern "C" fn watch_callback(
+    arg: *mut c_void,
+    notify_id: u64,
+    handle: u64,
+    notifier_id: u64,
+    data: *mut c_void,
+    data_len: usize,
+) {
+    // SAFETY: `arg` is the `Box<WatchContext>` leaked in `Watch::new`; it is freed only
+    // after `rados_unwatch2` and `rados_watch_flush` returned, so no callback can still
+    // be running or queued when it goes.
+    let ctx = unsafe { &*arg.cast::<WatchContext>() };
+    let payload: &[u8] = if data.is_null() || data_len == 0 {
+        &[]
+    } else {
+        // SAFETY: librados passes `data_len` readable bytes at `data`, valid for the call.
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), data_len) }
+    };
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.handler.notify(notifier_id, payload)))
+        .unwrap_or_else(|_| {
+            log::error!("watch handler on {:?} panicked; acking empty", ctx.oid);
+            Vec::new()
+        });
+    let len = i32::try_from(answer.len()).unwrap_or(0);
+    // SAFETY: `ctx.ioctx` is alive (the Watch owns it and destroys it only after the
+    // flush); `oid` is NUL-terminated; `answer` is readable for `len` bytes and copied.
+    let ret = unsafe {
+        sys::rados_notify_ack(ctx.ioctx, ctx.oid.as_ptr(), notify_id, handle, answer.as_ptr().cast::<c_char>(), len)
+    };
+    if ret < 0 {
+        log::warn!("acking notify {notify_id} on {:?} failed: {}", ctx.oid, RadosError::new("rados_notify_ack", ret));
+    }
+}
+
+/// `rados_watcherrcb_t`.
+unsafe extern "C" fn watch_error_callback(arg: *mut c_void, _cookie: u64, err: i32) {
+    // SAFETY: as in `watch_callback`.
+    let ctx = unsafe { &*arg.cast::<WatchContext>() };
+    let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.handler.error(err.saturating_abs())));
+    if guarded.is_err() {
+        log::error!("watch error handler on {:?} panicked", ctx.oid);
+    }
+}
+
+/// A watch on one object; unwatched (and its callbacks drained) on drop.
+pub struct Watch {
+    ioctx: IoCtx,
+    cookie: u64,
+    context: *mut WatchContext,
+}
+
+// SAFETY: the raw context is only dereferenced by librados callbacks (shared access to a
+// `Send + Sync` handler) and freed once in Drop; the IoCtx is `Send`.
+unsafe impl Send for Watch {}
+
+impl Watch {
+    /// Watches `oid` in `ioctx`'s pool and namespace. The OSD drops the watch when this
+    /// client has been silent for `timeout_secs` (0: `osd_client_watch_timeout`).
+    pub fn new(ioctx: IoCtx, oid: &str, timeout_secs: u32, handler: Box<dyn WatchHandler>) -> RadosResult<Watch> {
+        let what = || format!("rados_watch3({oid})");
+        let c_oid = cstring(oid, what)?;
+        let context = Box::into_raw(Box::new(WatchContext { handler, ioctx: ioctx.raw, oid: c_oid.clone() }));
+        let mut cookie = 0u64;
+        // SAFETY: valid ioctx and NUL-terminated oid; `cookie` is a valid out-pointer;
+        // `context` stays valid until Drop (or is reclaimed right below on failure, when
+        // librados registered nothing).
+        let ret = unsafe {
+            sys::rados_watch3(
+                ioctx.raw,
+                c_oid.as_ptr(),
+                &mut cookie,
+                Some(watch_callback),
+                Some(watch_error_callback),
+                timeout_secs,
+                context.cast::<c_void>(),
+            )
+        };
+        if ret < 0 {
+            // SAFETY: the watch was not registered, so nothing else holds `context`.
+            drop(unsafe { Box::from_raw(context) });
+            return Err(RadosError::new(what(), ret));
+        }
+        Ok(Watch { ioctx, cookie, context })
+    }
+
+    /// The watch cookie (librbd calls it the watch handle).
+    pub fn cookie(&self) -> u64 {
+        self.cookie
+    }
+
+    /// The I/O context the watch lives in (pool and namespace of the object).
+    pub fn ioctx(&self) -> &IoCtx {
+        &self.ioctx
+    }
+
+    /// 0-based age check: `Ok` while the watch is connected.
+    pub fn check(&self) -> RadosResult<()> {
+        // SAFETY: valid ioctx and a cookie registered by this Watch.
+        let ret = unsafe { sys::rados_watch_check(self.ioctx.raw, self.cookie) };
+        check(ret, || "rados_watch_check".into()).map(drop)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: the cookie was registered on this ioctx and is unwatched exactly once.
+        let ret = unsafe { sys::rados_unwatch2(self.ioctx.raw, self.cookie) };
+        if ret < 0 {
+            log::debug!("{}", RadosError::new("rados_unwatch2", ret));
+        }
+        // SAFETY: the cluster handle is alive (the IoCtx holds it); after this returns no
+        // callback for the cookie is running or queued.
+        unsafe { sys::rados_watch_flush(self.ioctx.cluster.raw) };
+        // SAFETY: leaked in `new`, no longer reachable by librados (see above).
+        drop(unsafe { Box::from_raw(self.context) });
+    }
+}
+
+/// A notify's outcome: the raw reply (decode with `fence::wire::decode_notify_reply`)
+/// and whether some watcher did not answer in time.
+#[derive(Debug, Clone)]
+pub struct NotifyOutcome {
+    /// Acks and timeouts, as librados encodes them.
+    pub reply: Vec<u8>,
+    /// `rados_notify2` returned `ETIMEDOUT`: at least one watcher did not ack.
+    pub timed_out: bool,
+}
+
+/// One holder of an advisory lock, as `rados_list_lockers` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locker {
+    /// Entity, e.g. `client.4123`.
+    pub client: String,
+    /// The holder's cookie.
+    pub cookie: String,
+    /// The holder's address, e.g. `127.0.0.1:0/3581212`.
+    pub addr: String,
+}
+
+/// An advisory lock's holders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockInfo {
+    /// Exclusive (`true`) or shared.
+    pub exclusive: bool,
+    /// The lock's tag (`internal` for RBD's exclusive lock).
+    pub tag: String,
+    /// Current holders (expired ones are not listed).
+    pub lockers: Vec<Locker>,
+}
+
+fn split_nul(buf: &[u8], count: usize) -> Vec<String> {
+    buf.split(|&b| b == 0).take(count).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+}
+
+impl IoCtx {
+    /// Sends `payload` to every watcher of `oid` and waits up to `timeout_ms` for their acks.
+    pub fn notify(&self, oid: &str, payload: &[u8], timeout_ms: u64) -> RadosResult<NotifyOutcome> {
+        let what = || format!("rados_notify2({oid})");
+        let c_oid = cstring(oid, what)?;
+        let len = i32::try_from(payload.len()).map_err(|_| RadosError::new(what(), libc::E2BIG))?;
+        let mut reply_ptr: *mut c_char = ptr::null_mut();
+        let mut reply_len = 0usize;
+        // SAFETY: valid ioctx and oid; `payload` readable for `len` bytes; the reply
+        // out-pointers are locals, and the buffer is freed by `RadosBuffer`.
+        let ret = unsafe {
+            sys::rados_notify2(
+                self.raw,
+                c_oid.as_ptr(),
+                payload.as_ptr().cast::<c_char>(),
+                len,
+                timeout_ms,
+                &mut reply_ptr,
+                &mut reply_len,
+            )
+        };
+        let reply = RadosBuffer { ptr: reply_ptr, len: reply_len }.to_vec();
+        if ret == -libc::ETIMEDOUT {
+            return Ok(NotifyOutcome { reply, timed_out: true });
+        }
+        check(ret, what)?;
+        Ok(NotifyOutcome { reply, timed_out: false })
+    }
+
+    /// The holders of lock `name` on `oid` (`ENOENT` if the object does not exist).
+    pub fn list_lockers(&self, oid: &str, name: &str) -> RadosResult<LockInfo> {
+        let what = || format!("rados_list_lockers({oid}, {name})");
+        let c_oid = cstring(oid, what)?;
+        let c_name = cstring(name, what)?;
+        let mut sizes = [256usize; 4];
+        for _ in 0..8 {
+            let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
+            let mut lens = sizes;
+            let mut exclusive = 0;
+            let [tag, clients, cookies, addrs] = &mut bufs[..] else { unreachable!("four buffers") };
+            let [tag_len, clients_len, cookies_len, addrs_len] = &mut lens;
+            // SAFETY: valid ioctx, NUL-terminated names; every buffer is writable for the
+            // length passed next to it, and librados writes at most that much (it returns
+            // -ERANGE with the needed sizes otherwise).
+            let ret = unsafe {
+                sys::rados_list_lockers(
+                    self.raw,
+                    c_oid.as_ptr(),
+                    c_name.as_ptr(),
+                    &mut exclusive,
+                    tag.as_mut_ptr().cast::<c_char>(),
+                    tag_len,
+                    clients.as_mut_ptr().cast::<c_char>(),
+                    clients_len,
+                    cookies.as_mut_ptr().cast::<c_char>(),
+                    cookies_len,
+                    addrs.as_mut_ptr().cast::<c_char>(),
+                    addrs_len,
+                )
+            };
+            if ret == -(libc::ERANGE as isize) {
+                sizes = lens.map(|n| n.max(256) * 2);
+                continue;
+            }
+            let count = usize::try_from(check(ret as i32, what)?).unwrap_or(0);
+            let clients = split_nul(&clients[..*clients_len], count);
+            let cookies = split_nul(&cookies[..*cookies_len], count);
+            let addrs = split_nul(&addrs[..*addrs_len], count);
+            let lockers = clients
+                .into_iter()
+                .zip(cookies)
+                .zip(addrs)
+                .map(|((client, cookie), addr)| Locker { client, cookie, addr })
+                .collect();
+            let tag = split_nul(&tag[..*tag_len], 1).pop().unwrap_or_default();
+            return Ok(LockInfo { exclusive: exclusive != 0, tag, lockers });
+        }
+        Err(RadosError::new(what(), libc::ERANGE))
+    }
+
+    /// Releases this client's hold (`cookie`) on lock `name` of `oid` (`ENOENT` if not held).
+    pub fn unlock(&self, oid: &str, name: &str, cookie: &str) -> RadosResult<()> {
+        let what = || format!("rados_unlock({oid}, {name})");
+        let (c_oid, c_name, c_cookie) = (cstring(oid, what)?, cstring(name, what)?, cstring(cookie, what)?);
+        // SAFETY: valid ioctx; all strings NUL-terminated and alive for the call.
+        let ret = unsafe { sys::rados_unlock(self.raw, c_oid.as_ptr(), c_name.as_ptr(), c_cookie.as_ptr()) };
+        check(ret, what).map(drop)
+    }
+
+    /// Removes `client`'s hold (`cookie`) on lock `name` of `oid`.
+    pub fn break_lock(&self, oid: &str, name: &str, client: &str, cookie: &str) -> RadosResult<()> {
+        let what = || format!("rados_break_lock({oid}, {name}, {client})");
+        let (c_oid, c_name) = (cstring(oid, what)?, cstring(name, what)?);
+        let (c_client, c_cookie) = (cstring(client, what)?, cstring(cookie, what)?);
+        // SAFETY: valid ioctx; all strings NUL-terminated and alive for the call.
+        let ret = unsafe {
+            sys::rados_break_lock(self.raw, c_oid.as_ptr(), c_name.as_ptr(), c_client.as_ptr(), c_cookie.as_ptr())
+        };
+        check(ret, what).map(drop)
+    }
+
+    /// Allocates a self-managed snapshot id in this pool (a monitor round trip).
+    pub fn selfmanaged_snap_create(&self) -> RadosResult<u64> {
+        let mut id = 0u64;
+        // SAFETY: valid ioctx; `id` is a valid out-pointer.
+        let ret = unsafe { sys::rados_ioctx_selfmanaged_snap_create(self.raw, &mut id) };
+        check(ret, || "rados_ioctx_selfmanaged_snap_create".into())?;
+        Ok(id)
+    }
+
+    /// Releases a self-managed snapshot id that no snapshot uses.
+    pub fn selfmanaged_snap_remove(&self, id: u64) -> RadosResult<()> {
+        // SAFETY: valid ioctx; plain integer argument.
+        let ret = unsafe { sys::rados_ioctx_selfmanaged_snap_remove(self.raw, id) };
+        check(ret, || format!("rados_ioctx_selfmanaged_snap_remove({id})")).map(drop)
+    }
+}
+
+impl super::Cluster {
+    /// This connection's instance id (the `<gid>` of `client.<gid>`).
+    pub fn instance_id(&self) -> u64 {
+        // SAFETY: connected handle.
+        unsafe { sys::rados_get_instance_id(self.inner.raw) }
+    }
+
+    /// Blocklists `addr` for `expire_secs` (0: the cluster default).
+    pub fn blocklist_add(&self, addr: &str, expire_secs: u32) -> RadosResult<()> {
+        let what = || format!("rados_blocklist_add({addr})");
+        let c_addr = cstring(addr, what)?;
+        // SAFETY: connected handle; librados only reads the (non-const in the prototype)
+        // NUL-terminated string during the call.
+        let ret = unsafe { sys::rados_blocklist_add(self.inner.raw, c_addr.as_ptr().cast_mut(), expire_secs) };
+        check(ret, what).map(drop)
+    }
+}
