@@ -199,26 +199,40 @@ fn repair_removes_orphan_member_snapshots() {
 
 #[test]
 fn crash_after_every_step_of_snap_create_then_repair() {
-    // Two members: steps are 1 record, 2-3 image snapshots, 4 complete.
-    for step in 1..=4 {
-        let (ns, group) = setup(&format!("crash-snapc-{step}"), &["a", "b"]);
-        let snap = format!("{group}@s");
-        crash_at("snap-create", step, &["snap", "create", &snap]);
-        if step < 4 {
-            assert_eq!(snap_ls(&group)[0]["state"], "creating", "visible as incomplete after step {step}");
-            // Membership is frozen and a rerun names repair.
-            ceph_tool_ok("rbd", &["create", "--size", "8M", &format!("rbd/{ns}/c")]);
-            expect_errno(&rbd_cg(&["image", "add", &group, &format!("rbd/{ns}/c")]), libc::EBUSY);
-            let rerun = expect_errno(&rbd_cg(&["snap", "create", &snap]), libc::EBUSY);
-            assert!(rerun.contains("repair"), "{rerun}");
-            rbd_cg_ok(&["repair", &group]);
-            assert!(snap_ls(&group).is_empty(), "repair undoes an incomplete snapshot");
-            rbd_cg_ok(&["snap", "create", &snap]);
-        } else {
-            expect_errno(&rbd_cg(&["snap", "create", &snap]), libc::EEXIST);
+    // Two members: 1 record, 2 watch + quiesce, 3-4 fence, 5-6 cut, 7 release, 8 complete.
+    // A crash in steps 3-6 leaves our locks behind: the short watch timeout makes them
+    // breakable soon, and the rerun waits for that with a long fence timeout. The steps run
+    // in parallel (each in its own namespace) because each waits out a watch timeout.
+    std::thread::scope(|scope| {
+        for step in 1..=8 {
+            scope.spawn(move || crash_snap_create_at(step));
         }
-        assert_eq!(snap_ls(&group).len(), 1);
-        assert_group_consistent(&ns, &group, &["a", "b"]);
+    });
+}
+
+fn crash_snap_create_at(step: u32) {
+    let (ns, group) = setup(&format!("crash-snapc-{step}"), &["a", "b"]);
+    let snap = format!("{group}@s");
+    crash_at("snap-create", step, &["snap", "create", "--watch-timeout", "6", &snap]);
+    let create = ["snap", "create", "--fence-timeout", "30", &snap];
+    if step < 8 {
+        assert_eq!(snap_ls(&group)[0]["state"], "creating", "visible as incomplete after step {step}");
+        // Membership is frozen and a rerun names repair.
+        ceph_tool_ok("rbd", &["create", "--size", "8M", &format!("rbd/{ns}/c")]);
+        expect_errno(&rbd_cg(&["image", "add", &group, &format!("rbd/{ns}/c")]), libc::EBUSY);
+        let rerun = expect_errno(&rbd_cg(&create), libc::EBUSY);
+        assert!(rerun.contains("repair"), "{rerun}");
+        rbd_cg_ok(&["repair", &group]);
+        assert!(snap_ls(&group).is_empty(), "repair undoes an incomplete snapshot (step {step})");
+        rbd_cg_ok(&create);
+    } else {
+        expect_errno(&rbd_cg(&create), libc::EEXIST);
+    }
+    assert_eq!(snap_ls(&group).len(), 1);
+    assert_group_consistent(&ns, &group, &["a", "b"]);
+    for image in ["a", "b"] {
+        let locks = ceph_tool_ok("rbd", &["lock", "ls", "--format", "json", &format!("rbd/{ns}/{image}")]);
+        assert!(matches!(locks.trim(), "[]" | "{}" | ""), "no lock left on {image} after step {step}: {locks}");
     }
 }
 

@@ -17,8 +17,13 @@ pub const FAULT_EXIT_CODE: i32 = 86;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
+    /// Exit the process at once (a crash).
     Exit,
+    /// Return an injected error (library tests).
     Fail,
+    /// Sleep this many seconds, then go on: a wedged client whose librados threads live
+    /// on (a test can also SIGSTOP the process meanwhile: a frozen client).
+    Sleep(u64),
 }
 
 /// Where to stop, if anywhere.
@@ -33,16 +38,27 @@ impl FaultPlan {
         FaultPlan::default()
     }
 
-    /// Reads [`FAULT_ENV`]; the process exits with [`FAULT_EXIT_CODE`] at the named step.
+    /// Reads [`FAULT_ENV`] = `<operation>:<step>[:<action>]`. Actions: `exit` (default:
+    /// the process exits with [`FAULT_EXIT_CODE`]) and `sleep=<seconds>` (the main thread
+    /// sleeps, then goes on).
     pub fn from_env() -> Result<FaultPlan> {
         let Ok(value) = std::env::var(FAULT_ENV) else {
             return Ok(FaultPlan::none());
         };
-        let parsed = value.split_once(':').and_then(|(op, step)| Some((op.to_owned(), step.parse::<u32>().ok()?)));
-        match parsed {
-            Some((op, step)) => Ok(FaultPlan { target: Some((op, step, Action::Exit)) }),
-            None => Err(Error::new(format!("{FAULT_ENV}={value:?} is not <operation>:<step>"), libc::EINVAL)),
-        }
+        Self::parse(&value).ok_or_else(|| {
+            Error::new(format!("{FAULT_ENV}={value:?} is not <operation>:<step>[:exit|:sleep=<seconds>]"), libc::EINVAL)
+        })
+    }
+
+    fn parse(value: &str) -> Option<FaultPlan> {
+        let mut parts = value.splitn(3, ':');
+        let op = parts.next()?.to_owned();
+        let step = parts.next()?.parse::<u32>().ok()?;
+        let action = match parts.next() {
+            None | Some("exit") => Action::Exit,
+            Some(other) => Action::Sleep(other.strip_prefix("sleep=")?.parse().ok()?),
+        };
+        Some(FaultPlan { target: Some((op, step, action)) })
     }
 
     /// Makes `operation` fail with `EINTR` right after `step` (for in-process tests).
@@ -59,6 +75,11 @@ impl FaultPlan {
                 }
                 Action::Fail => {
                     Err(Error::injected(format!("fault injection: stopped after step {step} of {operation}")))
+                }
+                Action::Sleep(secs) => {
+                    eprintln!("rbd-cg: fault injection: sleeping {secs} s after step {step} of {operation}");
+                    std::thread::sleep(std::time::Duration::from_secs(*secs));
+                    Ok(())
                 }
             },
             _ => Ok(()),
@@ -85,5 +106,21 @@ impl<'a> Steps<'a> {
         log::debug!("{} step {} ({what}) done", self.operation, self.done);
         self.plan.after_step(self.operation, self.done)?;
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_operation_step_and_action() {
+        let plan = |v: &str| FaultPlan::parse(v).and_then(|p| p.target);
+        assert_eq!(plan("snap-create:3"), Some(("snap-create".into(), 3, Action::Exit)));
+        assert_eq!(plan("snap-create:3:exit"), Some(("snap-create".into(), 3, Action::Exit)));
+        assert_eq!(plan("snap-create:3:sleep=25"), Some(("snap-create".into(), 3, Action::Sleep(25))));
+        assert_eq!(plan("snap-create"), None);
+        assert_eq!(plan("snap-create:x"), None);
+        assert_eq!(plan("snap-create:3:nap"), None);
     }
 }

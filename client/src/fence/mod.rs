@@ -68,11 +68,11 @@ impl Default for SnapCreateOptions {
 }
 
 impl SnapCreateOptions {
-    /// Our lock's lifetime: long enough to fence, cut and release, short enough that a
-    /// fence nobody releases frees writers soon.
-    fn lock_duration_secs(&self) -> u32 {
-        let fence = u32::try_from(self.fence_timeout.as_secs()).unwrap_or(u32::MAX / 2);
-        fence.saturating_add(20)
+    /// Our lock's lifetime, `2 × fence_timeout + 10 s` (30 s by default): long enough to
+    /// fence, cut and release, short enough that a fence nobody releases frees writers soon.
+    pub fn lock_duration_secs(&self) -> u32 {
+        let fence = u32::try_from(self.fence_timeout.as_secs()).unwrap_or(u32::MAX / 4);
+        fence.saturating_mul(2).saturating_add(10)
     }
 }
 

@@ -1,0 +1,376 @@
+//! Crash-consistent group snapshots on the real cluster, proven the way issue 4 asks: a
+//! separate plain-librbd writer (`tests/helpers/fencing_writer.py`, python3-rbd) writes
+//! round n to A, then B, then C, each after the previous completed, while group snapshots
+//! are taken. Every snapshot must read back A >= B >= C >= A - 1, and the writer must see
+//! zero I/O errors. The same check run against `--no-fence` must fail, so it is known to
+//! bite. Then the ways a fence can end badly: an owner that refuses to release, a crash
+//! while fenced, a wedged client whose lock expires, a frozen client that gets blocklisted,
+//! members that cannot be fenced, and quiesce hooks.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn helper(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers").join(name)
+}
+
+/// A namespace with images made by the stock CLI (`features` None = the cluster default:
+/// layering, exclusive-lock, object-map, fast-diff, deep-flatten) in group `g`.
+fn setup(test: &str, images: &[&str], features: Option<&str>) -> (String, String) {
+    let ns = namespace(test);
+    ceph_tool_ok("rbd", &["namespace", "create", &format!("rbd/{ns}")]);
+    let group = format!("rbd/{ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    for image in images {
+        let spec = format!("rbd/{ns}/{image}");
+        match features {
+            Some(f) => ceph_tool_ok("rbd", &["create", "--size", "8M", "--image-feature", f, &spec]),
+            None => ceph_tool_ok("rbd", &["create", "--size", "8M", &spec]),
+        };
+        rbd_cg_ok(&["image", "add", &group, &spec]);
+    }
+    (ns, group)
+}
+
+/// The dependent writer, as a child process.
+struct Writer {
+    child: Option<Child>,
+    status: PathBuf,
+    stop: PathBuf,
+}
+
+impl Writer {
+    /// Starts writing to `images` of `ns` and waits until it has done 50 rounds.
+    fn start(ns: &str, images: &[&str], extra: &[&str]) -> Writer {
+        let dir = std::env::temp_dir().join(format!("rbd-cg-writer-{ns}-{}", images.join("")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (status, stop) = (dir.join("status.json"), dir.join("stop"));
+        let _ = std::fs::remove_file(&status);
+        let _ = std::fs::remove_file(&stop);
+        let child = Command::new("/usr/bin/python3")
+            .arg(helper("fencing_writer.py"))
+            .args(["--conf", &required_env("CEPH_CONF"), "--namespace", ns])
+            .args(["--status".as_ref(), status.as_os_str(), "--stop".as_ref(), stop.as_os_str()])
+            .args(extra)
+            .args(images)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the writer (needs /usr/bin/python3 with python3-rbd)");
+        let writer = Writer { child: Some(child), status, stop };
+        writer.wait_for_rounds(50, Duration::from_secs(60));
+        writer
+    }
+
+    fn status(&self) -> serde_json::Value {
+        std::fs::read_to_string(&self.status)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::json!({"rounds": 0, "errors": 0}))
+    }
+
+    fn rounds(&self) -> u64 {
+        self.status()["rounds"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until the writer has done `rounds` rounds; returns how long that took.
+    fn wait_for_rounds(&self, rounds: u64, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        while self.rounds() < rounds {
+            assert!(start.elapsed() < timeout, "the writer did not reach round {rounds} in {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+
+    /// Stops the writer; returns its final status.
+    fn stop(mut self) -> serde_json::Value {
+        std::fs::write(&self.stop, b"").unwrap();
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
+        assert!(out.status.success(), "writer: {}", String::from_utf8_lossy(&out.stderr));
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("writer status");
+        assert_eq!(status["errors"], 0, "the writer saw I/O errors: {status}");
+        status
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The u64 at offset 0 of `image@snap` (an image snapshot name), read through librbd.
+fn heads(ns: &str, images: &[&str], snap: &str) -> Vec<u64> {
+    let script = format!(
+        "import rados, rbd, struct, sys\n\
+         c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\nio.set_namespace('{ns}')\n\
+         for name in sys.argv[1:]:\n\
+         \x20   with rbd.Image(io, name, snapshot='{snap}', read_only=True) as im:\n\
+         \x20       print(struct.unpack('<Q', im.read(0, 8))[0])\n\
+         io.close()\nc.shutdown()\n"
+    );
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(script).args(images).output().expect("python3");
+    assert!(out.status.success(), "reading {snap}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+/// A >= B >= C >= A - 1.
+fn consistent(values: &[u64]) -> bool {
+    values.windows(2).all(|w| w[0] >= w[1]) && values.last().unwrap() + 1 >= values[0]
+}
+
+/// The member snapshot name of every group snapshot, in creation order.
+fn member_snap_names(group: &str) -> Vec<String> {
+    let snaps: Vec<serde_json::Value> =
+        serde_json::from_str(&rbd_cg_ok(&["snap", "ls", group, "--format", "json"])).unwrap();
+    snaps
+        .iter()
+        .map(|s| {
+            let info: serde_json::Value = serde_json::from_str(&rbd_cg_ok(&[
+                "snap",
+                "info",
+                &format!("{group}@{}", s["name"].as_str().unwrap()),
+                "--format",
+                "json",
+            ]))
+            .unwrap();
+            assert_eq!(info["state"], "complete", "{info}");
+            info["images"][0]["snap_name"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Takes `count` group snapshots under a running writer; returns (consistent, total).
+fn snapshots_under_writer(ns: &str, group: &str, images: &[&str], create_args: &[&str], count: usize) -> usize {
+    for i in 0..count {
+        let mut args = vec!["snap", "create"];
+        args.extend_from_slice(create_args);
+        let spec = format!("{group}@s{i}");
+        args.push(&spec);
+        rbd_cg_ok(&args);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let mut inconsistent = 0;
+    for snap in member_snap_names(group) {
+        let values = heads(ns, images, &snap);
+        eprintln!("{snap}: {values:?}");
+        assert!(values[0] > 0, "the writer had written before every snapshot");
+        inconsistent += usize::from(!consistent(&values));
+    }
+    inconsistent
+}
+
+fn assert_no_locks(ns: &str, images: &[&str]) {
+    for image in images {
+        let locks = ceph_tool_ok("rbd", &["lock", "ls", "--format", "json", &format!("rbd/{ns}/{image}")]);
+        assert!(matches!(locks.trim(), "[]" | "{}" | ""), "a lock is left on {image}: {locks}");
+    }
+}
+
+fn fenced_snapshots_are_consistent(test: &str, features: Option<&str>, writer_args: &[&str]) {
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup(test, &images, features);
+    let writer = Writer::start(&ns, &images, writer_args);
+    let before = writer.rounds();
+    let inconsistent = snapshots_under_writer(&ns, &group, &images, &[], 8);
+    let after = writer.rounds();
+    let status = writer.stop();
+    eprintln!("{test}: writer {status}");
+    assert_eq!(inconsistent, 0, "every fenced snapshot is crash-consistent");
+    assert!(after > before + 8, "the writer kept going during the snapshots ({before} -> {after})");
+    assert_no_locks(&ns, &images);
+    if features.is_none() {
+        // Object map and fast-diff of the member snapshots are what librbd would have made.
+        for snap in member_snap_names(&group) {
+            for image in images {
+                ceph_tool_ok("rbd", &["object-map", "check", "--no-progress", &format!("rbd/{ns}/{image}@{snap}")]);
+            }
+        }
+        let snaps = member_snap_names(&group);
+        let diff = ceph_tool_ok(
+            "rbd",
+            &["diff", "--format", "json", "--from-snap", &snaps[0], &format!("rbd/{ns}/a@{}", snaps[1])],
+        );
+        assert!(diff.contains("\"offset\":0"), "the first object changed between two snapshots: {diff}");
+    }
+}
+
+#[test]
+fn fenced_snapshots_are_crash_consistent_with_default_features() {
+    fenced_snapshots_are_consistent("fence-default", None, &[]);
+}
+
+#[test]
+fn fenced_snapshots_are_crash_consistent_without_object_map_or_cache() {
+    fenced_snapshots_are_consistent("fence-plain", Some("layering,exclusive-lock"), &["--conf-set", "rbd_cache=false"]);
+}
+
+#[test]
+fn the_check_bites_unfenced_snapshots_are_inconsistent() {
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup("fence-naive", &images, None);
+    let writer = Writer::start(&ns, &images, &[]);
+    let inconsistent = snapshots_under_writer(&ns, &group, &images, &["--no-fence"], 6);
+    writer.stop();
+    assert!(inconsistent > 0, "one member after another must show the writer's progress between cuts");
+}
+
+#[test]
+fn two_writers_on_one_member_still_get_a_consistent_snapshot() {
+    // A second writer on b makes the two owners hand b's lock back and forth while we
+    // fence. b then holds the second writer's numbers, so the check uses a and c (the
+    // chain a -> b -> c still orders them).
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup("fence-pingpong", &images, None);
+    let writer = Writer::start(&ns, &images, &[]);
+    let second = Writer::start(&ns, &["b"], &[]);
+    for i in 0..4 {
+        rbd_cg_ok(&["snap", "create", &format!("{group}@s{i}")]);
+    }
+    second.stop();
+    writer.stop();
+    for snap in member_snap_names(&group) {
+        let values = heads(&ns, &["a", "c"], &snap);
+        assert!(consistent(&values), "{snap}: {values:?}");
+    }
+    assert_no_locks(&ns, &images);
+}
+
+#[test]
+fn an_owner_that_refuses_to_release_fails_the_snapshot_not_its_io() {
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup("fence-erofs", &images, None);
+    let writer = Writer::start(&ns, &["a", "c"], &[]);
+    let holder = Writer::start(&ns, &["b"], &["--lock-exclusive"]);
+    let err = expect_errno(&rbd_cg(&["snap", "create", &format!("{group}@s")]), libc::EROFS);
+    assert!(err.contains("refuses to give up the lock") && err.contains("/b"), "{err}");
+    assert!(rbd_cg_ok(&["snap", "ls", &group]).trim().is_empty(), "the failed snapshot was undone");
+    holder.stop();
+    writer.stop();
+    assert_no_locks(&ns, &images);
+}
+
+/// After a crash (exit) in `step` of a fenced snapshot of three members, writers resume
+/// within the watch timeout without an error, and `repair` removes the remains.
+fn crash_while_fenced(step: u32) {
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup(&format!("fence-crash-{step}"), &images, None);
+    let writer = Writer::start(&ns, &images, &[]);
+    crash_at("snap-create", step, &["snap", "create", "--watch-timeout", "6", &format!("{group}@s")]);
+    let stalled = writer.wait_for_rounds(writer.rounds() + 20, Duration::from_secs(30));
+    eprintln!("step {step}: the writer went on {stalled:?} after the crash");
+    rbd_cg_ok(&["repair", &group]);
+    assert!(rbd_cg_ok(&["snap", "ls", &group]).trim().is_empty(), "repair undid the snapshot");
+    rbd_cg_ok(&["snap", "create", "--fence-timeout", "30", &format!("{group}@t")]);
+    let status = writer.stop();
+    eprintln!("step {step}: writer {status}");
+    for snap in member_snap_names(&group) {
+        assert!(consistent(&heads(&ns, &images, &snap)));
+    }
+    for image in images {
+        let snaps = ceph_tool_ok("rbd", &["snap", "ls", &format!("rbd/{ns}/{image}")]);
+        assert_eq!(snaps.matches(".rbd_cg.").count(), 1, "only the new snapshot is left on {image}: {snaps}");
+    }
+    assert_no_locks(&ns, &images);
+}
+
+#[test]
+fn a_crash_while_fenced_never_fails_writer_io_and_repair_cleans_up() {
+    // Three members: 1 record, 2 watch + quiesce, 3-5 fence, 6-8 cut, 9 release, 10 complete.
+    // A crash with one fence held, with all held, after one cut, and after the release.
+    std::thread::scope(|scope| {
+        for step in [3, 5, 6, 9] {
+            scope.spawn(move || crash_while_fenced(step));
+        }
+    });
+}
+
+#[test]
+fn a_wedged_client_loses_its_fence_when_the_lock_expires() {
+    // The main thread sleeps after fencing everything; librados keeps the watches alive,
+    // so only the lock's expiry (2 x 1 s + 10 s) frees the writer. The late cut then fails
+    // `assert_locked` and the snapshot is undone: never an inconsistent snapshot.
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup("fence-wedged", &images, None);
+    let writer = Writer::start(&ns, &images, &[]);
+    let started = Instant::now();
+    let mut command = Command::new(required_env("RBD_CG_BIN"))
+        .args(["snap", "create", "--fence-timeout", "1", &format!("{group}@s")])
+        .env("RBD_CG_FAULT", "snap-create:5:sleep=25")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer.wait_for_rounds(writer.rounds() + 20, Duration::from_secs(30));
+    let resumed = started.elapsed();
+    eprintln!("the writer resumed after {resumed:?}");
+    assert!(resumed < Duration::from_secs(24), "the writer resumed before the wedged client woke up");
+    let status = command.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(command.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("expired"), "{stderr}");
+    writer.stop();
+    assert!(rbd_cg_ok(&["snap", "ls", &group]).trim().is_empty(), "the snapshot was undone");
+    for image in images {
+        let snaps = ceph_tool_ok("rbd", &["snap", "ls", &format!("rbd/{ns}/{image}")]);
+        assert!(!snaps.contains(".rbd_cg."), "no member snapshot left on {image}: {snaps}");
+    }
+}
+
+#[test]
+fn a_frozen_client_is_blocklisted_and_its_late_cut_cannot_land() {
+    // SIGSTOP while fenced: the watches time out, the writer blocklists the frozen client
+    // and breaks its locks (librbd's own rule). Resumed, the client fails and repair cleans up.
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup("fence-frozen", &images, None);
+    let writer = Writer::start(&ns, &images, &[]);
+    let mut command = Command::new(required_env("RBD_CG_BIN"))
+        .args(["snap", "create", "--watch-timeout", "6", &format!("{group}@s")])
+        .env("RBD_CG_FAULT", "snap-create:5:sleep=2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Freeze it while it sleeps with every fence held.
+    std::thread::sleep(Duration::from_millis(1000));
+    let pid = command.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let stalled = writer.wait_for_rounds(writer.rounds() + 20, Duration::from_secs(40));
+    eprintln!("the writer went on {stalled:?} after the client froze");
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let status = command.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(command.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "a blocklisted client cannot complete the snapshot: {stderr}");
+    rbd_cg_ok(&["repair", &group]);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@t")]);
+    writer.stop();
+    assert_eq!(rbd_cg_ok(&["snap", "ls", &group]).lines().count(), 1);
+    for snap in member_snap_names(&group) {
+        assert!(consistent(&heads(&ns, &images, &snap)));
+    }
+}
+
+#[test]
+fn members_without_exclusive_lock_are_refused_unless_allowed() {
+    let (ns, group) = setup("fence-nolock", &["a"], None);
+    ceph_tool_ok("rbd", &["create", "--size", "8M", "--image-feature", "layering", &format!("rbd/{ns}/plain")]);
+    rbd_cg_ok(&["image", "add", &group, &format!("rbd/{ns}/plain")]);
+    let err = expect_errno(&rbd_cg(&["snap", "create", &format!("{group}@s")]), libc::EINVAL);
+    assert!(err.contains("no exclusive-lock feature") && err.contains("--allow-unfenced"), "{err}");
+    assert!(rbd_cg_ok(&["snap", "ls", &group]).trim().is_empty(), "nothing is left of the refused snapshot");
+    let out = rbd_cg(&["snap", "create", "--allow-unfenced", &format!("{group}@s")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NOT crash-consistent") && stderr.contains("plain"), "{stderr}");
+    assert_eq!(member_snap_names(&group).len(), 1);
+    let out = rbd_cg(&["snap", "create", "--no-fence", &format!("{group}@t")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT crash-consistent"));
+}
