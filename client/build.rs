@@ -3,7 +3,7 @@
 //! Runs `bindgen` over `ceph.h` (which includes `<rados/librados.h>` and
 //! `<rbd/librbd.h>`) and writes `$OUT_DIR/ceph_bindings.rs`, which `src/sys.rs`
 //! includes. The allowlist below is deliberately narrow: only the entry points
-//! the safe layer (`src/rados.rs`, `src/rbd.rs`) calls, plus the types and
+//! the safe layer (`src/rados/`, `src/rbd.rs`) calls, plus the types and
 //! constants they reach. Anything not listed here cannot be called from Rust by
 //! accident, and the generated file stays small enough to review.
 //!

@@ -83,6 +83,10 @@ struct Handler(Arc<Shared>);
 impl WatchHandler for Handler {
     fn notify(&self, _notifier_gid: u64, payload: &[u8]) -> Vec<u8> {
         let shared = &self.0;
+        if log::log_enabled!(log::Level::Trace) {
+            let hex: Vec<String> = payload.iter().map(|b| format!("{b:02x}")).collect();
+            log::trace!("{}: notification from client.{_notifier_gid}: {}", shared.label, hex.join(" "));
+        }
         let Ok(message) = wire::decode_notification(payload) else {
             log::debug!("{}: undecodable notification ({} bytes)", shared.label, payload.len());
             return Vec::new();
@@ -190,6 +194,10 @@ impl MemberFence {
             .map_err(|e| Error::new(format!("notify reply from {}: {e}", self.header), libc::EIO))?;
         let mut answers = Vec::new();
         for ack in reply.acks.iter().filter(|a| !a.payload.is_empty()) {
+            if log::log_enabled!(log::Level::Trace) {
+                let hex: Vec<String> = ack.payload.iter().map(|b| format!("{b:02x}")).collect();
+                log::trace!("{}: answer from client.{}: {}", self.target.label, ack.gid, hex.join(" "));
+            }
             match wire::decode_response(&ack.payload) {
                 Ok(result) => answers.push((ack.gid, result)),
                 Err(e) => log::debug!("{}: unreadable answer from client.{}: {e}", self.target.label, ack.gid),

@@ -6,7 +6,7 @@
 //! follow Ceph's `encoding.h`: little-endian integers, strings as `u32 length` + bytes, and
 //! versioned structs as `u8 struct_v, u8 compat, u32 length` + body. Decoders accept newer
 //! versions with more trailing fields (they skip to the length), as `DECODE_FINISH` does.
-//! Layouts and golden bytes: `docs/FENCING.md` §1, pinned by the tests at the bottom.
+//! Layouts and golden bytes: `docs/FENCING-DESIGN.md` §1, pinned by the tests at the bottom.
 
 use std::fmt;
 
@@ -384,6 +384,21 @@ mod tests {
         // Truncated or incompatible input is an error, never a panic.
         assert!(decode_notification(&request_lock(ME)[..10]).is_err());
         assert!(decode_notification(&[7, 9, 4, 0, 0, 0, 2, 0, 0, 0]).is_err());
+    }
+
+    /// Bytes a Ceph 16.2.15 python3-rbd writer (client.6715, watch handle 0x7f8cf00101f0)
+    /// sent while we fenced its image, and its answer to our REQUEST_LOCK, captured with
+    /// `RUST_LOG=rbd_cg_client::fence=trace rbd-cg snap create …`.
+    #[test]
+    fn decodes_what_a_real_librbd_sent() {
+        let unhex = |s: &str| s.split(' ').map(|b| u8::from_str_radix(b, 16).unwrap()).collect::<Vec<u8>>();
+        let writer = ClientId { gid: 6715, handle: 0x7f8c_f001_01f0 };
+        let request = unhex("07 01 15 00 00 00 02 00 00 00 3b 1a 00 00 00 00 00 00 f0 01 01 f0 8c 7f 00 00 00");
+        assert_eq!(decode_notification(&request), Ok(Notification { op: op::REQUEST_LOCK, client: Some(writer) }));
+        assert_eq!(request, request_lock(writer), "we encode exactly as librbd does");
+        let released = unhex("07 01 14 00 00 00 01 00 00 00 3b 1a 00 00 00 00 00 00 f0 01 01 f0 8c 7f 00 00");
+        assert_eq!(decode_notification(&released), Ok(Notification { op: op::RELEASED_LOCK, client: Some(writer) }));
+        assert_eq!(decode_response(&unhex("01 01 04 00 00 00 00 00 00 00")), Ok(0));
     }
 
     #[test]
