@@ -8,7 +8,7 @@
 //! snapshot at the RADOS level guarded by that lock, and only then hands the locks back.
 //! `docs/FENCING.md` has the protocol, the states, the proof and what a crash leaves.
 //!
-//! [`GroupFence`] drives one group snapshot's fences; [`member::MemberFence`] is one
+//! `GroupFence` drives one group snapshot's fences; `member::MemberFence` is one
 //! member's; [`wire`] holds the Ceph encodings they speak.
 
 mod member;
