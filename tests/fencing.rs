@@ -374,3 +374,89 @@ fn members_without_exclusive_lock_are_refused_unless_allowed() {
     let out = rbd_cg(&["snap", "create", "--no-fence", &format!("{group}@t")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOT crash-consistent"));
 }
+
+/// A quiesce hook (`tests/helpers/quiesce_hook.py`: `rbd_quiesce_watch` through librbd, as
+/// rbd-nbd registers one) on `rbd/ns/image`; its events file lists `ready`, `quiesce`,
+/// `unquiesce` lines.
+struct QuiesceHook {
+    child: Child,
+    events: PathBuf,
+}
+
+impl QuiesceHook {
+    fn start(ns: &str, image: &str, fail_with: i32) -> QuiesceHook {
+        let events = std::env::temp_dir().join(format!("rbd-cg-quiesce-{ns}-{image}-{fail_with}"));
+        let _ = std::fs::remove_file(&events);
+        let child = Command::new("/usr/bin/python3")
+            .arg(helper("quiesce_hook.py"))
+            .args(["--conf", &required_env("CEPH_CONF"), "--namespace", ns, "--fail-with", &fail_with.to_string()])
+            .args(["--events".as_ref(), events.as_os_str()])
+            .arg(image)
+            .spawn()
+            .expect("starting the quiesce hook");
+        let hook = QuiesceHook { child, events };
+        let start = Instant::now();
+        while !hook.events().contains(&"ready".to_owned()) {
+            assert!(start.elapsed() < Duration::from_secs(30), "the quiesce hook did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        hook
+    }
+
+    /// Event names so far, `ready` first.
+    fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits (up to 12 s: librbd also unquiesces by itself after 10 s) for `count` events.
+    fn wait_for_events(&self, count: usize) -> Vec<String> {
+        let start = Instant::now();
+        while self.events().len() < count && start.elapsed() < Duration::from_secs(12) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.events()
+    }
+}
+
+impl Drop for QuiesceHook {
+    fn drop(&mut self) {
+        // SIGTERM, so it unwatches: a killed hook's watch lingers for the OSD's watch
+        // timeout, and a quiesce notify then times out on it (as stock's would).
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn quiesce_hooks_run_around_the_fence_and_their_failure_stops_the_snapshot() {
+    let images = ["a", "b"];
+    let (ns, group) = setup("fence-quiesce", &images, None);
+    let hook = QuiesceHook::start(&ns, "a", 0);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@s1")]);
+    assert_eq!(hook.wait_for_events(3), ["ready", "quiesce", "unquiesce"]);
+    rbd_cg_ok(&["snap", "create", "--skip-quiesce", &format!("{group}@s2")]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hook.events().len(), 3, "--skip-quiesce notifies nobody");
+    // Quiesce comes before any fence: stopped dead right after it, the hook is quiesced
+    // and no member is locked yet.
+    crash_at("snap-create", 2, &["snap", "create", &format!("{group}@s3")]);
+    assert_eq!(hook.events().last().map(String::as_str), Some("quiesce"));
+    assert_no_locks(&ns, &images);
+    assert_eq!(hook.wait_for_events(5).last().map(String::as_str), Some("unquiesce"), "librbd resumes by itself");
+    rbd_cg_ok(&["repair", &group]);
+    drop(hook);
+
+    let failing = QuiesceHook::start(&ns, "b", libc::EINVAL);
+    let err = expect_errno(&rbd_cg(&["snap", "create", &format!("{group}@s4")]), libc::EINVAL);
+    assert!(err.contains("quiesce") && err.contains("--ignore-quiesce-error"), "{err}");
+    assert_eq!(rbd_cg_ok(&["snap", "ls", &group]).lines().count(), 2, "the failed snapshot was undone");
+    assert_eq!(failing.wait_for_events(3), ["ready", "quiesce", "unquiesce"], "unquiesce follows a failed quiesce");
+    let out = rbd_cg(&["snap", "create", "--ignore-quiesce-error", &format!("{group}@s4")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    assert_no_locks(&ns, &images);
+}
