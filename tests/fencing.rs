@@ -309,9 +309,8 @@ fn a_wedged_client_loses_its_fence_when_the_lock_expires() {
         .spawn()
         .unwrap();
     writer.wait_for_rounds(writer.rounds() + 20, Duration::from_secs(30));
-    let resumed = started.elapsed();
-    eprintln!("the writer resumed after {resumed:?}");
-    assert!(resumed < Duration::from_secs(24), "the writer resumed before the wedged client woke up");
+    eprintln!("the writer resumed after {:?}", started.elapsed());
+    assert!(command.try_wait().unwrap().is_none(), "the writer resumed while the wedged client still slept");
     let status = command.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(command.stderr.as_mut().unwrap(), &mut stderr).unwrap();
