@@ -122,6 +122,30 @@ fn heads(ns: &str, images: &[&str], snap: &str) -> Vec<u64> {
     String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
 }
 
+/// Starts `rbd-cg args` with `RBD_CG_FAULT=fault` (a `sleep=` action) and returns once it
+/// reports that it sleeps, with the lines of stderr still to come.
+fn spawn_until_asleep(
+    args: &[&str],
+    fault: &str,
+) -> (Child, std::io::Lines<std::io::BufReader<std::process::ChildStderr>>) {
+    use std::io::BufRead;
+    let mut child = Command::new(required_env("RBD_CG_BIN"))
+        .args(args)
+        .env("RBD_CG_FAULT", fault)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("fault injection: sleeping") {
+            return (child, lines);
+        }
+        eprintln!("rbd-cg: {line}");
+    }
+    panic!("rbd-cg {args:?} ended before it reached {fault}: {:?}", child.wait());
+}
+
 /// A >= B >= C >= A - 1.
 fn consistent(values: &[u64]) -> bool {
     values.windows(2).all(|w| w[0] >= w[1]) && values.last().unwrap() + 1 >= values[0]
@@ -301,19 +325,15 @@ fn a_wedged_client_loses_its_fence_when_the_lock_expires() {
     let images = ["a", "b", "c"];
     let (ns, group) = setup("fence-wedged", &images, None);
     let writer = Writer::start(&ns, &images, &[]);
-    let started = Instant::now();
-    let mut command = Command::new(required_env("RBD_CG_BIN"))
-        .args(["snap", "create", "--fence-timeout", "1", &format!("{group}@s")])
-        .env("RBD_CG_FAULT", "snap-create:5:sleep=25")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let create = ["snap", "create", "--fence-timeout", "1", &format!("{group}@s")];
+    let (mut command, stderr) = spawn_until_asleep(&create, "snap-create:5:sleep=25");
+    let asleep = Instant::now();
     writer.wait_for_rounds(writer.rounds() + 20, Duration::from_secs(30));
-    eprintln!("the writer resumed after {:?}", started.elapsed());
+    eprintln!("the writer resumed {:?} after the client fell asleep", asleep.elapsed());
     assert!(command.try_wait().unwrap().is_none(), "the writer resumed while the wedged client still slept");
     let status = command.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(command.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr: Vec<String> = stderr.map(Result::unwrap).collect();
+    let stderr = stderr.join("\n");
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("expired"), "{stderr}");
     writer.stop();
@@ -331,23 +351,17 @@ fn a_frozen_client_is_blocklisted_and_its_late_cut_cannot_land() {
     let images = ["a", "b", "c"];
     let (ns, group) = setup("fence-frozen", &images, None);
     let writer = Writer::start(&ns, &images, &[]);
-    let mut command = Command::new(required_env("RBD_CG_BIN"))
-        .args(["snap", "create", "--watch-timeout", "6", &format!("{group}@s")])
-        .env("RBD_CG_FAULT", "snap-create:5:sleep=2")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let create = ["snap", "create", "--watch-timeout", "6", &format!("{group}@s")];
+    let (mut command, stderr) = spawn_until_asleep(&create, "snap-create:5:sleep=2");
     // Freeze it while it sleeps with every fence held.
-    std::thread::sleep(Duration::from_millis(1000));
     let pid = command.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     let stalled = writer.wait_for_rounds(writer.rounds() + 20, Duration::from_secs(40));
     eprintln!("the writer went on {stalled:?} after the client froze");
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     let status = command.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(command.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "a blocklisted client cannot complete the snapshot: {stderr}");
+    let stderr: Vec<String> = stderr.map(Result::unwrap).collect();
+    assert!(!status.success(), "a blocklisted client cannot complete the snapshot: {}", stderr.join("\n"));
     rbd_cg_ok(&["repair", &group]);
     rbd_cg_ok(&["snap", "create", &format!("{group}@t")]);
     writer.stop();
