@@ -101,9 +101,15 @@ impl<'a> Steps<'a> {
 
     /// Runs the next step; `what` names it in errors.
     pub(crate) fn run<T>(&mut self, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = std::time::Instant::now();
         let value = step().map_err(|e| e.context(format!("{} step {} ({what})", self.operation, self.done + 1)))?;
         self.done += 1;
-        log::debug!("{} step {} ({what}) done", self.operation, self.done);
+        log::debug!(
+            "{} step {} ({what}) done in {:.1} ms",
+            self.operation,
+            self.done,
+            started.elapsed().as_secs_f64() * 1e3
+        );
         self.plan.after_step(self.operation, self.done)?;
         Ok(value)
     }

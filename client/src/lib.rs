@@ -21,6 +21,7 @@ pub mod faults;
 pub mod fence;
 pub mod groups;
 pub mod members;
+pub mod parallel;
 pub mod rados;
 pub mod rbd;
 pub mod snapshots;

@@ -22,6 +22,8 @@ use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
 use crate::fence::{FenceMode, GroupFence, SnapCreateOptions};
 use crate::groups::{new_group_id, Groups};
+use crate::parallel;
+use crate::rados::Cluster;
 use crate::rbd::Image;
 use rbd_cg_contract::methods::{
     SnapCreateRequest, SnapFinishRequest, SnapListRequest, SnapRenameRequest, SnapRequest, MAX_LIST_PAGE,
@@ -94,26 +96,33 @@ impl Groups {
         Ok(Image::open_by_id(&ioctx, &image.image_id)?)
     }
 
-    /// Read-only open for inspection: works with read-only caps and takes no watch.
-    fn inspect_image(&self, image: &ImageRef) -> Result<Image> {
-        let mut ioctx = self.cluster.ioctx_by_id(image.pool_id)?;
-        ioctx.set_namespace(&image.namespace)?;
-        Ok(Image::open_by_id_read_only(&ioctx, &image.image_id)?)
-    }
-
     fn image_snaps<'c>(&self, cache: &'c mut SnapCache, image: &ImageRef) -> Result<&'c Option<ImageSnaps>> {
         if !cache.images.contains_key(image) {
-            let entry = match self.inspect_image(image) {
-                Ok(opened) => {
-                    let snaps = opened.snap_list()?.into_iter().map(|s| (s.name, s.id)).collect();
-                    Some(ImageSnaps { name: opened.name().ok(), snaps })
-                }
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            };
+            let entry = fetch_image_snaps(&self.cluster, image)?;
             cache.images.insert(image.clone(), entry);
         }
         Ok(&cache.images[image])
+    }
+
+    /// Fetches the snapshots of every image not cached yet, in parallel.
+    fn prefetch_image_snaps<'i>(
+        &self,
+        cache: &mut SnapCache,
+        images: impl IntoIterator<Item = &'i ImageRef>,
+    ) -> Result<()> {
+        let missing: Vec<ImageRef> = images
+            .into_iter()
+            .filter(|i| !cache.images.contains_key(*i))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cluster = &self.cluster;
+        let fetched = parallel::map(&missing, parallel::DEFAULT_WORKERS, |_, image| fetch_image_snaps(cluster, image));
+        for (image, entry) in missing.into_iter().zip(fetched) {
+            cache.images.insert(image, entry?);
+        }
+        Ok(())
     }
 
     fn pool_name_cached(&self, cache: &mut SnapCache, pool_id: i64) -> String {
@@ -146,6 +155,7 @@ impl Groups {
     }
 
     fn describe(&self, group_id: &str, record: &SnapshotRecord, cache: &mut SnapCache) -> Result<SnapshotInfo> {
+        self.prefetch_image_snaps(cache, record.members.iter().map(|m| &m.image))?;
         let mut images = Vec::with_capacity(record.members.len());
         let mut damaged = false;
         for member in &record.members {
@@ -189,22 +199,23 @@ impl Groups {
         validate_snap_name(name)?;
         let context = || format!("creating group snapshot {}@{name}", self.spec(group));
         let group_id = self.ready_group_id(group, "snapshotting")?;
-        match self.snap_record(&group_id, name) {
-            Ok(existing) if existing.state == SnapshotState::Complete => {
-                return Err(Error::new(context(), libc::EEXIST))
-            }
-            Ok(existing) => {
-                return Err(Error::new(
-                    format!("{}: an earlier attempt is {:?}", context(), existing.state),
-                    libc::EBUSY,
-                )
-                .with_hint(format!("Run `rbd-cg repair {}` to clean it up, then retry.", self.spec(group))))
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.context(context())),
-        }
         let snap_id = new_group_id()?;
-        let record = self.snap_create_steps(&group_id, &snap_id, name, options).map_err(|e| e.context(context()))?;
+        let record = match self.snap_create_steps(&group_id, &snap_id, name, options) {
+            Ok(record) => record,
+            // `snap_create_begin` refuses an existing name; say whether it is complete or
+            // the remains of an interrupted attempt.
+            Err(e) if e.errno() == libc::EEXIST => match self.snap_record(&group_id, name) {
+                Ok(existing) if existing.state != SnapshotState::Complete => {
+                    return Err(Error::new(
+                        format!("{}: an earlier attempt is {:?}", context(), existing.state),
+                        libc::EBUSY,
+                    )
+                    .with_hint(format!("Run `rbd-cg repair {}` to clean it up, then retry.", self.spec(group))))
+                }
+                _ => return Err(e.context(context())),
+            },
+            Err(e) => return Err(e.context(context())),
+        };
         self.describe(&group_id, &record, &mut SnapCache::default())
     }
 
@@ -254,10 +265,10 @@ impl Groups {
     }
 
     /// The fenced cut (see [`crate::fence`]); returns the image snapshot ids. Steps after
-    /// step 1 (record): 2 watch the members, allocate snapshot ids and quiesce;
-    /// 3..=N+2 fence member k; N+3..=2N+2 cut member k; 2N+3 release the fences and
-    /// unquiesce. Every fence is held before the first cut, and released only after the
-    /// last one. Members are taken in `ImageRef` order (the same in every client).
+    /// step 1 (record): 2 inspect and watch the members, allocate snapshot ids, quiesce;
+    /// 3 fence every member; 4 cut every member; 5 release the fences and unquiesce. Each
+    /// step works on all members in parallel; every fence is held before the first cut and
+    /// released only after the last one.
     fn cut_fenced(
         &self,
         steps: &mut Steps,
@@ -273,17 +284,12 @@ impl Groups {
             fences.quiesce(options)?;
             Ok(fences)
         })?;
-        let order: Vec<ImageRef> = fences.members().cloned().collect();
-        for (index, image) in order.iter().enumerate() {
-            steps.run(&format!("fence image {}", image.image_id), || fences.fence(index))?;
-        }
-        let mut ids = Vec::with_capacity(order.len());
-        for (index, image) in order.iter().enumerate() {
-            let id = steps.run(&format!("snapshot image {}", image.image_id), || {
-                fences.cut(index, &snap_name, |image| self.cut_with_librbd(image, &snap_name))
-            })?;
-            ids.push((image.clone(), id));
-        }
+        let count = fences.len();
+        steps.run(&format!("fence {count} members"), || fences.fence_all(options.workers))?;
+        let cluster = &self.cluster;
+        let ids = steps.run(&format!("snapshot {count} members"), || {
+            fences.cut_all(options.workers, &snap_name, &|image| cut_with_librbd(cluster, image, &snap_name))
+        })?;
         steps.run("release the fences", || {
             fences.release();
             Ok(())
@@ -303,27 +309,11 @@ impl Groups {
         let mut ids = Vec::with_capacity(record.members.len());
         for member in &record.members {
             let id = steps.run(&format!("snapshot image {}", member.image.image_id), || {
-                self.cut_with_librbd(&member.image, &snap_name)
+                cut_with_librbd(&self.cluster, &member.image, &snap_name)
             })?;
             ids.push((member.image.clone(), id));
         }
         Ok(ids)
-    }
-
-    /// Snapshots one image through librbd (a rerun finding it already there is fine).
-    fn cut_with_librbd(&self, image_ref: &ImageRef, snap_name: &str) -> Result<u64> {
-        let mut image = self.open_image(image_ref)?;
-        match image.snap_create(snap_name) {
-            Ok(()) => {}
-            Err(e) if e.errno == libc::EEXIST => {}
-            Err(e) => return Err(e.into()),
-        }
-        image
-            .snap_list()?
-            .iter()
-            .find(|s| s.name == snap_name)
-            .map(|s| s.id)
-            .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
     }
 
     /// Lists the group's snapshots in creation order, checking each member snapshot.
@@ -332,6 +322,7 @@ impl Groups {
         let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         let (records, _) = self.snap_records(&entry.id).map_err(|e| e.context(context()))?;
         let mut cache = SnapCache::default();
+        self.prefetch_image_snaps(&mut cache, records.iter().flat_map(|r| r.members.iter().map(|m| &m.image)))?;
         records.iter().map(|r| self.describe(&entry.id, r, &mut cache)).collect()
     }
 
@@ -372,15 +363,13 @@ impl Groups {
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let mut steps = Steps::new("snap-remove", faults);
         steps.run("mark the snapshot removing", || class::write(&self.ioctx, &header, &SNAP_REMOVE_BEGIN, &request))?;
-        for member in &record.members {
-            steps.run(&format!("remove the snapshot of image {}", member.image.image_id), || {
-                match self.open_image(&member.image) {
-                    Ok(mut image) => ignore_missing(image.snap_remove(&snap_name).map_err(Error::from)),
-                    Err(e) if e.is_not_found() => Ok(()), // image (or pool) deleted
-                    Err(e) => Err(e),
-                }
-            })?;
-        }
+        let cluster = &self.cluster;
+        steps.run(&format!("remove the snapshots of {} images", record.members.len()), || {
+            let removed = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| {
+                remove_image_snapshot(cluster, &member.image, &snap_name)
+            });
+            removed.into_iter().collect::<Result<Vec<()>>>().map(drop)
+        })?;
         steps.run("drop the snapshot record", || {
             ignore_missing(class::write(&self.ioctx, &header, &SNAP_REMOVE_FINISH, &request))
         })
@@ -520,9 +509,7 @@ impl Groups {
         let mut images: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
         images.extend(records.iter().flat_map(|r| r.members.iter().map(|m| m.image.clone())));
         let mut cache = SnapCache::default();
-        for image in &images {
-            self.image_snaps(&mut cache, image)?;
-        }
+        self.prefetch_image_snaps(&mut cache, &images)?;
         let (fresh, in_progress) = self.snap_records(group_id)?;
         if in_progress.is_some_and(|p| p.operation == SnapOperation::Create) {
             return Ok(findings);
@@ -543,5 +530,53 @@ impl Groups {
             }
         }
         Ok(findings)
+    }
+}
+
+/// Snapshots one image through librbd (a rerun finding it already there is fine).
+fn cut_with_librbd(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<u64> {
+    let mut ioctx = cluster.ioctx_by_id(image_ref.pool_id)?;
+    ioctx.set_namespace(&image_ref.namespace)?;
+    let mut image = Image::open_by_id(&ioctx, &image_ref.image_id)?;
+    match image.snap_create(snap_name) {
+        Ok(()) => {}
+        Err(e) if e.errno == libc::EEXIST => {}
+        Err(e) => return Err(e.into()),
+    }
+    image
+        .snap_list()?
+        .iter()
+        .find(|s| s.name == snap_name)
+        .map(|s| s.id)
+        .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
+}
+
+/// An image's name and snapshots (`None`: the image or its pool is gone), through a
+/// read-only open (no watch; works with read-only caps).
+fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<Option<ImageSnaps>> {
+    let opened = cluster.ioctx_by_id(image.pool_id).and_then(|mut ioctx| {
+        ioctx.set_namespace(&image.namespace)?;
+        Image::open_by_id_read_only(&ioctx, &image.image_id)
+    });
+    match opened {
+        Ok(opened) => {
+            let snaps = opened.snap_list()?.into_iter().map(|s| (s.name, s.id)).collect();
+            Ok(Some(ImageSnaps { name: opened.name().ok(), snaps }))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes image snapshot `snap_name` of one member; a gone image, pool or snapshot is fine.
+fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<()> {
+    let opened = cluster.ioctx_by_id(image_ref.pool_id).and_then(|mut ioctx| {
+        ioctx.set_namespace(&image_ref.namespace)?;
+        Image::open_by_id(&ioctx, &image_ref.image_id)
+    });
+    match opened {
+        Ok(mut image) => ignore_missing(image.snap_remove(snap_name).map_err(Error::from)),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

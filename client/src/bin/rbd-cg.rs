@@ -449,6 +449,7 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
                 ignore_quiesce_error: *ignore_quiesce_error,
                 fence_timeout: Duration::from_secs(*fence_timeout),
                 watch_timeout_secs: *watch_timeout,
+                ..SnapCreateOptions::default()
             };
             open(&connect(global)?, &spec.group.location)?.snap_create(&spec.group.name, &spec.snap, &options)?;
         }

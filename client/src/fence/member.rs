@@ -131,6 +131,17 @@ pub(crate) struct FenceTarget {
     pub fast_diff: bool,
 }
 
+/// How an attempt to fence a member ended (errors aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// We own the member's lock.
+    Owned,
+    /// Another fence (a group snapshot of ours or a stock one) holds it and answers
+    /// `-EBUSY`: the caller lets go of everything and retries, so that two group snapshots
+    /// never each hold part of the other's members.
+    Contended,
+}
+
 /// One member's fence. Dropping it releases whatever it still holds.
 pub(crate) struct MemberFence {
     target: FenceTarget,
@@ -248,8 +259,14 @@ impl MemberFence {
         Ok(())
     }
 
-    /// Becomes the member's exclusive-lock owner (state `Owned`), or fails by `deadline`.
-    pub(crate) fn acquire(&mut self, deadline: Instant) -> Result<()> {
+    /// Whether we hold the member's lock now.
+    pub(crate) fn is_owned(&self) -> bool {
+        self.header_locked
+    }
+
+    /// Becomes the member's exclusive-lock owner (state `Owned`), or reports that another
+    /// fence holds it, or fails by `deadline`.
+    pub(crate) fn acquire(&mut self, deadline: Instant) -> Result<Acquired> {
         let request = wire::lock_request(
             RBD_LOCK_NAME,
             &self.cookie,
@@ -319,7 +336,10 @@ impl MemberFence {
                          such a member cannot be fenced without failing that client's I/O.",
                     ));
                 }
-                [(_, _)] => backoff(rounds), // another fence (ours or a stock group snapshot) holds it
+                [(gid, r)] => {
+                    log::debug!("{}: client.{gid} is fencing it too ({r})", self.target.label);
+                    return Ok(Acquired::Contended);
+                }
                 [] => {
                     if self.owner_dead(&info)? {
                         self.break_dead_owner(&info)?;
@@ -337,7 +357,7 @@ impl MemberFence {
         if self.target.object_map {
             self.lock_object_map()?;
         }
-        Ok(())
+        Ok(Acquired::Owned)
     }
 
     /// Whether no holder of the lock has a live watch on the header (librbd's rule in

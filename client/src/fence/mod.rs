@@ -17,9 +17,10 @@ pub mod wire;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::parallel;
 use crate::rados::{Cluster, IoCtx};
 use crate::rbd::{self, Image};
-use member::{FenceConfig, FenceTarget, MemberFence};
+use member::{Acquired, FenceConfig, FenceTarget, MemberFence};
 use rbd_cg_contract::records::ImageRef;
 
 /// How a group snapshot treats the members' writers.
@@ -52,6 +53,8 @@ pub struct SnapCreateOptions {
     /// The OSD drops our watches this long after our client died: the longest a crashed
     /// `rbd-cg` can keep writers waiting.
     pub watch_timeout_secs: u32,
+    /// Members worked on at once.
+    pub workers: usize,
 }
 
 impl Default for SnapCreateOptions {
@@ -63,6 +66,7 @@ impl Default for SnapCreateOptions {
             ignore_quiesce_error: false,
             fence_timeout: Duration::from_secs(10),
             watch_timeout_secs: 10,
+            workers: parallel::DEFAULT_WORKERS,
         }
     }
 }
@@ -88,12 +92,99 @@ struct Slot {
     unused_snap_id: Option<u64>,
 }
 
+impl Slot {
+    /// Inspects one member, watches its header and allocates its snapshot id.
+    fn prepare(cluster: &Cluster, image: &ImageRef, options: &SnapCreateOptions, config: &FenceConfig) -> Result<Slot> {
+        let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
+        ioctx.set_namespace(&image.namespace)?;
+        let opened = Image::open_by_id_read_only(&ioctx, &image.image_id)
+            .map_err(|e| Error::from(e).context(format!("opening {}", label_of(cluster, image, None))))?;
+        let label = label_of(cluster, image, opened.name().ok().as_deref());
+        let features = opened.features()?;
+        let refuse = [
+            (rbd::FEATURE_JOURNALING, "journaling"),
+            (rbd::FEATURE_MIGRATING, "migrating"),
+            (rbd::FEATURE_NON_PRIMARY, "non-primary"),
+            (rbd::FEATURE_DIRTY_CACHE, "dirty-cache"),
+        ];
+        if let Some((_, feature)) = refuse.iter().find(|(bit, _)| features & bit != 0) {
+            return Err(Error::new(
+                format!("{label} has the {feature} feature; group snapshots of such images are not supported"),
+                libc::EOPNOTSUPP,
+            ));
+        }
+        let fenceable = features & rbd::FEATURE_EXCLUSIVE_LOCK != 0;
+        if !fenceable && options.fence == FenceMode::Fenced {
+            return Err(Error::new(
+                format!(
+                    "{label} has no exclusive-lock feature: its writers cannot be fenced, so the group snapshot \
+                     would not be crash-consistent"
+                ),
+                libc::EINVAL,
+            )
+            .with_hint(format!("Enable it (`rbd feature enable {label} exclusive-lock`) or pass --allow-unfenced.")));
+        }
+        let target = FenceTarget {
+            image: image.clone(),
+            label,
+            object_map: features & rbd::FEATURE_OBJECT_MAP != 0,
+            fast_diff: features & rbd::FEATURE_FAST_DIFF != 0,
+        };
+        let data_pool = cluster.ioctx_by_id(opened.data_pool_id()?)?;
+        drop(opened);
+        let fence = MemberFence::watch(cluster, target, config)?;
+        let mut slot = Slot { image: image.clone(), fence, fenceable, data_pool, unused_snap_id: None };
+        if fenceable {
+            // A monitor commit; concurrent allocations share one.
+            slot.unused_snap_id = Some(slot.data_pool.selfmanaged_snap_create()?);
+        }
+        Ok(slot)
+    }
+
+    /// Cuts this member's snapshot (fenced: at the RADOS level; else through `unfenced_cut`).
+    fn cut(&mut self, snap_name: &str, unfenced_cut: &(dyn Fn(&ImageRef) -> Result<u64> + Sync)) -> Result<u64> {
+        if !self.fenceable {
+            return unfenced_cut(&self.image);
+        }
+        let id = match self.unused_snap_id {
+            Some(id) => id,
+            None => self.data_pool.selfmanaged_snap_create()?,
+        };
+        self.unused_snap_id = Some(id);
+        match self.fence.cut(snap_name, id) {
+            Ok(()) => {
+                self.unused_snap_id = None;
+                Ok(id)
+            }
+            Err(e) if e.errno() == libc::ESTALE => {
+                // A snapshot with a newer id was taken after ours was allocated (before we
+                // fenced): allocate again, inside the fence, where nobody can overtake us.
+                log::debug!("{}: snapshot id {id} is stale; allocating another", self.fence.label());
+                let fresh = self.data_pool.selfmanaged_snap_create()?;
+                free_snap_id(&self.data_pool, id);
+                self.unused_snap_id = Some(fresh);
+                self.fence.cut(snap_name, fresh)?;
+                self.unused_snap_id = None;
+                Ok(fresh)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases the fence and frees an unused snapshot id.
+    fn release(&mut self) {
+        self.fence.release();
+        if let Some(id) = self.unused_snap_id.take() {
+            free_snap_id(&self.data_pool, id);
+        }
+    }
+}
+
 /// The fences of one group snapshot. Dropping it releases every fence, sends the
 /// unquiesce, and frees unused snapshot ids, so every error path leaves writers running.
 pub(crate) struct GroupFence {
     slots: Vec<Slot>,
     quiesce_request: Option<u64>,
-    deadline: Option<Instant>,
     fence_timeout: Duration,
 }
 
@@ -108,9 +199,15 @@ fn label_of(cluster: &Cluster, image: &ImageRef, name: Option<&str>) -> String {
     }
 }
 
+/// The first error of a parallel phase, if any (all results are looked at, so every
+/// success is kept by the caller).
+fn first_error<T>(results: &[Result<T>]) -> Option<Error> {
+    results.iter().find_map(|r| r.as_ref().err().cloned())
+}
+
 impl GroupFence {
     /// Inspects every member (refusing those that cannot be snapshotted this way), watches
-    /// its header and allocates its snapshot id. Nothing is fenced yet.
+    /// its header and allocates its snapshot id, all members in parallel. Nothing is fenced.
     pub(crate) fn prepare(
         cluster: &Cluster,
         members: &[ImageRef],
@@ -123,76 +220,32 @@ impl GroupFence {
             description,
         };
         let mut sorted = members.to_vec();
-        sorted.sort(); // the fence order: the same in every client, so two fences never deadlock
-        let mut group = GroupFence {
-            slots: Vec::new(),
+        sorted.sort();
+        let prepared =
+            parallel::map(&sorted, options.workers, |_, image| Slot::prepare(cluster, image, options, &config));
+        let error = first_error(&prepared);
+        // Built even on error, so that dropping it frees what the successful members hold.
+        let group = GroupFence {
+            slots: prepared.into_iter().filter_map(Result::ok).collect(),
             quiesce_request: None,
-            deadline: None,
             fence_timeout: options.fence_timeout,
         };
-        let mut unfenced = Vec::new();
-        for image in sorted {
-            let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
-            ioctx.set_namespace(&image.namespace)?;
-            let opened = Image::open_by_id_read_only(&ioctx, &image.image_id)
-                .map_err(|e| Error::from(e).context(format!("opening {}", label_of(cluster, &image, None))))?;
-            let label = label_of(cluster, &image, opened.name().ok().as_deref());
-            let features = opened.features()?;
-            let refuse = [
-                (rbd::FEATURE_JOURNALING, "journaling"),
-                (rbd::FEATURE_MIGRATING, "migrating"),
-                (rbd::FEATURE_NON_PRIMARY, "non-primary"),
-                (rbd::FEATURE_DIRTY_CACHE, "dirty-cache"),
-            ];
-            if let Some((_, feature)) = refuse.iter().find(|(bit, _)| features & bit != 0) {
-                return Err(Error::new(
-                    format!("{label} has the {feature} feature; group snapshots of such images are not supported"),
-                    libc::EOPNOTSUPP,
-                ));
-            }
-            let fenceable = features & rbd::FEATURE_EXCLUSIVE_LOCK != 0;
-            if !fenceable {
-                if options.fence == FenceMode::Fenced {
-                    return Err(Error::new(
-                        format!(
-                            "{label} has no exclusive-lock feature: its writers cannot be fenced, so the group \
-                             snapshot would not be crash-consistent"
-                        ),
-                        libc::EINVAL,
-                    )
-                    .with_hint(format!(
-                        "Enable it (`rbd feature enable {label} exclusive-lock`) or pass --allow-unfenced."
-                    )));
-                }
-                unfenced.push(label.clone());
-            }
-            let target = FenceTarget {
-                image: image.clone(),
-                label,
-                object_map: features & rbd::FEATURE_OBJECT_MAP != 0,
-                fast_diff: features & rbd::FEATURE_FAST_DIFF != 0,
-            };
-            let data_pool = cluster.ioctx_by_id(opened.data_pool_id()?)?;
-            drop(opened);
-            let fence = MemberFence::watch(cluster, target, &config)?;
-            group.slots.push(Slot { image, fence, fenceable, data_pool, unused_snap_id: None });
+        if let Some(e) = error {
+            return Err(e);
         }
+        let unfenced: Vec<&str> = group.slots.iter().filter(|s| !s.fenceable).map(|s| s.fence.label()).collect();
         if !unfenced.is_empty() {
             eprintln!(
                 "WARNING: this group snapshot is NOT crash-consistent: {} cannot be fenced (no exclusive-lock)",
                 unfenced.join(", ")
             );
         }
-        // Snapshot ids are a monitor round trip each: allocate them before anyone waits.
-        for slot in group.slots.iter_mut().filter(|s| s.fenceable) {
-            slot.unused_snap_id = Some(slot.data_pool.selfmanaged_snap_create()?);
-        }
         Ok(group)
     }
 
-    /// Members in fence order.
-    pub(crate) fn members(&self) -> impl Iterator<Item = &ImageRef> {
-        self.slots.iter().map(|s| &s.image)
+    /// Number of members.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
     }
 
     /// Notifies every member's quiesce hooks (skipped with `skip_quiesce`).
@@ -202,82 +255,68 @@ impl GroupFence {
         }
         let request_id = u64::from(std::process::id()) << 32 | u64::from(rand_u32());
         self.quiesce_request = Some(request_id);
-        for slot in &self.slots {
-            match slot.fence.quiesce(request_id) {
-                Ok(()) => {}
-                Err(e) if options.ignore_quiesce_error => {
-                    eprintln!("WARNING: {e}; going on (--ignore-quiesce-error)");
-                }
-                Err(e) => {
-                    return Err(e.with_hint("Fix the quiesce hook, or pass --ignore-quiesce-error or --skip-quiesce."))
-                }
+        let results = parallel::for_each_mut(&mut self.slots, options.workers, |slot| slot.fence.quiesce(request_id));
+        match first_error(&results) {
+            None => Ok(()),
+            Some(e) if options.ignore_quiesce_error => {
+                eprintln!("WARNING: {e}; going on (--ignore-quiesce-error)");
+                Ok(())
             }
+            Some(e) => Err(e.with_hint("Fix the quiesce hook, or pass --ignore-quiesce-error or --skip-quiesce.")),
         }
-        Ok(())
     }
 
-    /// Fences member `index` (in [`members`](Self::members) order). The deadline for all
-    /// fences starts with the first one.
-    pub(crate) fn fence(&mut self, index: usize) -> Result<()> {
-        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + self.fence_timeout);
-        let slot = &mut self.slots[index];
-        if slot.fenceable {
-            slot.fence.acquire(deadline)?;
+    /// Fences every member, in parallel, within the fence timeout. When another fence
+    /// holds one of them, lets go of all and retries after a random pause, so that two
+    /// group snapshots with shared members cannot hold parts of each other's set.
+    pub(crate) fn fence_all(&mut self, workers: usize) -> Result<()> {
+        let deadline = Instant::now() + self.fence_timeout;
+        for round in 1u32.. {
+            let results = parallel::for_each_mut(&mut self.slots, workers, |slot| {
+                if !slot.fenceable || slot.fence.is_owned() {
+                    return Ok(Acquired::Owned);
+                }
+                slot.fence.acquire(deadline)
+            });
+            if let Some(e) = first_error(&results) {
+                return Err(e);
+            }
+            if results.iter().all(|r| matches!(r, Ok(Acquired::Owned))) {
+                return Ok(());
+            }
+            parallel::for_each_mut(&mut self.slots, workers, |slot| slot.fence.release());
+            let pause = Duration::from_millis(50 + u64::from(rand_u32() % 100) * u64::from(round.min(5)));
+            if Instant::now() + pause >= deadline {
+                return Err(Error::new(
+                    "could not fence every member in time: another group snapshot holds some",
+                    libc::ETIMEDOUT,
+                )
+                .with_hint("Retry, or raise --fence-timeout."));
+            }
+            std::thread::sleep(pause);
         }
-        Ok(())
+        unreachable!("the loop returns")
     }
 
-    /// Cuts member `index`'s snapshot while every fence is held; returns its snapshot id.
-    /// Unfenced members are cut by `unfenced_cut` (librbd).
-    pub(crate) fn cut(
+    /// Cuts every member's snapshot while every fence is held, in parallel; returns the
+    /// snapshot ids in member order. Unfenced members are cut by `unfenced_cut` (librbd).
+    pub(crate) fn cut_all(
         &mut self,
-        index: usize,
+        workers: usize,
         snap_name: &str,
-        unfenced_cut: impl FnOnce(&ImageRef) -> Result<u64>,
-    ) -> Result<u64> {
-        let slot = &mut self.slots[index];
-        if !slot.fenceable {
-            return unfenced_cut(&slot.image);
-        }
-        let id = match slot.unused_snap_id {
-            Some(id) => id,
-            None => slot.data_pool.selfmanaged_snap_create()?,
-        };
-        slot.unused_snap_id = Some(id);
-        match slot.fence.cut(snap_name, id) {
-            Ok(()) => {
-                slot.unused_snap_id = None;
-                Ok(id)
-            }
-            Err(e) if e.errno() == libc::ESTALE => {
-                // A snapshot with a newer id was taken after ours was allocated (before we
-                // fenced): allocate again, inside the fence, where nobody can overtake us.
-                log::debug!("{}: snapshot id {id} is stale; allocating another", slot.fence.label());
-                let fresh = slot.data_pool.selfmanaged_snap_create()?;
-                free_snap_id(&slot.data_pool, id);
-                slot.unused_snap_id = Some(fresh);
-                slot.fence.cut(snap_name, fresh)?;
-                slot.unused_snap_id = None;
-                Ok(fresh)
-            }
-            Err(e) => Err(e),
-        }
+        unfenced_cut: &(dyn Fn(&ImageRef) -> Result<u64> + Sync),
+    ) -> Result<Vec<(ImageRef, u64)>> {
+        let results = parallel::for_each_mut(&mut self.slots, workers, |slot| {
+            slot.cut(snap_name, unfenced_cut).map(|id| (slot.image.clone(), id))
+        });
+        results.into_iter().collect()
     }
 
-    /// Releases every fence and ends the quiesce. Idempotent.
+    /// Releases every fence, ends the quiesce, frees unused snapshot ids. Idempotent.
     pub(crate) fn release(&mut self) {
-        for slot in &mut self.slots {
-            slot.fence.release();
-        }
+        parallel::for_each_mut(&mut self.slots, parallel::DEFAULT_WORKERS, Slot::release);
         if let Some(request_id) = self.quiesce_request.take() {
-            for slot in &self.slots {
-                slot.fence.unquiesce(request_id);
-            }
-        }
-        for slot in &mut self.slots {
-            if let Some(id) = slot.unused_snap_id.take() {
-                free_snap_id(&slot.data_pool, id);
-            }
+            parallel::for_each_mut(&mut self.slots, parallel::DEFAULT_WORKERS, |slot| slot.fence.unquiesce(request_id));
         }
     }
 }
