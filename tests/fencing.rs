@@ -473,3 +473,34 @@ fn quiesce_hooks_run_around_the_fence_and_their_failure_stops_the_snapshot() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
     assert_no_locks(&ns, &images);
 }
+
+#[test]
+fn two_groups_sharing_members_snapshot_at_the_same_time() {
+    // Both fence the same three images in parallel; whoever meets the other's fence lets go
+    // and retries, so both complete, every snapshot consistent, no writer error.
+    let images = ["a", "b", "c"];
+    let (ns, group) = setup("fence-contend", &images, None);
+    let other = format!("rbd/{ns}/h");
+    rbd_cg_ok(&["create", &other]);
+    for image in images {
+        rbd_cg_ok(&["image", "add", &other, &format!("rbd/{ns}/{image}")]);
+    }
+    let writer = Writer::start(&ns, &images, &[]);
+    for round in 0..4 {
+        std::thread::scope(|scope| {
+            for g in [&group, &other] {
+                scope.spawn(move || rbd_cg_ok(&["snap", "create", &format!("{g}@r{round}")]));
+            }
+        });
+    }
+    writer.stop();
+    for g in [&group, &other] {
+        let snaps = member_snap_names(g);
+        assert_eq!(snaps.len(), 4);
+        for snap in snaps {
+            let values = heads(&ns, &images, &snap);
+            assert!(consistent(&values), "{g} {snap}: {values:?}");
+        }
+    }
+    assert_no_locks(&ns, &images);
+}
