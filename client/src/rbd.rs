@@ -41,7 +41,8 @@ pub const FEATURE_MIGRATING: u64 = sys::RBD_FEATURE_MIGRATING as u64;
 pub const FEATURE_DIRTY_CACHE: u64 = sys::RBD_FEATURE_DIRTY_CACHE as u64;
 /// Feature bit: non-primary (mirroring).
 pub const FEATURE_NON_PRIMARY: u64 = sys::RBD_FEATURE_NON_PRIMARY as u64;
-/// Features given to images made by [`image_create`].
+/// The features `rbd create --image-feature layering,exclusive-lock` gives: what a group
+/// member needs to be fenced, without the object map.
 pub const CREATE_FEATURES: u64 = FEATURE_LAYERING | FEATURE_EXCLUSIVE_LOCK;
 
 /// Retries of the "ask for the size, then fetch" protocol of list calls,
@@ -135,14 +136,16 @@ impl Drop for ImageOptions {
     }
 }
 
-/// Creates a format-2 image `name` of `size` bytes with [`CREATE_FEATURES`]
-/// (layering, exclusive-lock). `EEXIST` if it exists.
-pub fn image_create(ioctx: &IoCtx, name: &str, size: u64) -> RadosResult<()> {
+/// Creates a format-2 image `name` of `size` bytes with `features` (`None`: the cluster's
+/// `rbd_default_features`, as `rbd create` does). `EEXIST` if it exists.
+pub fn image_create(ioctx: &IoCtx, name: &str, size: u64, features: Option<u64>) -> RadosResult<()> {
     let what = || format!("rbd_create4({name})");
     let c_name = cstring(name, what)?;
     let mut opts = ImageOptions::new();
     opts.set_u64(sys::RBD_IMAGE_OPTION_FORMAT, 2, "rbd_image_options_set_uint64(format)")?;
-    opts.set_u64(sys::RBD_IMAGE_OPTION_FEATURES, CREATE_FEATURES, "rbd_image_options_set_uint64(features)")?;
+    if let Some(features) = features {
+        opts.set_u64(sys::RBD_IMAGE_OPTION_FEATURES, features, "rbd_image_options_set_uint64(features)")?;
+    }
     // SAFETY: valid ioctx; `c_name` NUL-terminated; `opts` is live; librbd
     // copies what it needs.
     let ret = unsafe { sys::rbd_create4(ioctx.as_raw(), c_name.as_ptr(), size, opts.0) };

@@ -284,12 +284,21 @@ impl Groups {
             fences.quiesce(options)?;
             Ok(fences)
         })?;
+        let quiesced = std::time::Instant::now();
         let count = fences.len();
         steps.run(&format!("fence {count} members"), || fences.fence_all(options.workers))?;
         let cluster = &self.cluster;
         let ids = steps.run(&format!("snapshot {count} members"), || {
             fences.cut_all(options.workers, &snap_name, &|image| cut_with_librbd(cluster, image, &snap_name))
         })?;
+        // librbd resumes quiesced applications by itself after 10 s.
+        if !options.skip_quiesce && quiesced.elapsed() > std::time::Duration::from_secs(10) {
+            eprintln!(
+                "WARNING: fencing and cutting took {:.1} s; quiesce hooks may have resumed before the last cut, \
+                 so the snapshot is crash-consistent but perhaps not application-consistent",
+                quiesced.elapsed().as_secs_f64()
+            );
+        }
         steps.run("release the fences", || {
             fences.release();
             Ok(())

@@ -121,6 +121,11 @@ impl WatchHandler for Handler {
     }
 }
 
+/// A watcher's answer to a notify: its instance id and the `ResponseMessage` result.
+type Answer = (u64, i32);
+/// A watcher: instance id and watch cookie.
+type WatcherId = (u64, u64);
+
 /// What a member needs to be fenced and cut.
 #[derive(Debug, Clone)]
 pub(crate) struct FenceTarget {
@@ -198,8 +203,9 @@ impl MemberFence {
         self.watch.ioctx()
     }
 
-    /// Answers (non-empty acks) to a notify, decoded as `ResponseMessage` results.
-    fn notify(&self, payload: &[u8]) -> Result<(Vec<(u64, i32)>, bool)> {
+    /// Answers (non-empty acks) to a notify, decoded as `ResponseMessage` results, and the
+    /// (instance id, watch cookie) of every watcher that did not ack in time.
+    fn notify(&self, payload: &[u8]) -> Result<(Vec<Answer>, Vec<WatcherId>)> {
         let outcome = self.ioctx().notify(&self.header, payload, NOTIFY_TIMEOUT_MS)?;
         let reply = wire::decode_notify_reply(&outcome.reply)
             .map_err(|e| Error::new(format!("notify reply from {}: {e}", self.header), libc::EIO))?;
@@ -214,7 +220,11 @@ impl MemberFence {
                 Err(e) => log::debug!("{}: unreadable answer from client.{}: {e}", self.target.label, ack.gid),
             }
         }
-        Ok((answers, outcome.timed_out || !reply.timeouts.is_empty()))
+        let mut timeouts = reply.timeouts;
+        if outcome.timed_out && timeouts.is_empty() {
+            timeouts.push((0, 0)); // librados said ETIMEDOUT without naming anyone
+        }
+        Ok((answers, timeouts))
     }
 
     /// Sends `QUIESCE` (librbd runs the image's quiesce hooks, e.g. rbd-nbd's, and answers
@@ -222,14 +232,14 @@ impl MemberFence {
     pub(crate) fn quiesce(&self, request_id: u64) -> Result<()> {
         const ATTEMPTS: u32 = 3;
         for attempt in 1..=ATTEMPTS {
-            let (answers, timed_out) = self.notify(&wire::quiesce(self.me, request_id))?;
+            let (answers, timeouts) = self.notify(&wire::quiesce(self.me, request_id))?;
             if let Some((gid, r)) = answers.iter().find(|(_, r)| *r < 0 && *r != -libc::EOPNOTSUPP) {
                 return Err(Error::new(
                     format!("quiescing {}: a quiesce hook of client.{gid} failed", self.target.label),
                     -r,
                 ));
             }
-            if !timed_out {
+            if timeouts.is_empty() {
                 return Ok(());
             }
             log::debug!("{}: quiesce attempt {attempt} timed out", self.target.label);
@@ -360,22 +370,35 @@ impl MemberFence {
         Ok(Acquired::Owned)
     }
 
-    /// Whether no holder of the lock has a live watch on the header (librbd's rule in
-    /// `BreakRequest`: alive = a watcher with the cookie's handle). In doubt: alive.
+    /// Whether every holder of the lock is dead. A holder counts as alive when any watcher
+    /// of the header has its lock cookie's handle **or** its address: stricter than
+    /// librbd's `BreakRequest` (alive = both match), so we never blocklist a client that
+    /// librbd would spare, nor one that still watches this header through another handle.
     fn owner_dead(&self, info: &LockInfo) -> Result<bool> {
         let image = Image::open_by_id_read_only(self.ioctx(), &self.target.image.image_id)?;
         let watchers = image.watchers()?;
         let alive = info.lockers.iter().any(|locker| {
             let handle = wire::parse_lock_cookie(&locker.cookie);
-            watchers.iter().any(|w| Some(w.cookie) == handle)
+            watchers.iter().any(|w| Some(w.cookie) == handle || same_addr(&w.addr, &locker.addr))
         });
         Ok(!alive)
     }
 
     /// Blocklists the dead holders (so a half-dead one cannot write any more) and breaks
-    /// their lock, exactly as librbd and krbd do before taking over from a dead owner.
-    fn break_dead_owner(&self, info: &LockInfo) -> Result<()> {
-        for locker in &info.lockers {
+    /// their lock, as librbd and krbd do before taking over from a dead owner. Like
+    /// librbd's `BreakRequest`, it reads the lock again first and gives up (the caller
+    /// retries) if the holders changed, and it never blocklists its own client.
+    fn break_dead_owner(&self, seen: &LockInfo) -> Result<()> {
+        let now = self.ioctx().list_lockers(&self.header, RBD_LOCK_NAME)?;
+        if now.lockers != seen.lockers {
+            log::debug!("{}: the lock changed hands meanwhile; not breaking it", self.target.label);
+            return Ok(());
+        }
+        let me = format!("client.{}", self.me.gid);
+        for locker in &seen.lockers {
+            if locker.client == me {
+                continue; // a stale lock of this very client: only expiry clears it
+            }
             log::warn!(
                 "{}: lock holder {} is dead: blocklisting {} and breaking its lock",
                 self.target.label,
@@ -425,9 +448,11 @@ impl MemberFence {
         Err(Error::new(format!("the object map of {} stays locked", self.target.label), libc::EBUSY))
     }
 
-    /// Cuts the member snapshot `snap_name` with id `snap_id` while fenced. `ESTALE` means
-    /// a newer snapshot id exists on the image: allocate another and call again.
-    pub(crate) fn cut(&self, snap_name: &str, snap_id: u64) -> Result<()> {
+    /// Adds the member snapshot `snap_name` with id `snap_id` to the image header, in one
+    /// atomic op guarded by our lock. `ESTALE` means a newer snapshot id exists on the
+    /// image: allocate another and call again. Once this succeeded the id belongs to the
+    /// snapshot (librbd's `snap_remove` releases it); [`Self::finish_cut`] completes it.
+    pub(crate) fn add_snapshot(&self, snap_name: &str, snap_id: u64) -> Result<()> {
         self.check_not_lost()?;
         let guard = wire::assert_locked_request(RBD_LOCK_NAME, &self.cookie, RBD_LOCK_TAG);
         let add = wire::snapshot_add_request(snap_name, snap_id);
@@ -441,35 +466,66 @@ impl MemberFence {
                 } else {
                     e
                 }
-            })?;
+            })
+    }
+
+    /// Completes a snapshot [`Self::add_snapshot`] added: its object map (librbd's order:
+    /// the snapshot first, then its map), and a `HEADER_UPDATE` that every watcher must
+    /// acknowledge before we let go of the lock.
+    pub(crate) fn finish_cut(&self, snap_id: u64) -> Result<()> {
         if self.target.object_map {
-            // librbd's order: the snapshot first, then its object map (a snapshot without
-            // one reads as "object map invalid"; an object map without a snapshot would leak).
             let head = wire::object_map_oid(&self.target.image.image_id, None);
             let map = self.ioctx().read_full(&head, MAX_OBJECT_MAP_BYTES)?;
             self.ioctx().write_full(&wire::object_map_oid(&self.target.image.image_id, Some(snap_id)), &map)?;
+            // The object-map lock we took right after the header lock is asserted *after*
+            // the copy: still ours then means ours throughout, so no writer changed the map
+            // between our read and now (a new owner breaks it first).
+            let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
             if self.target.fast_diff {
-                let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
                 self.ioctx().exec_write_batch(
                     &head,
                     &[("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])],
                 )?;
+            } else {
+                self.ioctx().exec_read(&head, "lock", "assert_locked", &guard)?;
             }
         }
         // Every watcher must switch to the new snapshot context before it writes again:
-        // librbd flags a refresh (done before it re-acquires the lock) and then acks.
+        // librbd flags a refresh (done before it re-acquires the lock), krbd refreshes,
+        // then they ack. A watcher that never acks but whose watch is gone refreshes when
+        // it re-watches; one that is still there could write with the old context, so the
+        // snapshot is given up instead.
+        let mut silent = Vec::new();
         for attempt in 1..=3 {
-            let (_, timed_out) = self.notify(&wire::header_update())?;
-            if !timed_out {
+            silent = self.notify(&wire::header_update())?.1;
+            if silent.is_empty() {
                 return Ok(());
             }
-            log::warn!("{}: a watcher did not acknowledge the header update (attempt {attempt})", self.target.label);
+            log::warn!(
+                "{}: watchers {silent:?} did not acknowledge the header update (attempt {attempt})",
+                self.target.label
+            );
         }
-        log::warn!(
-            "{}: releasing anyway; a watcher that missed the update refreshes when it re-watches",
-            self.target.label
-        );
-        Ok(())
+        let image = Image::open_by_id_read_only(self.ioctx(), &self.target.image.image_id)?;
+        let watchers = image.watchers()?;
+        let still_there: Vec<String> = watchers
+            .iter()
+            .filter(|w| {
+                silent.iter().any(|&(gid, cookie)| gid == 0 || (w.instance_id as u64 == gid && w.cookie == cookie))
+            })
+            .map(|w| format!("client.{} ({})", w.instance_id, w.addr))
+            .collect();
+        if still_there.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            format!(
+                "{}: {} did not acknowledge the new snapshot; it could write over it",
+                self.target.label,
+                still_there.join(", ")
+            ),
+            libc::ETIMEDOUT,
+        ))
     }
 
     /// Hands the lock back: unlock, stop answering as owner, announce `RELEASED_LOCK` so
@@ -486,7 +542,17 @@ impl MemberFence {
             return;
         }
         self.header_locked = false;
-        let unlocked = self.ioctx().unlock(&self.header, RBD_LOCK_NAME, &self.cookie);
+        let mut unlocked = self.ioctx().unlock(&self.header, RBD_LOCK_NAME, &self.cookie);
+        for _ in 0..3 {
+            match &unlocked {
+                Err(e) if e.errno != libc::ENOENT => {
+                    log::debug!("{}: unlock failed ({e}); retrying", self.target.label);
+                    std::thread::sleep(Duration::from_millis(100));
+                    unlocked = self.ioctx().unlock(&self.header, RBD_LOCK_NAME, &self.cookie);
+                }
+                _ => break,
+            }
+        }
         self.shared.owned_until_ms.store(0, Ordering::SeqCst);
         match unlocked {
             Ok(()) => {
@@ -494,7 +560,10 @@ impl MemberFence {
                     log::debug!("{}: RELEASED_LOCK notify: {e}", self.target.label);
                 }
             }
-            Err(e) => log::warn!("{}: our lock was already gone (expired or broken): {e}", self.target.label),
+            Err(e) if e.errno == libc::ENOENT => {
+                log::warn!("{}: our lock was already gone (expired or broken)", self.target.label)
+            }
+            Err(e) => log::warn!("{}: could not unlock ({e}); the lock expires by itself", self.target.label),
         }
     }
 }
@@ -508,4 +577,29 @@ impl Drop for MemberFence {
 /// Waits a little longer each round (100 ms … 500 ms) while someone else holds the lock.
 fn backoff(round: u32) {
     std::thread::sleep(Duration::from_millis(100 * u64::from(round.clamp(1, 5))));
+}
+
+/// Whether two entity addresses name the same client (`v1:`/`v2:`/`any:` prefixes and
+/// a `[...]` vector wrapper ignored, as krbd's `ceph_addr_equal_no_type`).
+fn same_addr(a: &str, b: &str) -> bool {
+    fn bare(addr: &str) -> &str {
+        let addr = addr.trim().trim_start_matches('[').trim_end_matches(']');
+        let addr = addr.split(',').next().unwrap_or(addr);
+        ["v1:", "v2:", "any:"].iter().find_map(|p| addr.strip_prefix(p)).unwrap_or(addr)
+    }
+    !a.is_empty() && bare(a) == bare(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_addr;
+
+    #[test]
+    fn addresses_compare_without_their_type() {
+        assert!(same_addr("127.0.0.1:0/2881234", "127.0.0.1:0/2881234"));
+        assert!(same_addr("v1:127.0.0.1:0/2881234", "127.0.0.1:0/2881234"));
+        assert!(same_addr("[any:127.0.0.1:0/2881234]", "127.0.0.1:0/2881234"));
+        assert!(!same_addr("127.0.0.1:0/2881234", "127.0.0.1:0/2881235"));
+        assert!(!same_addr("", ""));
+    }
 }

@@ -151,11 +151,8 @@ impl Slot {
             None => self.data_pool.selfmanaged_snap_create()?,
         };
         self.unused_snap_id = Some(id);
-        match self.fence.cut(snap_name, id) {
-            Ok(()) => {
-                self.unused_snap_id = None;
-                Ok(id)
-            }
+        let id = match self.fence.add_snapshot(snap_name, id) {
+            Ok(()) => id,
             Err(e) if e.errno() == libc::ESTALE => {
                 // A snapshot with a newer id was taken after ours was allocated (before we
                 // fenced): allocate again, inside the fence, where nobody can overtake us.
@@ -163,12 +160,15 @@ impl Slot {
                 let fresh = self.data_pool.selfmanaged_snap_create()?;
                 free_snap_id(&self.data_pool, id);
                 self.unused_snap_id = Some(fresh);
-                self.fence.cut(snap_name, fresh)?;
-                self.unused_snap_id = None;
-                Ok(fresh)
+                self.fence.add_snapshot(snap_name, fresh)?;
+                fresh
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        // The image snapshot owns the id now: never free it from here.
+        self.unused_snap_id = None;
+        self.fence.finish_cut(id)?;
+        Ok(id)
     }
 
     /// Releases the fence and frees an unused snapshot id.

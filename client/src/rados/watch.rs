@@ -29,7 +29,8 @@ struct WatchContext {
     oid: CString,
 }
 
-/// `rados_watchcb2_t`.
+/// `rados_watchcb2_t`. Nothing may unwind out of it: the whole body runs under
+/// `catch_unwind` (loggers included).
 unsafe extern "C" fn watch_callback(
     arg: *mut c_void,
     notify_id: u64,
@@ -38,40 +39,47 @@ unsafe extern "C" fn watch_callback(
     data: *mut c_void,
     data_len: usize,
 ) {
-    // SAFETY: `arg` is the `Box<WatchContext>` leaked in `Watch::new`; it is freed only
-    // after `rados_unwatch2` and `rados_watch_flush` returned, so no callback can still
-    // be running or queued when it goes.
-    let ctx = unsafe { &*arg.cast::<WatchContext>() };
-    let payload: &[u8] = if data.is_null() || data_len == 0 {
-        &[]
-    } else {
-        // SAFETY: librados passes `data_len` readable bytes at `data`, valid for the call.
-        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), data_len) }
+    let body = || {
+        // SAFETY: `arg` is the `Box<WatchContext>` leaked in `Watch::new`; it is freed only
+        // after `rados_unwatch2` and `rados_watch_flush` returned, so no callback can still
+        // be running or queued when it goes.
+        let ctx = unsafe { &*arg.cast::<WatchContext>() };
+        let payload: &[u8] = if data.is_null() || data_len == 0 {
+            &[]
+        } else {
+            // SAFETY: librados passes `data_len` readable bytes at `data`, valid for the call.
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), data_len) }
+        };
+        let answer =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.handler.notify(notifier_id, payload)))
+                .unwrap_or_default();
+        let len = i32::try_from(answer.len()).unwrap_or(0);
+        // SAFETY: `ctx.ioctx` is alive (the Watch owns it and destroys it only after the
+        // flush). librados I/O contexts may issue operations from several threads at once
+        // (only the namespace and snapshot-context setters must not race, and a Watch's
+        // context never changes them), so acking here while the fence's own thread uses
+        // the same context is sound. `oid` is NUL-terminated; `answer` is readable for
+        // `len` bytes and copied.
+        let ret = unsafe {
+            sys::rados_notify_ack(ctx.ioctx, ctx.oid.as_ptr(), notify_id, handle, answer.as_ptr().cast::<c_char>(), len)
+        };
+        if ret < 0 {
+            log::warn!("acking notify {notify_id} on {:?}: {}", ctx.oid, RadosError::new("rados_notify_ack", ret));
+        }
     };
-    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.handler.notify(notifier_id, payload)))
-        .unwrap_or_else(|_| {
-            log::error!("watch handler on {:?} panicked; acking empty", ctx.oid);
-            Vec::new()
-        });
-    let len = i32::try_from(answer.len()).unwrap_or(0);
-    // SAFETY: `ctx.ioctx` is alive (the Watch owns it and destroys it only after the
-    // flush); `oid` is NUL-terminated; `answer` is readable for `len` bytes and copied.
-    let ret = unsafe {
-        sys::rados_notify_ack(ctx.ioctx, ctx.oid.as_ptr(), notify_id, handle, answer.as_ptr().cast::<c_char>(), len)
-    };
-    if ret < 0 {
-        log::warn!("acking notify {notify_id} on {:?} failed: {}", ctx.oid, RadosError::new("rados_notify_ack", ret));
-    }
+    // A panic (a logger's included) is dropped: the notifier then sees no ack from us,
+    // which it handles like a slow watcher.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
-/// `rados_watcherrcb_t`.
+/// `rados_watcherrcb_t`; panic-guarded like `watch_callback`.
 unsafe extern "C" fn watch_error_callback(arg: *mut c_void, _cookie: u64, err: i32) {
-    // SAFETY: as in `watch_callback`.
-    let ctx = unsafe { &*arg.cast::<WatchContext>() };
-    let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.handler.error(err.saturating_abs())));
-    if guarded.is_err() {
-        log::error!("watch error handler on {:?} panicked", ctx.oid);
-    }
+    let body = || {
+        // SAFETY: as in `watch_callback`.
+        let ctx = unsafe { &*arg.cast::<WatchContext>() };
+        ctx.handler.error(err.saturating_abs());
+    };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
 /// A watch on one object; unwatched (and its callbacks drained) on drop.
