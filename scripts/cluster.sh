@@ -185,7 +185,9 @@ stop_daemons() { # NAME... : TERM, wait <=10 s, KILL
         log "pid $pid ignored SIGTERM for 10 s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
     done
-    for ((i = 0; i < 50 && ${#pids[@]} > 0; i++)); do
+    # A killed OSD can sit in uninterruptible I/O for a while; its successor must not start
+    # before it is gone (it would find bluestore's fsid lock held and exit).
+    for ((i = 0; i < 300 && ${#pids[@]} > 0; i++)); do
         local left=()
         for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
         pids=("${left[@]}")

@@ -25,6 +25,17 @@ pub(crate) fn write<Req: Versioned>(ioctx: &IoCtx, oid: &str, method: &WriteMeth
     Ok(ioctx.exec_write(oid, CLASS_NAME, method.name, &encode(request)?)?)
 }
 
+/// One write call for [`write_batch`]: the method name and its encoded request.
+pub(crate) fn call<Req: Versioned>(method: &WriteMethod<Req>, request: &Req) -> Result<(&'static str, Vec<u8>)> {
+    Ok((method.name, encode(request)?))
+}
+
+/// Several write methods on `oid` in one atomic op: all take effect or none does.
+pub(crate) fn write_batch(ioctx: &IoCtx, oid: &str, calls: &[(&'static str, Vec<u8>)]) -> Result<()> {
+    let calls: Vec<(&str, &str, &[u8])> = calls.iter().map(|(m, req)| (CLASS_NAME, *m, req.as_slice())).collect();
+    Ok(ioctx.exec_write_batch(oid, &calls)?)
+}
+
 /// What [`check_class`] learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClassStatus {

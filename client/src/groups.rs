@@ -9,6 +9,7 @@
 use crate::class::{self, ClassStatus};
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
+use crate::progress::Progress;
 use crate::rados::{Cluster, IoCtx};
 use crate::spec::PoolSpec;
 use rbd_cg_contract::methods::{
@@ -113,6 +114,7 @@ pub struct Groups {
     pub(crate) ioctx: IoCtx,
     pub(crate) location: PoolSpec,
     pub(crate) faults: FaultPlan,
+    pub(crate) progress: Progress,
 }
 
 fn now_ms() -> u64 {
@@ -139,12 +141,24 @@ impl Groups {
         if let ClassStatus::Version { class_version, .. } = &status {
             log::debug!("rbd_cg class {class_version} in {location}");
         }
-        Ok(Groups { cluster: cluster.clone(), ioctx, location: location.clone(), faults: FaultPlan::none() })
+        Ok(Groups {
+            cluster: cluster.clone(),
+            ioctx,
+            location: location.clone(),
+            faults: FaultPlan::none(),
+            progress: Progress::none(),
+        })
     }
 
     /// Uses `plan` for fault injection in later operations.
     pub fn set_fault_plan(&mut self, plan: FaultPlan) {
         self.faults = plan;
+    }
+
+    /// Reports the progress of long operations (snapshot create and remove, `rm --force`)
+    /// to `progress`.
+    pub fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
     }
 
     /// The pool and namespace.

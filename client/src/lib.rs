@@ -22,6 +22,7 @@ pub mod fence;
 pub mod groups;
 pub mod members;
 pub mod parallel;
+pub mod progress;
 pub mod rados;
 pub mod rbd;
 pub mod snapshots;

@@ -226,8 +226,11 @@ impl Groups {
 
     /// Removes every member of group `group_id` (used by `rm --force`).
     pub(crate) fn remove_all_images(&self, group_id: &str) -> Result<()> {
-        for record in self.member_records(group_id)? {
+        let records = self.member_records(group_id)?;
+        let counter = self.progress.start("Removing images from the group", records.len() as u64);
+        for record in records {
             self.image_remove_steps(group_id, &record.image)?;
+            counter.tick();
         }
         Ok(())
     }

@@ -20,18 +20,20 @@
 use crate::class;
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
-use crate::fence::{FenceMode, GroupFence, SnapCreateOptions};
+use crate::fence::{wire, FenceMode, GroupFence, SnapCreateOptions};
 use crate::groups::{new_group_id, Groups};
 use crate::parallel;
+use crate::progress::Progress;
 use crate::rados::Cluster;
 use crate::rbd::Image;
+use rbd_cg_contract::methods::{Empty, SnapReservePutRequest, SNAP_RESERVE_GET, SNAP_RESERVE_PUT};
 use rbd_cg_contract::methods::{
     SnapCreateRequest, SnapFinishRequest, SnapListRequest, SnapRenameRequest, SnapRequest, MAX_LIST_PAGE,
     SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
     SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
 };
 use rbd_cg_contract::names::{header_object, image_snap_name, image_snap_prefix, validate_snap_name};
-use rbd_cg_contract::records::{ImageRef, SnapInProgress, SnapOperation, SnapshotRecord, SnapshotState};
+use rbd_cg_contract::records::{ImageRef, SnapIdReserve, SnapInProgress, SnapOperation, SnapshotRecord, SnapshotState};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,18 +72,24 @@ pub struct SnapshotInfo {
     pub images: Vec<SnapshotImage>,
 }
 
-/// What one image holds now: its name and its snapshots (name → id).
+/// The image snapshot id cut on each member.
+type MemberSnapIds = Vec<(ImageRef, u64)>;
+
+/// What one image holds now: its snapshots (name → id).
 #[derive(Clone)]
 struct ImageSnaps {
-    name: Option<String>,
     snaps: HashMap<String, u64>,
 }
 
-/// Image snapshots per image, fetched once per command.
+/// What one command learned about member images, fetched once each.
 #[derive(Default)]
 struct SnapCache {
-    /// `None`: the image (or its pool) is gone.
+    /// Full snapshot lists (repair). `None`: the image (or its pool) is gone.
     images: HashMap<ImageRef, Option<ImageSnaps>>,
+    /// Image names. `None`: the image (or its pool) is gone.
+    names: HashMap<ImageRef, Option<String>>,
+    /// Whether image snapshot id N of an image exists under the expected name.
+    present: HashMap<(ImageRef, u64), bool>,
     pools: HashMap<i64, String>,
 }
 
@@ -154,25 +162,60 @@ impl Groups {
         }
     }
 
+    /// Fetches, in parallel, the names of the members of `records` and whether each
+    /// member snapshot exists: two small `cls_rbd` reads per image and snapshot, no
+    /// image open.
+    fn prefetch_member_status(&self, cache: &mut SnapCache, group_id: &str, records: &[&SnapshotRecord]) -> Result<()> {
+        let cluster = &self.cluster;
+        let images: Vec<ImageRef> = records
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| &m.image))
+            .filter(|i| !cache.names.contains_key(*i))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let names = parallel::map(&images, parallel::DEFAULT_WORKERS, |_, image| image_name(cluster, image));
+        for (image, name) in images.into_iter().zip(names) {
+            cache.names.insert(image, name?);
+        }
+        let mut probes: Vec<(ImageRef, u64, String)> = Vec::new();
+        for record in records {
+            let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+            for member in &record.members {
+                let Some(snap_id) = member.snap_id else { continue };
+                // Probed even when the name is gone: an image in the trash keeps its snapshots.
+                if !cache.present.contains_key(&(member.image.clone(), snap_id)) {
+                    probes.push((member.image.clone(), snap_id, snap_name.clone()));
+                }
+            }
+        }
+        let found = parallel::map(&probes, parallel::DEFAULT_WORKERS, |_, (image, snap_id, snap_name)| {
+            image_snapshot_is(cluster, image, *snap_id, snap_name)
+        });
+        for ((image, snap_id, _), present) in probes.into_iter().zip(found) {
+            cache.present.insert((image, snap_id), present?);
+        }
+        Ok(())
+    }
+
     fn describe(&self, group_id: &str, record: &SnapshotRecord, cache: &mut SnapCache) -> Result<SnapshotInfo> {
-        self.prefetch_image_snaps(cache, record.members.iter().map(|m| &m.image))?;
+        self.prefetch_member_status(cache, group_id, &[record])?;
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let mut images = Vec::with_capacity(record.members.len());
         let mut damaged = false;
         for member in &record.members {
-            let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
             let pool = self.pool_name_cached(cache, member.image.pool_id);
-            let (image_name, present) = match self.image_snaps(cache, &member.image)? {
-                None => (None, false),
-                Some(now) => {
-                    (now.name.clone(), member.snap_id.is_some_and(|id| now.snaps.get(&snap_name) == Some(&id)))
-                }
-            };
+            let image_name = cache.names.get(&member.image).cloned().flatten();
+            let present = member
+                .snap_id
+                .is_some_and(|id| cache.present.get(&(member.image.clone(), id)).copied().unwrap_or(false));
             damaged |= record.state == SnapshotState::Complete && !present;
             images.push(SnapshotImage {
                 image: member.image.clone(),
                 pool,
                 image_name,
-                snap_name,
+                snap_name: snap_name.clone(),
                 snap_id: member.snap_id,
                 present,
             });
@@ -200,7 +243,8 @@ impl Groups {
         let context = || format!("creating group snapshot {}@{name}", self.spec(group));
         let group_id = self.ready_group_id(group, "snapshotting")?;
         let snap_id = new_group_id()?;
-        let record = match self.snap_create_steps(&group_id, &snap_id, name, options) {
+        let mut cache = SnapCache::default();
+        let record = match self.snap_create_steps(&group_id, &snap_id, name, options, &mut cache) {
             Ok(record) => record,
             // `snap_create_begin` refuses an existing name; say whether it is complete or
             // the remains of an interrupted attempt.
@@ -216,15 +260,17 @@ impl Groups {
             },
             Err(e) => return Err(e.context(context())),
         };
-        self.describe(&group_id, &record, &mut SnapCache::default())
+        self.describe(&group_id, &record, &mut cache)
     }
 
+    /// The steps of `snap create`; what they learn about the members goes into `cache`.
     fn snap_create_steps(
         &self,
         group_id: &str,
         snap_id: &str,
         name: &str,
         options: &SnapCreateOptions,
+        cache: &mut SnapCache,
     ) -> Result<SnapshotRecord> {
         let header = header_object(group_id);
         let mut steps = Steps::new("snap-create", &self.faults);
@@ -240,13 +286,23 @@ impl Groups {
         })?;
         let record = self.snap_record(group_id, name)?;
         let cut = match options.fence {
-            FenceMode::NoFence => self.cut_member_snapshots(&mut steps, group_id, &record),
-            FenceMode::Fenced | FenceMode::AllowUnfenced => self.cut_fenced(&mut steps, group_id, &record, options),
+            FenceMode::NoFence => self.cut_member_snapshots(&mut steps, group_id, &record).map(|ids| (ids, None)),
+            FenceMode::Fenced | FenceMode::AllowUnfenced => {
+                self.cut_fenced(&mut steps, group_id, &record, options, cache)
+            }
         };
-        let result = cut.and_then(|image_snaps| {
+        let result = cut.and_then(|(image_snaps, next_reserve)| {
             steps.run("complete the snapshot", || {
-                let request = SnapFinishRequest { group_id: group_id.into(), name: name.into(), image_snaps };
-                class::write(&self.ioctx, &header, &SNAP_CREATE_FINISH, &request)
+                let finish = SnapFinishRequest { group_id: group_id.into(), name: name.into(), image_snaps };
+                match next_reserve {
+                    None => class::write(&self.ioctx, &header, &SNAP_CREATE_FINISH, &finish),
+                    // One atomic op: the next snapshot's ids are stored only with this one complete.
+                    Some(reserve) => {
+                        let put = SnapReservePutRequest { group_id: group_id.into(), reserve };
+                        let calls = [class::call(&SNAP_RESERVE_PUT, &put)?, class::call(&SNAP_CREATE_FINISH, &finish)?];
+                        class::write_batch(&self.ioctx, &header, &calls)
+                    }
+                }
             })
         });
         match result {
@@ -256,9 +312,9 @@ impl Groups {
             Err(e) => {
                 log::warn!("group snapshot {name:?} failed ({e}); undoing it");
                 // The undo is not part of the fault plan: it runs to completion.
-                self.snap_remove_steps_with(group_id, &record, &FaultPlan::none()).map_err(|undo| {
-                    e.clone().with_hint(format!("Undoing it failed too ({undo}); run `rbd-cg repair`."))
-                })?;
+                self.snap_remove_steps_with(group_id, &record, &FaultPlan::none(), &Progress::none()).map_err(
+                    |undo| e.clone().with_hint(format!("Undoing it failed too ({undo}); run `rbd-cg repair`.")),
+                )?;
                 Err(e)
             }
         }
@@ -275,21 +331,32 @@ impl Groups {
         group_id: &str,
         record: &SnapshotRecord,
         options: &SnapCreateOptions,
-    ) -> Result<Vec<(ImageRef, u64)>> {
+        cache: &mut SnapCache,
+    ) -> Result<(MemberSnapIds, Option<SnapIdReserve>)> {
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let members: Vec<ImageRef> = record.members.iter().map(|m| m.image.clone()).collect();
         let description = format!("rbd-cg fence {group_id}/{}", record.id);
+        // The ids `snap_create_begin` handed to this snapshot (an older class keeps none).
+        let reserved = match class::read(&self.ioctx, &header_object(group_id), &SNAP_RESERVE_GET, &Empty {}) {
+            Ok(reserve) => Some(reserve.ids),
+            Err(e) if e.errno() == libc::EOPNOTSUPP => None,
+            Err(e) => return Err(e),
+        };
+        let keeps_reserve = reserved.is_some();
+        // Four passes over the members: prepare, fence, cut, release.
+        let counter = self.progress.start("Creating group snapshot", 4 * members.len() as u64);
         let mut fences = steps.run("watch and quiesce the members", || {
-            let mut fences = GroupFence::prepare(&self.cluster, &members, options, description)?;
+            let mut fences = GroupFence::prepare(&self.cluster, &members, options, description, reserved, &counter)?;
             fences.quiesce(options)?;
             Ok(fences)
         })?;
         let quiesced = std::time::Instant::now();
         let count = fences.len();
         steps.run(&format!("fence {count} members"), || fences.fence_all(options.workers))?;
+        counter.add(count as u64);
         let cluster = &self.cluster;
         let ids = steps.run(&format!("snapshot {count} members"), || {
-            fences.cut_all(options.workers, &snap_name, &|image| cut_with_librbd(cluster, image, &snap_name))
+            fences.cut_all(options.workers, &snap_name, &|image| cut_with_librbd(cluster, image, &snap_name), &counter)
         })?;
         // librbd resumes quiesced applications by itself after 10 s.
         if !options.skip_quiesce && quiesced.elapsed() > std::time::Duration::from_secs(10) {
@@ -303,7 +370,12 @@ impl Groups {
             fences.release();
             Ok(())
         })?;
-        Ok(ids)
+        counter.add(count as u64);
+        // What `describe` would look up: the members' names, and that every cut exists.
+        cache.names.extend(fences.names().map(|(image, name)| (image.clone(), name.map(str::to_owned))));
+        cache.present.extend(ids.iter().map(|(image, id)| ((image.clone(), *id), true)));
+        let next = keeps_reserve.then(|| SnapIdReserve { ids: fences.take_next_reserve() });
+        Ok((ids, next))
     }
 
     /// One image snapshot per member through librbd, each a step, without fencing;
@@ -316,11 +388,13 @@ impl Groups {
     ) -> Result<Vec<(ImageRef, u64)>> {
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let mut ids = Vec::with_capacity(record.members.len());
+        let counter = self.progress.start("Creating group snapshot", record.members.len() as u64);
         for member in &record.members {
             let id = steps.run(&format!("snapshot image {}", member.image.image_id), || {
                 cut_with_librbd(&self.cluster, &member.image, &snap_name)
             })?;
             ids.push((member.image.clone(), id));
+            counter.tick();
         }
         Ok(ids)
     }
@@ -331,7 +405,7 @@ impl Groups {
         let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         let (records, _) = self.snap_records(&entry.id).map_err(|e| e.context(context()))?;
         let mut cache = SnapCache::default();
-        self.prefetch_image_snaps(&mut cache, records.iter().flat_map(|r| r.members.iter().map(|m| &m.image)))?;
+        self.prefetch_member_status(&mut cache, &entry.id, &records.iter().collect::<Vec<_>>())?;
         records.iter().map(|r| self.describe(&entry.id, r, &mut cache)).collect()
     }
 
@@ -363,19 +437,28 @@ impl Groups {
     }
 
     fn snap_remove_steps(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
-        self.snap_remove_steps_with(group_id, record, &self.faults)
+        self.snap_remove_steps_with(group_id, record, &self.faults, &self.progress)
     }
 
-    fn snap_remove_steps_with(&self, group_id: &str, record: &SnapshotRecord, faults: &FaultPlan) -> Result<()> {
+    fn snap_remove_steps_with(
+        &self,
+        group_id: &str,
+        record: &SnapshotRecord,
+        faults: &FaultPlan,
+        progress: &Progress,
+    ) -> Result<()> {
         let header = header_object(group_id);
         let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let mut steps = Steps::new("snap-remove", faults);
         steps.run("mark the snapshot removing", || class::write(&self.ioctx, &header, &SNAP_REMOVE_BEGIN, &request))?;
         let cluster = &self.cluster;
+        let counter = progress.start("Removing group snapshot", record.members.len() as u64);
         steps.run(&format!("remove the snapshots of {} images", record.members.len()), || {
             let removed = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| {
-                remove_image_snapshot(cluster, &member.image, &snap_name)
+                let removed = remove_image_snapshot(cluster, &member.image, &snap_name);
+                counter.tick();
+                removed
             });
             removed.into_iter().collect::<Result<Vec<()>>>().map(drop)
         })?;
@@ -463,7 +546,12 @@ impl Groups {
     /// Removes every snapshot of group `group_id` (used by `rm --force`).
     pub(crate) fn remove_all_snapshots(&self, group_id: &str) -> Result<()> {
         let (records, _) = self.snap_records(group_id)?;
-        records.iter().try_for_each(|record| self.snap_remove_steps(group_id, record))
+        let counter = self.progress.start("Removing group snapshots", records.len() as u64);
+        records.iter().try_for_each(|record| {
+            self.snap_remove_steps_with(group_id, record, &self.faults, &Progress::none())?;
+            counter.tick();
+            Ok(())
+        })
     }
 
     /// Finishes or undoes interrupted snapshot operations of group `group_id`, and
@@ -560,7 +648,7 @@ fn cut_with_librbd(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> 
         .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
 }
 
-/// An image's name and snapshots (`None`: the image or its pool is gone), through a
+/// An image's snapshots (`None`: the image or its pool is gone), through a
 /// read-only open (no watch; works with read-only caps).
 fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<Option<ImageSnaps>> {
     let opened = cluster.ioctx_by_id(image.pool_id).and_then(|mut ioctx| {
@@ -570,7 +658,7 @@ fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<Option<Image
     match opened {
         Ok(opened) => {
             let snaps = opened.snap_list()?.into_iter().map(|s| (s.name, s.id)).collect();
-            Ok(Some(ImageSnaps { name: opened.name().ok(), snaps }))
+            Ok(Some(ImageSnaps { snaps }))
         }
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
@@ -586,6 +674,37 @@ fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &st
     match opened {
         Ok(mut image) => ignore_missing(image.snap_remove(snap_name).map_err(Error::from)),
         Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The image's name from its pool's `rbd_directory` (`None`: the image or pool is gone).
+fn image_name(cluster: &Cluster, image: &ImageRef) -> Result<Option<String>> {
+    let ioctx = match cluster.ioctx_by_id(image.pool_id) {
+        Ok(mut ioctx) => {
+            ioctx.set_namespace(&image.namespace)?;
+            ioctx
+        }
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match ioctx.exec_read("rbd_directory", "rbd", "dir_get_name", &wire::string_request(&image.image_id)) {
+        Ok(reply) => wire::decode_string(&reply)
+            .map(Some)
+            .map_err(|e| Error::new(format!("rbd_directory name of image {}: {e}", image.image_id), libc::EIO)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether image snapshot `snap_id` exists on `image` and is named `snap_name`.
+fn image_snapshot_is(cluster: &Cluster, image: &ImageRef, snap_id: u64, snap_name: &str) -> Result<bool> {
+    let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
+    ioctx.set_namespace(&image.namespace)?;
+    let header = format!("rbd_header.{}", image.image_id);
+    match ioctx.exec_read(&header, "rbd", "get_snapshot_name", &wire::snap_id_request(snap_id)) {
+        Ok(reply) => Ok(wire::decode_string(&reply).is_ok_and(|name| name == snap_name)),
+        Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

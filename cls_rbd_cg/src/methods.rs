@@ -128,6 +128,8 @@ method_table! {
     write m::SNAP_ROLLBACK_FINISH => snapshots::rollback_finish,
     read  m::SNAP_GET           => snapshots::get,
     read  m::SNAP_LIST          => snapshots::list,
+    read  m::SNAP_RESERVE_GET   => snapshots::reserve_get,
+    write m::SNAP_RESERVE_PUT   => snapshots::reserve_put,
     #[cfg(feature = "fault-injection")]
     read  m::TEST_PANIC         => version::test_panic,
 }

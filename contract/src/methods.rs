@@ -7,7 +7,8 @@
 //! the class registers from these constants and the client calls through them.
 
 use crate::records::{
-    DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord, SnapInProgress, SnapshotRecord,
+    DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord, SnapIdReserve, SnapInProgress,
+    SnapshotRecord,
 };
 use crate::versioned;
 use serde::{Deserialize, Serialize};
@@ -336,6 +337,16 @@ pub struct SnapFinishRequest {
 }
 versioned!(SnapFinishRequest, "SnapFinishRequest", 1, 1, 512 * 1024);
 
+/// Stores snapshot ids allocated ahead for the group's next snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapReservePutRequest {
+    /// The group.
+    pub group_id: String,
+    /// The ids (each unused, each at most once).
+    pub reserve: SnapIdReserve,
+}
+versioned!(SnapReservePutRequest, "SnapReservePutRequest", 1, 1, 128 * 1024 + 256);
+
 /// Names one snapshot of group `group_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapRequest {
@@ -410,6 +421,13 @@ pub const SNAP_ROLLBACK_FINISH: WriteMethod<SnapRequest> = WriteMethod::new("sna
 pub const SNAP_GET: ReadMethod<SnapRequest, SnapshotRecord> = ReadMethod::new("snap_get");
 /// Snapshots in pages, in creation order.
 pub const SNAP_LIST: ReadMethod<SnapListRequest, SnapListReply> = ReadMethod::new("snap_list");
+/// The reserved snapshot ids handed to the snapshot being created (`taken_snap_ids`; empty
+/// when there are none).
+pub const SNAP_RESERVE_GET: ReadMethod<Empty, SnapIdReserve> = ReadMethod::new("snap_reserve_get");
+/// Stores the reserve for the next snapshot and drops `taken_snap_ids`. Only while a
+/// snapshot is being created (`EINVAL` otherwise): the client sends it in one atomic op
+/// with `snap_create_finish`, so every reserved id reaches exactly one snapshot attempt.
+pub const SNAP_RESERVE_PUT: WriteMethod<SnapReservePutRequest> = WriteMethod::new("snap_reserve_put");
 
 /// Every method the class registers in a normal build, with its access.
 pub const ALL_METHODS: &[(&str, Access)] = &[
@@ -447,4 +465,6 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (SNAP_ROLLBACK_FINISH.name, Access::Write),
     (SNAP_GET.name, Access::Read),
     (SNAP_LIST.name, Access::Read),
+    (SNAP_RESERVE_GET.name, Access::Read),
+    (SNAP_RESERVE_PUT.name, Access::Write),
 ];

@@ -141,6 +141,13 @@ pub const SNAP_KEY_PREFIX: &str = "snap_";
 pub const SNAP_NAME_KEY_PREFIX: &str = "snapname_";
 /// Header omap key holding the next snapshot sequence number.
 pub const NEXT_SNAP_SEQ_KEY: &str = "next_snap_seq";
+/// Header omap key (deliberately not under `snap_`, which `snap_list` walks): self-managed
+/// snapshot ids allocated ahead for the next group snapshot
+/// (value `SnapIdReserve`). `snap_create_begin` hands them to the snapshot it records.
+pub const SNAP_ID_RESERVE_KEY: &str = "reserved_snap_ids";
+/// Header omap key: the reserved ids handed to the snapshot being created (value
+/// `SnapIdReserve`); replaced by every `snap_create_begin`, dropped by `snap_reserve_put`.
+pub const SNAP_ID_TAKEN_KEY: &str = "taken_snap_ids";
 /// Prefix of the member image snapshots of group snapshots.
 pub const IMAGE_SNAP_NAME_PREFIX: &str = ".rbd_cg.";
 /// Most snapshots a group may have.

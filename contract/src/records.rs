@@ -177,6 +177,24 @@ pub struct SnapSeq {
 }
 versioned!(SnapSeq, "SnapSeq", 1, 1, 64);
 
+/// A self-managed snapshot id allocated ahead, in the (data) pool it was allocated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReservedSnapId {
+    /// The pool (a member's data pool) the id belongs to.
+    pub pool_id: i64,
+    /// The id (`rados_ioctx_selfmanaged_snap_create`), used by no snapshot yet.
+    pub snap_id: u64,
+}
+
+/// Header omap value under `reserved_snap_ids` / `taken_snap_ids`: snapshot ids allocated
+/// ahead, so that a group snapshot need not wait for a monitor commit per data pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapIdReserve {
+    /// At most one per member (`MAX_GROUP_MEMBERS`).
+    pub ids: Vec<ReservedSnapId>,
+}
+versioned!(SnapIdReserve, "SnapIdReserve", 1, 1, 128 * 1024);
+
 /// Which multi-image snapshot operation holds the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SnapOperation {

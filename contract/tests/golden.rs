@@ -33,17 +33,22 @@ use rbd_cg_contract::methods::{
     SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
     SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
 };
+use rbd_cg_contract::methods::{SnapReservePutRequest, SNAP_RESERVE_GET, SNAP_RESERVE_PUT};
 use rbd_cg_contract::names::{backref_key, image_header_object, member_key};
 use rbd_cg_contract::names::{
     dir_id_key, dir_name_key, header_object, id_object, validate_group_id, validate_group_name, DIRECTORY_OBJECT,
     DIR_ID_KEY_PREFIX, DIR_NAME_KEY_PREFIX, GENERATED_GROUP_ID_LEN, HEADER_OBJECT_PREFIX, ID_OBJECT_PREFIX,
     MAX_GROUP_ID_LEN, MAX_GROUP_NAME_LEN,
 };
-use rbd_cg_contract::names::{image_snap_name, snap_key, snap_name_key, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY};
+use rbd_cg_contract::names::{
+    image_snap_name, snap_key, snap_name_key, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY, SNAP_ID_RESERVE_KEY,
+    SNAP_ID_TAKEN_KEY,
+};
 use rbd_cg_contract::records::{DirEntry, DirIdEntry, DirState, GroupHeader, GroupIdRecord, HeaderState};
 use rbd_cg_contract::records::{GroupRef, ImageRef, MemberRecord, MemberState};
 use rbd_cg_contract::records::{
-    SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember, SnapshotRecord, SnapshotState,
+    ReservedSnapId, SnapIdReserve, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember,
+    SnapshotRecord, SnapshotState,
 };
 use rbd_cg_contract::{decode, encode, Versioned, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
 use std::fmt::Debug;
@@ -539,6 +544,8 @@ fn method_names_and_access() {
         ("snap_rollback_finish", Access::Write),
         ("snap_get", Access::Read),
         ("snap_list", Access::Read),
+        ("snap_reserve_get", Access::Read),
+        ("snap_reserve_put", Access::Write),
     ];
     assert_eq!(ALL_METHODS, expected);
     assert_eq!(TEST_PANIC.name, "test_panic");
@@ -602,6 +609,8 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         write::<SnapRequest>(&SNAP_ROLLBACK_FINISH),
         read::<SnapRequest, SnapshotRecord>(&SNAP_GET),
         read::<SnapListRequest, SnapListReply>(&SNAP_LIST),
+        read::<Empty, SnapIdReserve>(&SNAP_RESERVE_GET),
+        write::<SnapReservePutRequest>(&SNAP_RESERVE_PUT),
     ];
     assert_eq!(&descriptors[..], ALL_METHODS);
     let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
@@ -781,6 +790,23 @@ fn snapshot_small_records() {
         let expected = bytes(&[&[0x01, 0x01, 0x0c, 0x00, 0x00, 0x00], &u64le(3), &variant(index)]);
         golden(&SnapInProgress { seq: 3, operation }, &expected);
     }
+}
+
+#[test]
+fn snapshot_id_reserve() {
+    assert_eq!((SNAP_ID_RESERVE_KEY, SNAP_ID_TAKEN_KEY), ("reserved_snap_ids", "taken_snap_ids"));
+    // SnapIdReserve payload: u64 count 2, then (i64 pool, u64 id) twice = 8 + 32 = 40 = 0x28
+    let reserve = SnapIdReserve {
+        ids: vec![ReservedSnapId { pool_id: 2, snap_id: 0x1c }, ReservedSnapId { pool_id: 7, snap_id: 0x1d }],
+    };
+    let expected =
+        bytes(&[&[0x01, 0x01, 0x28, 0x00, 0x00, 0x00], &u64le(2), &u64le(2), &u64le(0x1c), &u64le(7), &u64le(0x1d)]);
+    golden(&reserve, &expected);
+    golden(&SnapIdReserve::default(), &bytes(&[&[0x01, 0x01, 0x08, 0x00, 0x00, 0x00], &u64le(0)]));
+    // SnapReservePutRequest payload: group_id (8 + 16) then the reserve (40) = 64 = 0x40
+    let put = SnapReservePutRequest { group_id: ID.into(), reserve: reserve.clone() };
+    let expected = bytes(&[&[0x01, 0x01, 0x40, 0x00, 0x00, 0x00], &string(ID), &expected[6..]]);
+    golden(&put, &expected);
 }
 
 #[test]

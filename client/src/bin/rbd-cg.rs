@@ -7,6 +7,7 @@ use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::fence::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
 use rbd_cg_client::members::image_by_id;
+use rbd_cg_client::progress::Progress;
 use rbd_cg_client::rados::{Cluster, ConnectOptions};
 use rbd_cg_client::snapshots::SnapshotInfo;
 use rbd_cg_client::spec::{GroupSnapSpec, GroupSpec, ImageSpec, PoolSpec};
@@ -88,6 +89,9 @@ enum Command {
         /// Also remove the group's snapshots and members first.
         #[arg(long)]
         force: bool,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Manage the images of a group.
     Image {
@@ -175,6 +179,9 @@ enum SnapCommand {
         /// Seconds after which the OSD drops the watches of a crashed rbd-cg, freeing writers.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(6..=3600))]
         watch_timeout: u32,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// List a group's snapshots in creation order.
     #[command(alias = "list")]
@@ -199,6 +206,9 @@ enum SnapCommand {
     Rm {
         /// [POOL[/NAMESPACE]/]GROUP@SNAP
         snap_spec: String,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Roll every member back to a group snapshot.
     Rollback {
@@ -294,10 +304,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let spec = GroupSpec::parse(group_spec)?;
             open(&connect(global)?, &spec.location)?.rename(&spec.name, new_name)?;
         }
-        Command::Rm { group_spec, force } => {
+        Command::Rm { group_spec, force, no_progress } => {
             let spec = GroupSpec::parse(group_spec)?;
-            let groups = open(&connect(global)?, &spec.location)?;
-            groups.remove_with(&spec.name, *force)?;
+            let mut groups = open(&connect(global)?, &spec.location)?;
+            with_progress(&mut groups, !no_progress, |g| g.remove_with(&spec.name, *force))?;
         }
         Command::Image { action } => run_image(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,
@@ -409,6 +419,38 @@ fn snapshot_json(snapshot: &SnapshotInfo, with_images: bool) -> serde_json::Valu
     value
 }
 
+/// A progress bar on stderr ("Creating group snapshot: 42% complete", like `rbd`), fed by
+/// the library's progress reports; hidden with `--no-progress` or when stderr is not a
+/// terminal.
+fn progress_bar(enabled: bool) -> (Progress, indicatif::ProgressBar) {
+    if !enabled || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return (Progress::none(), indicatif::ProgressBar::hidden());
+    }
+    let bar = indicatif::ProgressBar::new(100);
+    let style = indicatif::ProgressStyle::with_template("{msg}: {percent:>3}% complete")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    let shown = bar.clone();
+    let progress = Progress::new(move |what, done, total| {
+        shown.set_message(what.to_owned());
+        shown.set_length(total.max(1));
+        shown.set_position(done);
+    });
+    (progress, bar)
+}
+
+/// Runs `op` with a progress bar (see [`progress_bar`]) on `groups`.
+fn with_progress<T>(groups: &mut Groups, enabled: bool, op: impl FnOnce(&Groups) -> Result<T>) -> Result<T> {
+    let (progress, bar) = progress_bar(enabled);
+    groups.set_progress(progress);
+    let result = op(groups);
+    match &result {
+        Ok(_) => bar.finish_and_clear(),
+        Err(_) => bar.abandon(),
+    }
+    result
+}
+
 /// A progress bar on stderr for rollbacks, hidden when stderr is not a terminal.
 fn rollback_bar(enabled: bool) -> indicatif::ProgressBar {
     if !enabled || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -432,6 +474,7 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
             no_fence,
             fence_timeout,
             watch_timeout,
+            no_progress,
         } => {
             let spec = GroupSnapSpec::parse(snap_spec)?;
             let fence = match (allow_unfenced, no_fence) {
@@ -451,7 +494,8 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
                 watch_timeout_secs: *watch_timeout,
                 ..SnapCreateOptions::default()
             };
-            open(&connect(global)?, &spec.group.location)?.snap_create(&spec.group.name, &spec.snap, &options)?;
+            let mut groups = open(&connect(global)?, &spec.group.location)?;
+            with_progress(&mut groups, !no_progress, |g| g.snap_create(&spec.group.name, &spec.snap, &options))?;
         }
         SnapCommand::Ls { group_spec } => {
             let spec = GroupSpec::parse(group_spec)?;
@@ -491,9 +535,10 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
             let spec = GroupSnapSpec::parse(snap_spec)?;
             open(&connect(global)?, &spec.group.location)?.snap_rename(&spec.group.name, &spec.snap, new_name)?;
         }
-        SnapCommand::Rm { snap_spec } => {
+        SnapCommand::Rm { snap_spec, no_progress } => {
             let spec = GroupSnapSpec::parse(snap_spec)?;
-            open(&connect(global)?, &spec.group.location)?.snap_remove(&spec.group.name, &spec.snap)?;
+            let mut groups = open(&connect(global)?, &spec.group.location)?;
+            with_progress(&mut groups, !no_progress, |g| g.snap_remove(&spec.group.name, &spec.snap))?;
         }
         SnapCommand::Rollback { snap_spec, no_progress } => {
             let spec = GroupSnapSpec::parse(snap_spec)?;

@@ -45,6 +45,9 @@ struct Shared {
     owned_until_ms: AtomicU64,
     /// Another client announced `ACQUIRED_LOCK` while we owned it, or the watch broke.
     lost: AtomicBool,
+    /// Someone else wants the lock: it asked us for it while we held it, or we took it from
+    /// them. Only then is `RELEASED_LOCK` worth a notify round trip at release.
+    wanted: AtomicBool,
     /// Errno of a watch error, 0 if none.
     watch_error: AtomicI32,
     /// Count of `RELEASED_LOCK` notifications from other clients.
@@ -105,6 +108,7 @@ impl WatchHandler for Handler {
                 Vec::new()
             }
             op::REQUEST_LOCK if owned && !from_me => {
+                shared.wanted.store(true, Ordering::SeqCst);
                 log::debug!("{}: lock requested by {:?}: busy", shared.label, message.client);
                 wire::response(-libc::EBUSY)
             }
@@ -173,6 +177,7 @@ impl MemberFence {
             epoch: Instant::now(),
             owned_until_ms: AtomicU64::new(0),
             lost: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
             watch_error: AtomicI32::new(0),
             released: Mutex::new(0),
             released_cv: Condvar::new(),
@@ -197,6 +202,10 @@ impl MemberFence {
 
     pub(crate) fn label(&self) -> &str {
         &self.target.label
+    }
+
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     fn ioctx(&self) -> &IoCtx {
@@ -330,6 +339,8 @@ impl MemberFence {
                 )
                 .with_hint("`rbd lock ls` shows the lock; `rbd lock rm` removes it if its owner is gone."));
             }
+            // Whoever holds it now gets the lock back from us, so tell them at release.
+            self.shared.wanted.store(true, Ordering::SeqCst);
             let (answers, _) = self.notify(&wire::request_lock(self.me))?;
             match answers.as_slice() {
                 [(_, 0)] => {
@@ -361,9 +372,8 @@ impl MemberFence {
             }
         }
         log::debug!("{}: fenced after {rounds} round(s)", self.target.label);
-        if let Err(e) = self.notify(&wire::acquired_lock(self.me)) {
-            log::debug!("{}: ACQUIRED_LOCK notify: {e}", self.target.label);
-        }
+        // No ACQUIRED_LOCK: librbd and krbd only use it to ask the new owner sooner, and
+        // every request would be answered "busy" anyway; it would cost a round trip each.
         if self.target.object_map {
             self.lock_object_map()?;
         }
@@ -473,23 +483,32 @@ impl MemberFence {
     /// the snapshot first, then its map), and a `HEADER_UPDATE` that every watcher must
     /// acknowledge before we let go of the lock.
     pub(crate) fn finish_cut(&self, snap_id: u64) -> Result<()> {
-        if self.target.object_map {
-            let head = wire::object_map_oid(&self.target.image.image_id, None);
-            let map = self.ioctx().read_full(&head, MAX_OBJECT_MAP_BYTES)?;
-            self.ioctx().write_full(&wire::object_map_oid(&self.target.image.image_id, Some(snap_id)), &map)?;
-            // The object-map lock we took right after the header lock is asserted *after*
-            // the copy: still ours then means ours throughout, so no writer changed the map
-            // between our read and now (a new owner breaks it first).
-            let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
-            if self.target.fast_diff {
-                self.ioctx().exec_write_batch(
-                    &head,
-                    &[("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])],
-                )?;
-            } else {
-                self.ioctx().exec_read(&head, "lock", "assert_locked", &guard)?;
-            }
-        }
+        // The object map copy and the header update are independent (no writer can act
+        // before we release), so they overlap; on an I/O context of its own, as I/O
+        // contexts are not shared between our threads.
+        let copy_on = if self.target.object_map {
+            let mut ioctx = self.cluster.ioctx_by_id(self.target.image.pool_id)?;
+            ioctx.set_namespace(&self.target.image.namespace)?;
+            Some(ioctx)
+        } else {
+            None
+        };
+        let (image_id, fast_diff) = (self.target.image.image_id.as_str(), self.target.fast_diff);
+        std::thread::scope(|scope| {
+            let copy = copy_on.map(|ioctx| scope.spawn(move || copy_object_map(&ioctx, image_id, snap_id, fast_diff)));
+            let updated = self.header_update();
+            let copied = match copy {
+                Some(handle) => {
+                    handle.join().unwrap_or_else(|_| Err(Error::new("object map copy panicked", libc::EIO)))
+                }
+                None => Ok(()),
+            };
+            copied.and(updated)
+        })
+    }
+
+    /// Sends `HEADER_UPDATE` until every watcher acknowledged it.
+    fn header_update(&self) -> Result<()> {
         // Every watcher must switch to the new snapshot context before it writes again:
         // librbd flags a refresh (done before it re-acquires the lock), krbd refreshes,
         // then they ack. A watcher that never acks but whose watch is gone refreshes when
@@ -555,11 +574,14 @@ impl MemberFence {
         }
         self.shared.owned_until_ms.store(0, Ordering::SeqCst);
         match unlocked {
-            Ok(()) => {
+            // Waiters acquire at once on RELEASED_LOCK. A writer that wanted the lock while
+            // we held it has asked us (so `wanted` is set); one that starts later finds it free.
+            Ok(()) if self.shared.wanted.load(Ordering::SeqCst) => {
                 if let Err(e) = self.notify(&wire::released_lock(self.me)) {
                     log::debug!("{}: RELEASED_LOCK notify: {e}", self.target.label);
                 }
             }
+            Ok(()) => {}
             Err(e) if e.errno == libc::ENOENT => {
                 log::warn!("{}: our lock was already gone (expired or broken)", self.target.label)
             }
@@ -572,6 +594,26 @@ impl Drop for MemberFence {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// Copies the HEAD object map of image `image_id` to the map of snapshot `snap_id` and,
+/// with fast-diff, marks the HEAD objects clean (`object_map_snap_add`), as librbd's
+/// `object_map::SnapshotCreateRequest` does.
+fn copy_object_map(ioctx: &IoCtx, image_id: &str, snap_id: u64, fast_diff: bool) -> Result<()> {
+    let head = wire::object_map_oid(image_id, None);
+    let map = ioctx.read_full(&head, MAX_OBJECT_MAP_BYTES)?;
+    // Our object-map lock (taken right after the header lock) is asserted *after* the
+    // read: still ours then means ours throughout, so no writer changed the map under the
+    // read (a new owner breaks the lock first). The snapshot's map is ours alone to write.
+    let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
+    let snap_map = wire::object_map_oid(image_id, Some(snap_id));
+    ioctx.write_full(&snap_map, &map)?;
+    if fast_diff {
+        ioctx.exec_write_batch(&head, &[("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])])?;
+    } else {
+        ioctx.exec_read(&head, "lock", "assert_locked", &guard)?;
+    }
+    Ok(())
 }
 
 /// Waits a little longer each round (100 ms … 500 ms) while someone else holds the lock.

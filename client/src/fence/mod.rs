@@ -18,10 +18,14 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::parallel;
+use crate::progress::Counter;
 use crate::rados::{Cluster, IoCtx};
-use crate::rbd::{self, Image};
+use crate::rbd;
 use member::{Acquired, FenceConfig, FenceTarget, MemberFence};
 use rbd_cg_contract::records::ImageRef;
+use rbd_cg_contract::records::ReservedSnapId;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 /// How a group snapshot treats the members' writers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +87,8 @@ impl SnapCreateOptions {
 /// One member of the snapshot being taken.
 struct Slot {
     image: ImageRef,
+    /// Its name (`None` if the directory has none: an image in the trash).
+    name: Option<String>,
     fence: MemberFence,
     /// Has the exclusive-lock feature (else it is cut unfenced, if allowed).
     fenceable: bool,
@@ -94,13 +100,18 @@ struct Slot {
 
 impl Slot {
     /// Inspects one member, watches its header and allocates its snapshot id.
-    fn prepare(cluster: &Cluster, image: &ImageRef, options: &SnapCreateOptions, config: &FenceConfig) -> Result<Slot> {
+    fn prepare(
+        cluster: &Cluster,
+        image: &ImageRef,
+        options: &SnapCreateOptions,
+        config: &FenceConfig,
+        reserve: &Reserve,
+    ) -> Result<Slot> {
         let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
         ioctx.set_namespace(&image.namespace)?;
-        let opened = Image::open_by_id_read_only(&ioctx, &image.image_id)
-            .map_err(|e| Error::from(e).context(format!("opening {}", label_of(cluster, image, None))))?;
-        let label = label_of(cluster, image, opened.name().ok().as_deref());
-        let features = opened.features()?;
+        let (name, features, data_pool_id) =
+            inspect(&ioctx, image).map_err(|e| e.context(format!("inspecting {}", label_of(cluster, image, None))))?;
+        let label = label_of(cluster, image, name.as_deref());
         let refuse = [
             (rbd::FEATURE_JOURNALING, "journaling"),
             (rbd::FEATURE_MIGRATING, "migrating"),
@@ -130,13 +141,16 @@ impl Slot {
             object_map: features & rbd::FEATURE_OBJECT_MAP != 0,
             fast_diff: features & rbd::FEATURE_FAST_DIFF != 0,
         };
-        let data_pool = cluster.ioctx_by_id(opened.data_pool_id()?)?;
-        drop(opened);
+        let data_pool = cluster.ioctx_by_id(data_pool_id)?;
         let fence = MemberFence::watch(cluster, target, config)?;
-        let mut slot = Slot { image: image.clone(), fence, fenceable, data_pool, unused_snap_id: None };
+        let mut slot = Slot { image: image.clone(), name, fence, fenceable, data_pool, unused_snap_id: None };
         if fenceable {
             // A monitor commit; concurrent allocations share one.
-            slot.unused_snap_id = Some(slot.data_pool.selfmanaged_snap_create()?);
+            let pool = slot.data_pool.pool_id();
+            slot.unused_snap_id = Some(match reserve.take(pool) {
+                Some(id) => id,
+                None => slot.data_pool.selfmanaged_snap_create()?,
+            });
         }
         Ok(slot)
     }
@@ -186,6 +200,28 @@ pub(crate) struct GroupFence {
     slots: Vec<Slot>,
     quiesce_request: Option<u64>,
     fence_timeout: Duration,
+    /// Ids being allocated, meanwhile, for the group's next snapshot.
+    next_reserve: Option<std::thread::JoinHandle<Vec<ReservedSnapId>>>,
+}
+
+/// A member's name, features and data pool, read straight from `cls_rbd` (three small
+/// reads; a librbd open costs several round trips more and serializes when many run).
+fn inspect(ioctx: &IoCtx, image: &ImageRef) -> Result<(Option<String>, u64, i64)> {
+    let header = format!("rbd_header.{}", image.image_id);
+    let undecodable = |what: &str, e: wire::DecodeError| Error::new(format!("{what} of {header}: {e}"), libc::EIO);
+    let reply = ioctx.exec_read(&header, "rbd", "get_features", &wire::get_features_request())?;
+    let (features, _) = wire::decode_features(&reply).map_err(|e| undecodable("features", e))?;
+    let reply = ioctx.exec_read(&header, "rbd", "get_data_pool", &[])?;
+    let data_pool = match wire::decode_data_pool(&reply).map_err(|e| undecodable("data pool", e))? {
+        -1 => image.pool_id,
+        pool => pool,
+    };
+    let name = match ioctx.exec_read("rbd_directory", "rbd", "dir_get_name", &wire::string_request(&image.image_id)) {
+        Ok(reply) => wire::decode_string(&reply).ok(),
+        Err(e) if e.is_not_found() => None, // in the trash: still an image
+        Err(e) => return Err(e.into()),
+    };
+    Ok((name, features, data_pool))
 }
 
 /// `pool/[namespace/]image` of a member, for messages.
@@ -207,12 +243,16 @@ fn first_error<T>(results: &[Result<T>]) -> Option<Error> {
 
 impl GroupFence {
     /// Inspects every member (refusing those that cannot be snapshotted this way), watches
-    /// its header and allocates its snapshot id, all members in parallel. Nothing is fenced.
+    /// its header and gives it a snapshot id (from `reserved`, the ids allocated ahead, or
+    /// a fresh one), all members in parallel. Nothing is fenced. With `reserved` (`None`:
+    /// the class keeps no reserve), the ids for the next snapshot are allocated meanwhile.
     pub(crate) fn prepare(
         cluster: &Cluster,
         members: &[ImageRef],
         options: &SnapCreateOptions,
         description: String,
+        reserved: Option<Vec<ReservedSnapId>>,
+        progress: &Counter,
     ) -> Result<GroupFence> {
         let config = FenceConfig {
             watch_timeout_secs: options.watch_timeout_secs,
@@ -221,14 +261,27 @@ impl GroupFence {
         };
         let mut sorted = members.to_vec();
         sorted.sort();
-        let prepared =
-            parallel::map(&sorted, options.workers, |_, image| Slot::prepare(cluster, image, options, &config));
+        let keeps_reserve = reserved.is_some();
+        let reserve = Reserve::new(reserved.unwrap_or_default());
+        // When the reserve covers every member (the steady state), the ids for the next
+        // snapshot are allocated from the start, overlapping all of this one. Otherwise
+        // only after this snapshot's own fresh ids, so that the next ones are larger
+        // (`snapshot_add` refuses an id below the image's newest).
+        let image_pools: Vec<i64> = sorted.iter().map(|i| i.pool_id).collect();
+        let mut next_reserve = (keeps_reserve && reserve.covers(&image_pools))
+            .then(|| spawn_allocation(cluster, image_pools, options.workers));
+        let prepared = parallel::map(&sorted, options.workers, |_, image| {
+            let slot = Slot::prepare(cluster, image, options, &config, &reserve);
+            progress.tick();
+            slot
+        });
         let error = first_error(&prepared);
         // Built even on error, so that dropping it frees what the successful members hold.
-        let group = GroupFence {
+        let mut group = GroupFence {
             slots: prepared.into_iter().filter_map(Result::ok).collect(),
             quiesce_request: None,
             fence_timeout: options.fence_timeout,
+            next_reserve: next_reserve.take(),
         };
         if let Some(e) = error {
             return Err(e);
@@ -240,7 +293,21 @@ impl GroupFence {
                 unfenced.join(", ")
             );
         }
+        if keeps_reserve && group.next_reserve.is_none() {
+            let pools: Vec<i64> = group.slots.iter().filter(|s| s.fenceable).map(|s| s.data_pool.pool_id()).collect();
+            group.next_reserve = Some(spawn_allocation(cluster, pools, options.workers));
+        }
         Ok(group)
+    }
+
+    /// The ids allocated for the group's next snapshot (waits for the allocation).
+    pub(crate) fn take_next_reserve(&mut self) -> Vec<ReservedSnapId> {
+        self.next_reserve.take().and_then(|h| h.join().ok()).unwrap_or_default()
+    }
+
+    /// Every member with its name.
+    pub(crate) fn names(&self) -> impl Iterator<Item = (&ImageRef, Option<&str>)> {
+        self.slots.iter().map(|s| (&s.image, s.name.as_deref()))
     }
 
     /// Number of members.
@@ -305,9 +372,12 @@ impl GroupFence {
         workers: usize,
         snap_name: &str,
         unfenced_cut: &(dyn Fn(&ImageRef) -> Result<u64> + Sync),
+        progress: &Counter,
     ) -> Result<Vec<(ImageRef, u64)>> {
         let results = parallel::for_each_mut(&mut self.slots, workers, |slot| {
-            slot.cut(snap_name, unfenced_cut).map(|id| (slot.image.clone(), id))
+            let cut = slot.cut(snap_name, unfenced_cut).map(|id| (slot.image.clone(), id));
+            progress.tick();
+            cut
         });
         results.into_iter().collect()
     }
@@ -324,7 +394,64 @@ impl GroupFence {
 impl Drop for GroupFence {
     fn drop(&mut self) {
         self.release();
+        // Not handed to the class (the snapshot failed): give the ids back.
+        let unused = self.take_next_reserve();
+        if !unused.is_empty() {
+            let cluster = self.slots.first().map(|s| s.fence.cluster().clone());
+            if let Some(cluster) = cluster {
+                parallel::map(&unused, parallel::DEFAULT_WORKERS, |_, id| {
+                    if let Ok(pool) = cluster.ioctx_by_id(id.pool_id) {
+                        free_snap_id(&pool, id.snap_id);
+                    }
+                });
+            }
+        }
     }
+}
+
+/// Snapshot ids allocated ahead, by data pool, for the members to take from.
+struct Reserve(Mutex<HashMap<i64, Vec<u64>>>);
+
+impl Reserve {
+    fn new(ids: Vec<ReservedSnapId>) -> Reserve {
+        let mut by_pool: HashMap<i64, Vec<u64>> = HashMap::new();
+        for id in ids {
+            by_pool.entry(id.pool_id).or_default().push(id.snap_id);
+        }
+        Reserve(Mutex::new(by_pool))
+    }
+
+    /// Whether it holds an id for every entry of `pools`.
+    fn covers(&self, pools: &[i64]) -> bool {
+        let by_pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut needed: HashMap<i64, usize> = HashMap::new();
+        pools.iter().for_each(|p| *needed.entry(*p).or_default() += 1);
+        needed.iter().all(|(pool, n)| by_pool.get(pool).is_some_and(|ids| ids.len() >= *n))
+    }
+
+    fn take(&self, pool_id: i64) -> Option<u64> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&pool_id)?.pop()
+    }
+}
+
+/// [`allocate_reserve`] on a thread of its own.
+fn spawn_allocation(
+    cluster: &Cluster,
+    pools: Vec<i64>,
+    workers: usize,
+) -> std::thread::JoinHandle<Vec<ReservedSnapId>> {
+    let cluster = cluster.clone();
+    std::thread::spawn(move || allocate_reserve(&cluster, &pools, workers))
+}
+
+/// One fresh snapshot id per entry of `pools` (concurrent allocations share monitor
+/// commits). An allocation that fails is left out: that member allocates its own later.
+fn allocate_reserve(cluster: &Cluster, pools: &[i64], workers: usize) -> Vec<ReservedSnapId> {
+    let allocated = parallel::map(pools, workers, |_, &pool_id| {
+        let snap_id = cluster.ioctx_by_id(pool_id).and_then(|pool| pool.selfmanaged_snap_create()).ok()?;
+        Some(ReservedSnapId { pool_id, snap_id })
+    });
+    allocated.into_iter().flatten().collect()
 }
 
 fn free_snap_id(pool: &IoCtx, id: u64) {

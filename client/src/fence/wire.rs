@@ -333,6 +333,43 @@ pub fn snapshot_add_request(snap_name: &str, snap_id: u64) -> Vec<u8> {
         .finish()
 }
 
+/// A Ceph-encoded string (`u32` length + bytes): the input of `cls_rbd`'s `dir_get_name`.
+pub fn string_request(s: &str) -> Vec<u8> {
+    Writer::default().string(s).finish()
+}
+
+/// A `snapid_t` (`u64`): the input of `cls_rbd`'s `get_snapshot_name`.
+pub fn snap_id_request(snap_id: u64) -> Vec<u8> {
+    Writer::default().u64(snap_id).finish()
+}
+
+/// `CEPH_NOSNAP`: the image head, as a snapshot id.
+pub const CEPH_NOSNAP: u64 = u64::MAX - 1;
+
+/// `cls_rbd`'s `get_features` input for the image head, read-only: `snapid_t`, `bool`.
+pub fn get_features_request() -> Vec<u8> {
+    Writer::default().u64(CEPH_NOSNAP).u8(1).finish()
+}
+
+/// `cls_rbd`'s `get_features` reply: (features, incompatible features).
+pub fn decode_features(buf: &[u8]) -> Result<(u64, u64), DecodeError> {
+    let mut r = Reader { buf };
+    Ok((r.u64("truncated features")?, r.u64("truncated features")?))
+}
+
+/// `cls_rbd`'s `get_data_pool` reply: the data pool id, -1 for "the image's own pool".
+pub fn decode_data_pool(buf: &[u8]) -> Result<i64, DecodeError> {
+    Ok(Reader { buf }.u64("truncated data pool")? as i64)
+}
+
+/// Decodes a Ceph-encoded string reply (`dir_get_name`, `get_snapshot_name`).
+pub fn decode_string(buf: &[u8]) -> Result<String, DecodeError> {
+    let mut r = Reader { buf };
+    let len = r.u32("truncated string")? as usize;
+    let bytes = r.take(len, "truncated string")?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("string is not UTF-8"))
+}
+
 /// The object map object of an image (`snap_id: None`) or of one of its snapshots.
 pub fn object_map_oid(image_id: &str, snap_id: Option<u64>) -> String {
     match snap_id {
@@ -456,5 +493,25 @@ mod tests {
         assert_eq!(hex(&req[62..]), "1c 00 00 00 00 00 00 00 01 01 04 00 00 00 00 00 00 00");
         assert_eq!(object_map_oid("abc", Some(0x1c)), "rbd_object_map.abc.000000000000001c");
         assert_eq!(object_map_oid("abc", None), "rbd_object_map.abc");
+    }
+
+    #[test]
+    fn cls_rbd_features_and_data_pool() {
+        assert_eq!(hex(&get_features_request()), "fe ff ff ff ff ff ff ff 01");
+        let mut reply = 61u64.to_le_bytes().to_vec();
+        reply.extend_from_slice(&0u64.to_le_bytes());
+        assert_eq!(decode_features(&reply), Ok((61, 0)));
+        assert!(decode_features(&reply[..12]).is_err());
+        assert_eq!(decode_data_pool(&(-1i64).to_le_bytes()), Ok(-1));
+        assert_eq!(decode_data_pool(&7i64.to_le_bytes()), Ok(7));
+    }
+
+    #[test]
+    fn cls_rbd_strings_and_snap_ids() {
+        assert_eq!(hex(&string_request("ab")), "02 00 00 00 61 62");
+        assert_eq!(hex(&snap_id_request(0x1c)), "1c 00 00 00 00 00 00 00");
+        assert_eq!(decode_string(&string_request("disk-1")), Ok("disk-1".to_owned()));
+        assert!(decode_string(&[5, 0, 0, 0, b'a']).is_err());
+        assert!(decode_string(&[1, 0, 0, 0, 0xff]).is_err());
     }
 }

@@ -7,22 +7,28 @@
 //! set, membership cannot change (see [`super::members`]). A snapshot cannot begin while
 //! a member is `Adding` or `Removing`. So a snapshot's members are exactly the group's
 //! members at one instant, never a partial view.
+//!
+//! Snapshot ids allocated ahead (`reserved_snap_ids`) are handed by `create_begin` to the
+//! snapshot it records (`taken_snap_ids`), in the same atomic call, and refilled by
+//! `reserve_put` in the atomic op that also finishes the snapshot: so each reserved id
+//! reaches exactly one snapshot attempt, whatever crashes in between.
 
 use super::header::{load as header, load_active};
 use super::members::validate_image;
 use crate::store::{decode_listed, for_each_with_prefix, load_key, save_data};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{
-    SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
-    MAX_LIST_PAGE, MAX_SNAP_PAGE_BYTES,
+    Empty, SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
+    SnapReservePutRequest, MAX_LIST_PAGE, MAX_SNAP_PAGE_BYTES,
 };
 use rbd_cg_contract::names::{
     snap_key, snap_name_key, validate_group_id, validate_snap_name, MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS,
-    MEMBER_KEY_PREFIX, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY, SNAP_KEY_PREFIX,
+    MEMBER_KEY_PREFIX, NEXT_SNAP_SEQ_KEY, SNAPSHOT_IN_PROGRESS_KEY, SNAP_ID_RESERVE_KEY, SNAP_ID_TAKEN_KEY,
+    SNAP_KEY_PREFIX,
 };
 use rbd_cg_contract::records::{
-    ImageRef, MemberRecord, MemberState, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq, SnapshotMember,
-    SnapshotRecord, SnapshotState,
+    ImageRef, MemberRecord, MemberState, SnapIdReserve, SnapInProgress, SnapNameEntry, SnapOperation, SnapSeq,
+    SnapshotMember, SnapshotRecord, SnapshotState,
 };
 use rbd_cg_contract::{encode, CgError};
 
@@ -117,8 +123,42 @@ pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Resu
         (NEXT_SNAP_SEQ_KEY, &seq_value),
         (SNAPSHOT_IN_PROGRESS_KEY, &mark),
     ])?;
+    // Hand the reserve to this snapshot (a leftover of an earlier attempt is dropped).
+    match store.omap_get(SNAP_ID_RESERVE_KEY)? {
+        Some(reserve) => {
+            store.omap_set(&[(SNAP_ID_TAKEN_KEY, &reserve)])?;
+            store.omap_remove(SNAP_ID_RESERVE_KEY)?;
+        }
+        None => store.omap_remove(SNAP_ID_TAKEN_KEY)?,
+    }
     header.snapshot_count += 1;
     save_data(store, &header)
+}
+
+/// The reserved snapshot ids handed to the snapshot being created (empty if none).
+pub fn reserve_get(store: &mut dyn ObjectStore, _req: Empty) -> Result<SnapIdReserve, CgError> {
+    Ok(load_key::<SnapIdReserve>(store, SNAP_ID_TAKEN_KEY)?.unwrap_or_default())
+}
+
+/// Stores the reserve for the next snapshot; only while a snapshot is being created.
+pub fn reserve_put(store: &mut dyn ObjectStore, req: SnapReservePutRequest) -> Result<(), CgError> {
+    load_active(store, &req.group_id)?;
+    if !in_progress(store)?.is_some_and(|p| p.operation == SnapOperation::Create) {
+        return Err(CgError::InvalidArgument("no group snapshot is being created".into()));
+    }
+    let ids = &req.reserve.ids;
+    if ids.len() > MAX_GROUP_MEMBERS as usize {
+        return Err(CgError::OutOfRange(format!("{} reserved ids, more than {MAX_GROUP_MEMBERS}", ids.len())));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in ids {
+        // Ceph reserves the top snap ids (CEPH_MAXSNAP = u64::MAX - 2); stay well below.
+        if id.pool_id < 0 || id.snap_id == 0 || id.snap_id >= 0xffff_ffff_ffff_fff0 || !seen.insert(*id) {
+            return Err(CgError::InvalidArgument(format!("bad or repeated reserved snapshot id {id:?}")));
+        }
+    }
+    store.omap_set(&[(SNAP_ID_RESERVE_KEY, &encode(&req.reserve)?)])?;
+    store.omap_remove(SNAP_ID_TAKEN_KEY)
 }
 
 /// Records the image snapshot ids and completes the snapshot.
@@ -271,7 +311,7 @@ pub fn list(store: &mut dyn ObjectStore, req: SnapListRequest) -> Result<SnapLis
 mod tests {
     use crate::handlers::testing::Harness;
     use rbd_cg_contract::methods::*;
-    use rbd_cg_contract::records::{ImageRef, SnapOperation, SnapshotState};
+    use rbd_cg_contract::records::{ImageRef, ReservedSnapId, SnapIdReserve, SnapOperation, SnapshotState};
 
     const HDR: &str = "cg_header.g1";
 
@@ -318,6 +358,43 @@ mod tests {
     }
     fn errno<T>(r: Result<T, rbd_cg_contract::CgError>) -> i32 {
         r.err().map(|e| e.errno()).unwrap_or(0)
+    }
+
+    fn reserve(ids: &[u64]) -> SnapReservePutRequest {
+        let ids = ids.iter().map(|&snap_id| ReservedSnapId { pool_id: 1, snap_id }).collect();
+        SnapReservePutRequest { group_id: "g1".into(), reserve: SnapIdReserve { ids } }
+    }
+    fn taken(h: &mut Harness) -> Vec<u64> {
+        h.read(HDR, &SNAP_RESERVE_GET, &Empty {}).unwrap().ids.iter().map(|i| i.snap_id).collect()
+    }
+
+    #[test]
+    fn each_reserved_snapshot_id_reaches_one_snapshot_attempt() {
+        let mut h = harness(&["aa"]);
+        // Only while a snapshot is being created.
+        assert_eq!(errno(h.write(HDR, &SNAP_RESERVE_PUT, &reserve(&[10]))), libc::EINVAL);
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id1")).unwrap();
+        assert!(taken(&mut h).is_empty(), "nothing reserved yet");
+        for bad in [&[0][..], &[11, 11], &[u64::MAX - 2]] {
+            assert_eq!(errno(h.write(HDR, &SNAP_RESERVE_PUT, &reserve(bad))), libc::EINVAL, "{bad:?}");
+        }
+        h.write(HDR, &SNAP_RESERVE_PUT, &reserve(&[20])).unwrap();
+        h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 4)])).unwrap();
+        // The next snapshot takes the reserve; a second take (a new attempt) finds none.
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s2", "id2")).unwrap();
+        assert_eq!(taken(&mut h), [20]);
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s2")).unwrap();
+        h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s2")).unwrap();
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s3", "id3")).unwrap();
+        assert!(taken(&mut h).is_empty(), "an undone attempt's ids are never handed out again");
+        h.write(HDR, &SNAP_RESERVE_PUT, &reserve(&[30, 31])).unwrap();
+        assert!(taken(&mut h).is_empty(), "put drops the taken ids");
+        h.write(HDR, &SNAP_CREATE_FINISH, &finish("s3", &[("aa", 5)])).unwrap();
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s4", "id4")).unwrap();
+        assert_eq!(taken(&mut h), [30, 31]);
+        h.write(HDR, &SNAP_RESERVE_PUT, &reserve(&[40])).unwrap();
+        // The reserve keys are not snapshot records: listing still reads every snapshot.
+        assert_eq!(list(&mut h).snapshots.len(), 3);
     }
 
     #[test]
