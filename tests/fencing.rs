@@ -504,3 +504,28 @@ fn two_groups_sharing_members_snapshot_at_the_same_time() {
     }
     assert_no_locks(&ns, &images);
 }
+
+#[test]
+fn snapshot_ids_come_from_the_reserve_and_survive_a_newer_image_snapshot() {
+    let images = ["a", "b"];
+    let (ns, group) = setup("fence-reserve", &images, None);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@s1")]);
+    let info: serde_json::Value = serde_json::from_str(&rbd_cg_ok(&["info", &group, "--format", "json"])).unwrap();
+    let header = format!("cg_header.{}", info["id"].as_str().unwrap());
+    assert!(omap_keys("rbd", &ns, &header).contains(&"reserved_snap_ids".to_owned()), "ids are allocated ahead");
+    // A user snapshot of `a` now has a newer id than `a`'s reserved one: the cut meets
+    // ESTALE and allocates again inside the fence.
+    ceph_tool_ok("rbd", &["snap", "create", &format!("rbd/{ns}/a@mine")]);
+    let writer = Writer::start(&ns, &images, &[]);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@s2")]);
+    writer.stop();
+    let snaps: Vec<serde_json::Value> =
+        serde_json::from_str(&ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", &format!("rbd/{ns}/a")]))
+            .unwrap();
+    let id_of =
+        |name: &str| snaps.iter().find(|s| s["name"].as_str().unwrap().ends_with(name)).map(|s| s["id"].as_u64());
+    let s2 = member_snap_names(&group).pop().unwrap();
+    assert!(id_of(&s2) > id_of("mine"), "{snaps:?}");
+    let values = heads(&ns, &images, &s2);
+    assert!(values[0] > 0 && values[0] == values[1] || values[0] == values[1] + 1, "{values:?}");
+}

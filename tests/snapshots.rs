@@ -382,3 +382,28 @@ fn an_interrupted_rollback_that_cannot_complete_does_not_freeze_the_group() {
     rbd_cg_ok(&["image", "rm", &group, &format!("rbd/{ns}/a")]);
     assert_group_consistent(&ns, &group, &["a", "b"]);
 }
+
+/// Runs `rbd-cg ARGS` on a pseudo-terminal (`script`), returning what it drew.
+fn on_terminal(args: &str) -> String {
+    let bin = required_env("RBD_CG_BIN");
+    let out = Command::new("script").args(["-qec", &format!("{bin} {args}"), "/dev/null"]).output().expect("script");
+    assert!(out.status.success(), "rbd-cg {args} on a terminal: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_bars_show_on_a_terminal_unless_told_not_to() {
+    let (_ns, group) = setup("progress", &["a", "b"]);
+    let drawn = on_terminal(&format!("snap create {group}@s1"));
+    assert!(drawn.contains("Creating group snapshot:") && drawn.contains("% complete"), "{drawn:?}");
+    assert!(!on_terminal(&format!("snap create --no-progress {group}@s2")).contains("% complete"));
+    let piped = rbd_cg(&["snap", "create", &format!("{group}@s3")]);
+    assert!(piped.status.success() && !String::from_utf8_lossy(&piped.stderr).contains("% complete"));
+    let drawn = on_terminal(&format!("snap rm {group}@s1"));
+    assert!(drawn.contains("Removing group snapshot:"), "{drawn:?}");
+    let drawn = on_terminal(&format!("rm --force {group}"));
+    assert!(
+        drawn.contains("Removing group snapshots:") && drawn.contains("Removing images from the group:"),
+        "{drawn:?}"
+    );
+}

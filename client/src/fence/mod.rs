@@ -200,8 +200,12 @@ pub(crate) struct GroupFence {
     slots: Vec<Slot>,
     quiesce_request: Option<u64>,
     fence_timeout: Duration,
-    /// Ids being allocated, meanwhile, for the group's next snapshot.
+    /// Ids being allocated, meanwhile, for the group's next snapshots.
     next_reserve: Option<std::thread::JoinHandle<Vec<ReservedSnapId>>>,
+    /// Reserved ids this snapshot did not need (larger than the ones it took).
+    leftover: Vec<ReservedSnapId>,
+    /// Whether the next snapshot needs the refill (the leftover does not cover it).
+    wait_for_refill: bool,
 }
 
 /// A member's name, features and data pool, read straight from `cls_rbd` (three small
@@ -263,13 +267,19 @@ impl GroupFence {
         sorted.sort();
         let keeps_reserve = reserved.is_some();
         let reserve = Reserve::new(reserved.unwrap_or_default());
-        // When the reserve covers every member (the steady state), the ids for the next
-        // snapshot are allocated from the start, overlapping all of this one. Otherwise
-        // only after this snapshot's own fresh ids, so that the next ones are larger
-        // (`snapshot_add` refuses an id below the image's newest).
+        // The reserve aims at two snapshots' worth of ids, so that a snapshot never waits
+        // for the monitor. When it covers this snapshot, the refill is allocated from the
+        // start, overlapping all of it; otherwise only after this snapshot's own fresh ids,
+        // so that the refill is larger (`snapshot_add` refuses an id below the image's
+        // newest; members take the smallest reserved ids, the next snapshot the rest).
         let image_pools: Vec<i64> = sorted.iter().map(|i| i.pool_id).collect();
-        let mut next_reserve = (keeps_reserve && reserve.covers(&image_pools))
-            .then(|| spawn_allocation(cluster, image_pools, options.workers));
+        let covered = reserve.covers(&image_pools, 1);
+        let mut next_reserve = None;
+        if keeps_reserve && covered {
+            let depth_after = if reserve.covers(&image_pools, 2) { 2 } else { 1 };
+            let refill: Vec<i64> = (0..(3 - depth_after)).flat_map(|_| image_pools.iter().copied()).collect();
+            next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
+        }
         let prepared = parallel::map(&sorted, options.workers, |_, image| {
             let slot = Slot::prepare(cluster, image, options, &config, &reserve);
             progress.tick();
@@ -281,7 +291,9 @@ impl GroupFence {
             slots: prepared.into_iter().filter_map(Result::ok).collect(),
             quiesce_request: None,
             fence_timeout: options.fence_timeout,
-            next_reserve: next_reserve.take(),
+            next_reserve,
+            leftover: Vec::new(),
+            wait_for_refill: !(covered && reserve.covers(&image_pools, 2)),
         };
         if let Some(e) = error {
             return Err(e);
@@ -293,16 +305,33 @@ impl GroupFence {
                 unfenced.join(", ")
             );
         }
+        group.leftover = reserve.into_ids();
         if keeps_reserve && group.next_reserve.is_none() {
             let pools: Vec<i64> = group.slots.iter().filter(|s| s.fenceable).map(|s| s.data_pool.pool_id()).collect();
-            group.next_reserve = Some(spawn_allocation(cluster, pools, options.workers));
+            let refill: Vec<i64> = pools.iter().chain(&pools).copied().collect();
+            group.next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
         }
         Ok(group)
     }
 
-    /// The ids allocated for the group's next snapshot (waits for the allocation).
+    /// The ids for the group's next snapshots: what this one left over, plus the refill.
+    /// When the leftover already covers the next snapshot, a refill still running is not
+    /// waited for (its ids are never used: harmless, see `docs/FENCING.md`).
     pub(crate) fn take_next_reserve(&mut self) -> Vec<ReservedSnapId> {
-        self.next_reserve.take().and_then(|h| h.join().ok()).unwrap_or_default()
+        let mut ids = std::mem::take(&mut self.leftover);
+        if let Some(refill) = self.next_reserve.take() {
+            if self.wait_for_refill || refill.is_finished() {
+                ids.extend(refill.join().unwrap_or_default());
+            }
+        }
+        ids
+    }
+
+    /// Drops the refill without waiting and without handing any id on (failure paths).
+    fn unused_ids(&mut self) -> Vec<ReservedSnapId> {
+        let mut ids = std::mem::take(&mut self.leftover);
+        ids.extend(self.next_reserve.take().and_then(|h| h.join().ok()).unwrap_or_default());
+        ids
     }
 
     /// Every member with its name.
@@ -395,7 +424,7 @@ impl Drop for GroupFence {
     fn drop(&mut self) {
         self.release();
         // Not handed to the class (the snapshot failed): give the ids back.
-        let unused = self.take_next_reserve();
+        let unused = self.unused_ids();
         if !unused.is_empty() {
             let cluster = self.slots.first().map(|s| s.fence.cluster().clone());
             if let Some(cluster) = cluster {
@@ -418,15 +447,26 @@ impl Reserve {
         for id in ids {
             by_pool.entry(id.pool_id).or_default().push(id.snap_id);
         }
+        // Largest first, so that `take` hands out the smallest (oldest) ids.
+        by_pool.values_mut().for_each(|ids| ids.sort_unstable_by(|a, b| b.cmp(a)));
         Reserve(Mutex::new(by_pool))
     }
 
-    /// Whether it holds an id for every entry of `pools`.
-    fn covers(&self, pools: &[i64]) -> bool {
+    /// Whether it holds `times` ids for every entry of `pools`.
+    fn covers(&self, pools: &[i64], times: usize) -> bool {
         let by_pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let mut needed: HashMap<i64, usize> = HashMap::new();
-        pools.iter().for_each(|p| *needed.entry(*p).or_default() += 1);
+        pools.iter().for_each(|p| *needed.entry(*p).or_default() += times);
         needed.iter().all(|(pool, n)| by_pool.get(pool).is_some_and(|ids| ids.len() >= *n))
+    }
+
+    /// The ids nobody took.
+    fn into_ids(self) -> Vec<ReservedSnapId> {
+        let by_pool = self.0.into_inner().unwrap_or_else(PoisonError::into_inner);
+        by_pool
+            .into_iter()
+            .flat_map(|(pool_id, ids)| ids.into_iter().map(move |snap_id| ReservedSnapId { pool_id, snap_id }))
+            .collect()
     }
 
     fn take(&self, pool_id: i64) -> Option<u64> {
