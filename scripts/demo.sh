@@ -19,7 +19,7 @@ rbd_cg=$repo/target/release/rbd-cg
 
 run() { printf '\n$ rbd-cg %s\n' "$*"; "$rbd_cg" "$@"; }
 
-"$rbd_cg" rm demo-db >/dev/null 2>&1 || true
+"$rbd_cg" rm --force --no-progress demo-db >/dev/null 2>&1 || true
 "$rbd_cg" rm demo-web >/dev/null 2>&1 || true
 "$rbd_cg" rm demo-archive >/dev/null 2>&1 || true
 run create demo-db
@@ -31,7 +31,22 @@ run ls --format json
 printf '\n$ rados -p rbd listomapkeys cg_directory   # the directory, as stock tools see it\n'
 rados -p rbd listomapkeys cg_directory
 run rm demo-archive
-run rm demo-db
+
+printf '\n# members and a crash-consistent group snapshot\n'
+for image in demo-disk-1 demo-disk-2; do
+    rbd rm "rbd/$image" >/dev/null 2>&1 || true
+    printf '$ rbd create --size 64M rbd/%s\n' "$image"
+    rbd create --size 64M "rbd/$image"
+    run image add demo-db "rbd/$image"
+done
+run image ls demo-db
+run snap create --no-progress demo-db@before-upgrade
+run snap ls demo-db
+run snap info demo-db@before-upgrade
+printf '\n$ rbd snap ls rbd/demo-disk-1   # the member snapshot, as stock rbd sees it\n'
+rbd snap ls rbd/demo-disk-1
+run snap rollback --no-progress demo-db@before-upgrade
+run rm --force --no-progress demo-db
 run ls --format json
 
 cat <<TXT
