@@ -20,7 +20,7 @@
 use crate::class;
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
-use crate::fence::{wire, FenceMode, GroupFence, SnapCreateOptions};
+use crate::fence::{self, wire, FenceMode, GroupFence, SnapCreateOptions};
 use crate::groups::{new_group_id, Groups};
 use crate::parallel;
 use crate::progress::Progress;
@@ -688,13 +688,7 @@ fn image_name(cluster: &Cluster, image: &ImageRef) -> Result<Option<String>> {
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    match ioctx.exec_read("rbd_directory", "rbd", "dir_get_name", &wire::string_request(&image.image_id)) {
-        Ok(reply) => wire::decode_string(&reply)
-            .map(Some)
-            .map_err(|e| Error::new(format!("rbd_directory name of image {}: {e}", image.image_id), libc::EIO)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    fence::directory_name(&ioctx, &image.image_id)
 }
 
 /// Whether image snapshot `snap_id` exists on `image` and is named `snap_name`.

@@ -220,12 +220,21 @@ fn inspect(ioctx: &IoCtx, image: &ImageRef) -> Result<(Option<String>, u64, i64)
         -1 => image.pool_id,
         pool => pool,
     };
-    let name = match ioctx.exec_read("rbd_directory", "rbd", "dir_get_name", &wire::string_request(&image.image_id)) {
-        Ok(reply) => wire::decode_string(&reply).ok(),
-        Err(e) if e.is_not_found() => None, // in the trash: still an image
-        Err(e) => return Err(e.into()),
-    };
+    // No name (an image in the trash) is still an image to snapshot.
+    let name = directory_name(ioctx, &image.image_id)?;
     Ok((name, features, data_pool))
+}
+
+/// The name of image `image_id` in `ioctx`'s `rbd_directory` (`cls_rbd.dir_get_name`);
+/// `None` when the directory has no such image (deleted, or in the trash).
+pub(crate) fn directory_name(ioctx: &IoCtx, image_id: &str) -> Result<Option<String>> {
+    match ioctx.exec_read("rbd_directory", "rbd", "dir_get_name", &wire::string_request(image_id)) {
+        Ok(reply) => wire::decode_string(&reply)
+            .map(Some)
+            .map_err(|e| Error::new(format!("rbd_directory name of image {image_id}: {e}"), libc::EIO)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `pool/[namespace/]image` of a member, for messages.
