@@ -10,6 +10,7 @@ PACKAGES=(
     rados-objclass-dev libradospp-dev               # class: rados/objclass.h and the buffer.h it includes
     libclang-dev clang                              # bindgen
     python3-rados python3-rbd                       # independent librbd clients in tests
+    python3-venv python3-pip                        # target/pyenv: the binding and the Cinder driver (scripts/pyenv.sh)
     g++ pkg-config
 )
 
