@@ -16,6 +16,7 @@
 //! ```
 
 pub mod class;
+pub mod clone;
 pub mod error;
 pub mod faults;
 pub mod fence;
