@@ -7,7 +7,7 @@
 //! (in the OSD build) the `extern "C"` trampoline the OSD calls. Unit tests run the very
 //! same `invoke` functions against [`crate::store::MemStore`].
 
-use crate::handlers::{backrefs, directory, header, id_object, members, snapshots, version};
+use crate::handlers::{backrefs, clone, directory, header, id_object, members, snapshots, version};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{self as m, Access, ReadMethod, WriteMethod};
 use rbd_cg_contract::{decode, encode, CgError, Versioned};
@@ -130,6 +130,9 @@ method_table! {
     read  m::SNAP_LIST          => snapshots::list,
     read  m::SNAP_RESERVE_GET   => snapshots::reserve_get,
     write m::SNAP_RESERVE_PUT   => snapshots::reserve_put,
+    write m::CLONE_BEGIN        => clone::begin,
+    read  m::CLONE_GET          => clone::get,
+    write m::CLONE_FINISH       => clone::finish,
     #[cfg(feature = "fault-injection")]
     read  m::TEST_PANIC         => version::test_panic,
 }

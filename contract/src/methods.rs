@@ -7,6 +7,7 @@
 //! the class registers from these constants and the client calls through them.
 
 use crate::records::{
+    ClonePlan,
     DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord, SnapIdReserve, SnapInProgress,
     SnapshotRecord,
 };
@@ -347,6 +348,16 @@ pub struct SnapReservePutRequest {
 }
 versioned!(SnapReservePutRequest, "SnapReservePutRequest", 1, 1, 128 * 1024 + 256);
 
+/// Records `plan` on group `group_id`'s header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneBeginRequest {
+    /// The group being built.
+    pub group_id: String,
+    /// What the clone makes.
+    pub plan: ClonePlan,
+}
+versioned!(CloneBeginRequest, "CloneBeginRequest", 1, 1, 8 * 1024 * 1024 + 256);
+
 /// Names one snapshot of group `group_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapRequest {
@@ -429,6 +440,14 @@ pub const SNAP_RESERVE_GET: ReadMethod<Empty, SnapIdReserve> = ReadMethod::new("
 /// with `snap_create_finish`, so every reserved id reaches exactly one snapshot attempt.
 pub const SNAP_RESERVE_PUT: WriteMethod<SnapReservePutRequest> = WriteMethod::new("snap_reserve_put");
 
+/// Records the plan of a clone on the (new, empty) group's header. Repeating it with the
+/// same plan succeeds; another plan is `EEXIST`; a group with members or snapshots is `EBUSY`.
+pub const CLONE_BEGIN: WriteMethod<CloneBeginRequest> = WriteMethod::new("clone_begin");
+/// The clone plan recorded on the header (`ENOENT` when none).
+pub const CLONE_GET: ReadMethod<IdRequest, ClonePlan> = ReadMethod::new("clone_get");
+/// Drops the clone plan (the clone is finished or undone). Repeating it succeeds.
+pub const CLONE_FINISH: WriteMethod<IdRequest> = WriteMethod::new("clone_finish");
+
 /// Every method the class registers in a normal build, with its access.
 pub const ALL_METHODS: &[(&str, Access)] = &[
     (GET_VERSION.name, Access::Read),
@@ -467,4 +486,7 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (SNAP_LIST.name, Access::Read),
     (SNAP_RESERVE_GET.name, Access::Read),
     (SNAP_RESERVE_PUT.name, Access::Write),
+    (CLONE_BEGIN.name, Access::Write),
+    (CLONE_GET.name, Access::Read),
+    (CLONE_FINISH.name, Access::Write),
 ];

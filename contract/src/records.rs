@@ -214,3 +214,34 @@ pub struct SnapInProgress {
     pub operation: SnapOperation,
 }
 versioned!(SnapInProgress, "SnapInProgress", 1, 1, 64);
+
+/// One image a clone makes: an RBD clone of one member snapshot of the source group
+/// snapshot, created in the source image's pool and namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneImagePlan {
+    /// The source member image.
+    pub source: ImageRef,
+    /// Id of its member snapshot (the clone's parent snapshot).
+    pub source_snap_id: u64,
+    /// Name of that member snapshot.
+    pub source_snap_name: String,
+    /// Name of the clone.
+    pub name: String,
+}
+
+/// Header omap value under `clone_plan`: what a `clone` building this group makes, so a
+/// rerun or `repair` can finish it and `rm --force` can undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClonePlan {
+    /// The group the snapshot belongs to.
+    pub source_group: GroupRef,
+    /// The group snapshot's id.
+    pub source_snap_id: String,
+    /// The group snapshot's name (for messages).
+    pub source_snap_name: String,
+    /// RBD clone format, 1 (parent snapshots protected) or 2.
+    pub clone_format: u8,
+    /// One entry per member of the snapshot, at most `MAX_GROUP_MEMBERS`.
+    pub images: Vec<CloneImagePlan>,
+}
+versioned!(ClonePlan, "ClonePlan", 1, 1, 8 * 1024 * 1024);

@@ -33,6 +33,7 @@ use rbd_cg_contract::methods::{
     SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
     SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
 };
+use rbd_cg_contract::methods::{CloneBeginRequest, CLONE_BEGIN, CLONE_FINISH, CLONE_GET};
 use rbd_cg_contract::methods::{SnapReservePutRequest, SNAP_RESERVE_GET, SNAP_RESERVE_PUT};
 use rbd_cg_contract::names::{backref_key, image_header_object, member_key};
 use rbd_cg_contract::names::{
@@ -546,6 +547,9 @@ fn method_names_and_access() {
         ("snap_list", Access::Read),
         ("snap_reserve_get", Access::Read),
         ("snap_reserve_put", Access::Write),
+        ("clone_begin", Access::Write),
+        ("clone_get", Access::Read),
+        ("clone_finish", Access::Write),
     ];
     assert_eq!(ALL_METHODS, expected);
     assert_eq!(TEST_PANIC.name, "test_panic");
@@ -611,6 +615,9 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         read::<SnapListRequest, SnapListReply>(&SNAP_LIST),
         read::<Empty, SnapIdReserve>(&SNAP_RESERVE_GET),
         write::<SnapReservePutRequest>(&SNAP_RESERVE_PUT),
+        write::<CloneBeginRequest>(&CLONE_BEGIN),
+        read::<IdRequest, rbd_cg_contract::records::ClonePlan>(&CLONE_GET),
+        write::<IdRequest>(&CLONE_FINISH),
     ];
     assert_eq!(&descriptors[..], ALL_METHODS);
     let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
@@ -866,4 +873,47 @@ fn snapshot_keys_and_image_snapshot_names() {
     for key in [snap_name_key("x"), NEXT_SNAP_SEQ_KEY.into(), SNAPSHOT_IN_PROGRESS_KEY.into()] {
         assert!(!key.starts_with("snap_"), "{key}");
     }
+}
+
+// ---- clones --------------------------------------------------------------------------------
+
+#[test]
+fn clone_plan() {
+    use rbd_cg_contract::names::{CLONE_PLAN_KEY, MAX_IMAGE_NAME_LEN};
+    use rbd_cg_contract::records::{CloneImagePlan, ClonePlan};
+    assert_eq!((CLONE_PLAN_KEY, MAX_IMAGE_NAME_LEN), ("clone_plan", 1024));
+    let plan = ClonePlan {
+        source_group: GroupRef { pool_id: 1, namespace: String::new(), group_id: ID.into() },
+        source_snap_id: "5a".into(),
+        source_snap_name: "s".into(),
+        clone_format: 2,
+        images: vec![CloneImagePlan {
+            source: image_ref(),
+            source_snap_id: 0x1c,
+            source_snap_name: ".x".into(),
+            name: "c".into(),
+        }],
+    };
+    // GroupRef 8 + 8 + 24 = 40; snap id 10; snap name 9; format 1 (u8); images: count 8 +
+    // ImageRef 30 + snap id 8 + snap name 10 + name 9 = 65 -> 40 + 10 + 9 + 1 + 65 = 125 = 0x7d
+    let payload = bytes(&[
+        &u64le(1),
+        &string(""),
+        &string(ID),
+        &string("5a"),
+        &string("s"),
+        &[0x02],
+        &u64le(1),
+        &image_ref_bytes(),
+        &u64le(0x1c),
+        &string(".x"),
+        &string("c"),
+    ]);
+    assert_eq!(payload.len(), 0x7d);
+    golden(&plan, &bytes(&[&[0x01, 0x01, 0x7d, 0x00, 0x00, 0x00], &payload]));
+    // CloneBeginRequest: group_id (24) then the plan (125) = 149 = 0x95
+    let request = CloneBeginRequest { group_id: ID.into(), plan: plan.clone() };
+    golden(&request, &bytes(&[&[0x01, 0x01, 0x95, 0x00, 0x00, 0x00], &string(ID), &payload]));
+    assert_eq!(envelope_of::<ClonePlan>(), ("ClonePlan", 1, 1, 8 * 1024 * 1024));
+    assert_eq!(envelope_of::<CloneBeginRequest>(), ("CloneBeginRequest", 1, 1, 8 * 1024 * 1024 + 256));
 }

@@ -93,6 +93,9 @@ pub fn begin_remove(store: &mut dyn ObjectStore, req: IdRequest) -> Result<(), C
             header.member_count, header.snapshot_count
         )));
     }
+    if super::clone::plan(store)?.is_some() {
+        return Err(CgError::Busy("group is being cloned: finish or undo the clone first".into()));
+    }
     header.state = HeaderState::Removing;
     save_data(store, &header)
 }

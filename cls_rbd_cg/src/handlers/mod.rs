@@ -5,6 +5,7 @@
 //! (idempotence), so an interrupted client sequence can simply be rerun.
 
 pub mod backrefs;
+pub mod clone;
 pub mod directory;
 pub mod header;
 pub mod id_object;

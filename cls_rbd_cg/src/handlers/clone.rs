@@ -1,0 +1,195 @@
+//! Clone plans, in `cg_header.<id>`'s omap under `clone_plan`.
+//!
+//! `clone` builds a new group whose members are RBD clones of another group snapshot's
+//! member snapshots. That spans many objects (a clone and a back-reference per member),
+//! so the client first records the whole plan on the new group's header: a rerun or
+//! `repair` then knows exactly which images to finish making, and `rm --force` exactly
+//! which images to undo. The plan may only be recorded on an empty group (the clone
+//! creates it), and the group cannot be removed while the plan is there — undoing a
+//! clone drops the plan only after its images are gone.
+
+use super::header::{load as header, load_active};
+use super::members::validate_image;
+use crate::store::load_key;
+use crate::ObjectStore;
+use rbd_cg_contract::methods::{CloneBeginRequest, IdRequest};
+use rbd_cg_contract::names::{
+    validate_group_id, validate_image_name, validate_location, CLONE_PLAN_KEY, MAX_GROUP_MEMBERS, MAX_SNAP_NAME_LEN,
+};
+use rbd_cg_contract::records::ClonePlan;
+use rbd_cg_contract::{encode, CgError};
+use std::collections::BTreeSet;
+
+/// The plan recorded on this header, if any.
+pub(crate) fn plan(store: &dyn ObjectStore) -> Result<Option<ClonePlan>, CgError> {
+    load_key(store, CLONE_PLAN_KEY)
+}
+
+fn validate_plan(plan: &ClonePlan) -> Result<(), CgError> {
+    let source = &plan.source_group;
+    validate_location(source.pool_id, &source.namespace)?;
+    validate_group_id(&source.group_id)?;
+    validate_group_id(&plan.source_snap_id)?;
+    if plan.source_snap_name.is_empty() || plan.source_snap_name.len() > MAX_SNAP_NAME_LEN {
+        return Err(CgError::InvalidArgument("bad source snapshot name".into()));
+    }
+    if !matches!(plan.clone_format, 1 | 2) {
+        return Err(CgError::InvalidArgument(format!("clone format {} is neither 1 nor 2", plan.clone_format)));
+    }
+    if plan.images.len() > MAX_GROUP_MEMBERS as usize {
+        return Err(CgError::OutOfRange(format!("{} images, more than {MAX_GROUP_MEMBERS}", plan.images.len())));
+    }
+    let mut sources = BTreeSet::new();
+    let mut targets = BTreeSet::new();
+    for image in &plan.images {
+        validate_image(&image.source)?;
+        validate_image_name(&image.name)?;
+        if image.source_snap_id == 0 || image.source_snap_name.is_empty() || image.source_snap_name.len() > 1024 {
+            return Err(CgError::InvalidArgument(format!("bad parent snapshot of {}", image.name)));
+        }
+        if !sources.insert(&image.source) {
+            return Err(CgError::InvalidArgument(format!("image {} is planned twice", image.source.image_id)));
+        }
+        if !targets.insert((image.source.pool_id, &image.source.namespace, &image.name)) {
+            return Err(CgError::InvalidArgument(format!("two clones would be named {:?}", image.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Records the plan on an empty group; the same plan again succeeds.
+pub fn begin(store: &mut dyn ObjectStore, req: CloneBeginRequest) -> Result<(), CgError> {
+    validate_plan(&req.plan)?;
+    let header = load_active(store, &req.group_id)?;
+    match plan(store)? {
+        Some(existing) if existing == req.plan => Ok(()),
+        Some(_) => Err(CgError::Exists(format!("group {} is being cloned from another plan", req.group_id))),
+        None if header.member_count > 0 || header.snapshot_count > 0 => Err(CgError::Busy(format!(
+            "group {} already has {} members and {} snapshots",
+            req.group_id, header.member_count, header.snapshot_count
+        ))),
+        None => store.omap_set(&[(CLONE_PLAN_KEY, &encode(&req.plan)?)]),
+    }
+}
+
+/// The recorded plan; `ENOENT` when there is none.
+pub fn get(store: &mut dyn ObjectStore, req: IdRequest) -> Result<ClonePlan, CgError> {
+    header(store, &req.id)?;
+    plan(store)?.ok_or_else(|| CgError::NotFound(format!("group {} has no clone plan", req.id)))
+}
+
+/// Drops the plan; nothing to drop succeeds.
+pub fn finish(store: &mut dyn ObjectStore, req: IdRequest) -> Result<(), CgError> {
+    header(store, &req.id)?;
+    store.omap_remove(CLONE_PLAN_KEY)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::handlers::testing::Harness;
+    use rbd_cg_contract::methods::*;
+    use rbd_cg_contract::records::{CloneImagePlan, ClonePlan, GroupRef, ImageRef};
+
+    const HDR: &str = "cg_header.g2";
+
+    fn errno(r: Result<impl Sized, rbd_cg_contract::CgError>) -> i32 {
+        match r {
+            Ok(_) => 0,
+            Err(e) => e.errno(),
+        }
+    }
+    fn image(id: &str) -> ImageRef {
+        ImageRef { pool_id: 1, namespace: "".into(), image_id: id.into() }
+    }
+    fn plan(ids: &[&str]) -> ClonePlan {
+        ClonePlan {
+            source_group: GroupRef { pool_id: 1, namespace: "".into(), group_id: "g1".into() },
+            source_snap_id: "5a".into(),
+            source_snap_name: "s1".into(),
+            clone_format: 2,
+            images: ids
+                .iter()
+                .map(|id| CloneImagePlan {
+                    source: image(id),
+                    source_snap_id: 4,
+                    source_snap_name: ".rbd_cg.x".into(),
+                    name: format!("new-{id}"),
+                })
+                .collect(),
+        }
+    }
+    fn begin(plan: ClonePlan) -> CloneBeginRequest {
+        CloneBeginRequest { group_id: "g2".into(), plan }
+    }
+    fn harness() -> Harness {
+        let mut h = Harness::default();
+        h.write(HDR, &GROUP_CREATE, &GroupCreateRequest { id: "g2".into(), name: "copy".into(), created_ms: 1 })
+            .unwrap();
+        h
+    }
+    fn id() -> IdRequest {
+        IdRequest { id: "g2".into() }
+    }
+
+    #[test]
+    fn plan_lifecycle_is_idempotent_and_blocks_removal() {
+        let mut h = harness();
+        assert_eq!(errno(h.read(HDR, &CLONE_GET, &id())), libc::ENOENT);
+        h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a", "b"]))).unwrap();
+        h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a", "b"]))).unwrap();
+        assert_eq!(errno(h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a"])))), libc::EEXIST);
+        assert_eq!(h.read(HDR, &CLONE_GET, &id()).unwrap(), plan(&["a", "b"]));
+        // Members may join while the plan is there (the clone adds them)...
+        let add = MemberAddRequest { group_id: "g2".into(), image: image("c"), added_ms: 0, max_members: 10 };
+        h.write(HDR, &MEMBER_ADD_BEGIN, &add).unwrap();
+        h.write(HDR, &MEMBER_REMOVE_BEGIN, &MemberRequest { group_id: "g2".into(), image: image("c") }).unwrap();
+        h.write(HDR, &MEMBER_REMOVE_FINISH, &MemberRequest { group_id: "g2".into(), image: image("c") }).unwrap();
+        // ...but the group cannot go away under it.
+        assert_eq!(errno(h.write(HDR, &GROUP_BEGIN_REMOVE, &id())), libc::EBUSY);
+        h.write(HDR, &CLONE_FINISH, &id()).unwrap();
+        h.write(HDR, &CLONE_FINISH, &id()).unwrap();
+        assert_eq!(errno(h.read(HDR, &CLONE_GET, &id())), libc::ENOENT);
+        h.write(HDR, &GROUP_BEGIN_REMOVE, &id()).unwrap();
+    }
+
+    #[test]
+    fn plan_needs_an_empty_group() {
+        let mut h = harness();
+        let add = MemberAddRequest { group_id: "g2".into(), image: image("c"), added_ms: 0, max_members: 10 };
+        h.write(HDR, &MEMBER_ADD_BEGIN, &add).unwrap();
+        assert_eq!(errno(h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a"])))), libc::EBUSY);
+        assert_eq!(errno(h.write("cg_header.nope", &CLONE_BEGIN, &begin(plan(&["a"])))), libc::ENOENT);
+    }
+
+    #[test]
+    fn bad_plans_are_rejected_and_change_nothing() {
+        let mut h = harness();
+        let before = h.object(HDR);
+        let mut bad = Vec::new();
+        let mut p = plan(&["a"]);
+        p.clone_format = 3;
+        bad.push(p);
+        bad.push(plan(&["a", "a"]));
+        let mut p = plan(&["a", "b"]);
+        p.images[1].name = "new-a".into();
+        bad.push(p);
+        for name in ["", "a/b", "a@b", "a\nb"] {
+            let mut p = plan(&["a"]);
+            p.images[0].name = name.into();
+            bad.push(p);
+        }
+        let mut p = plan(&["a"]);
+        p.images[0].source_snap_id = 0;
+        bad.push(p);
+        let mut p = plan(&["a"]);
+        p.source_group.group_id = "NOT-AN-ID".into();
+        bad.push(p);
+        for p in bad {
+            assert_eq!(errno(h.write(HDR, &CLONE_BEGIN, &begin(p.clone()))), libc::EINVAL, "{p:?}");
+        }
+        let ids: Vec<String> = (0..=rbd_cg_contract::names::MAX_GROUP_MEMBERS).map(|i| format!("i{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert_eq!(errno(h.write(HDR, &CLONE_BEGIN, &begin(plan(&refs)))), libc::ERANGE);
+        assert_eq!(h.object(HDR), before);
+    }
+}
