@@ -98,10 +98,22 @@ const FUNCTIONS: &[&str] = &[
     "rbd_snap_list_end",
     "rbd_snap_remove",
     "rbd_snap_rollback_with_progress",
+    // group clones (src/clone.rs)
+    "rados_get_min_compatible_client",
+    "rbd_clone3",
+    "rbd_remove",
+    "rbd_get_parent",
+    "rbd_linked_image_spec_cleanup",
+    "rbd_snap_spec_cleanup",
+    "rbd_snap_is_protected",
+    "rbd_snap_protect",
+    "rbd_snap_unprotect",
+    "rbd_snap_remove2",
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.
-const VARS: &[&str] = &["RBD_FEATURE_.*", "RBD_FLAG_.*", "RBD_IMAGE_OPTION_.*", "LIBRADOS_OPERATION_.*"];
+const VARS: &[&str] =
+    &["RBD_FEATURE_.*", "RBD_FLAG_.*", "RBD_IMAGE_OPTION_.*", "RBD_SNAP_REMOVE_.*", "LIBRADOS_OPERATION_.*"];
 
 /// Prints a build error that says what to do, then stops the build.
 fn fail(msg: &str) -> ! {

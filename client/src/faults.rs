@@ -99,6 +99,12 @@ impl<'a> Steps<'a> {
         Steps { operation, done: 0, plan }
     }
 
+    /// Counts `count` steps as done without running them: a resumed sequence that starts
+    /// in the middle keeps the step numbers of the full one.
+    pub(crate) fn skip(&mut self, count: u32) {
+        self.done += count;
+    }
+
     /// Runs the next step; `what` names it in errors.
     pub(crate) fn run<T>(&mut self, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
         let started = std::time::Instant::now();

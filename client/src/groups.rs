@@ -117,7 +117,7 @@ pub struct Groups {
     pub(crate) progress: Progress,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -211,6 +211,12 @@ impl Groups {
         let id = match self.dir_entry(name).map_err(|e| e.context(context()))? {
             None => new_group_id()?,
             Some(DirEntry { id, state: DirState::Creating }) => {
+                if self.clone_plan(&id).map_err(|e| e.context(context()))?.is_some() {
+                    return Err(Error::new(format!("{}: an interrupted clone is building it", context()), libc::EBUSY)
+                        .with_hint(
+                            "Rerun that `rbd-cg clone` or `rbd-cg repair` it to finish, `rm --force` to undo.",
+                        ));
+                }
                 log::info!("resuming the interrupted creation of {}", self.spec(name));
                 id
             }
@@ -237,7 +243,7 @@ impl Groups {
 
     /// `id_create` on `cg_id.<name>`, replacing a stale object left by a lost race: one
     /// whose id the directory does not know.
-    fn create_id_object(&self, name: &str, id: &str) -> Result<()> {
+    pub(crate) fn create_id_object(&self, name: &str, id: &str) -> Result<()> {
         let create = || class::write(&self.ioctx, &id_object(name), &ID_CREATE, &IdRequest { id: id.into() });
         match create() {
             Err(e) if e.errno() == libc::EEXIST => {
@@ -405,6 +411,18 @@ impl Groups {
         if !matches!(entry.state, DirState::Ready | DirState::Creating) {
             return Err(self.busy(name, &entry.state).context(context()));
         }
+        if entry.state == DirState::Creating {
+            if let Some(plan) = self.clone_plan(&entry.id).map_err(|e| e.context(context()))? {
+                if !force {
+                    return Err(Error::new(format!("{}: an interrupted clone is building it", context()), libc::EBUSY)
+                        .with_hint(
+                            "`rm --force` undoes the clone (deleting the clones it made); rerunning that \
+                                    `rbd-cg clone` or `rbd-cg repair` finishes it.",
+                        ));
+                }
+                self.undo_clone(&entry.id, &plan).map_err(|e| e.context(context()))?;
+            }
+        }
         if force && self.header(&entry.id)?.is_some() {
             self.remove_all_snapshots(&entry.id).map_err(|e| e.context(context()))?;
             self.remove_all_images(&entry.id).map_err(|e| e.context(context()))?;
@@ -467,9 +485,25 @@ impl Groups {
                     self.remove_steps(name, &entry.id)
                 })?
             }
-            DirState::Creating => act(format!("creation of {name:?} was interrupted: completing it"), &|| {
-                self.create_steps(name, &entry.id)
-            })?,
+            DirState::Creating => match self.clone_plan(&entry.id).map_err(|e| e.context(context()))? {
+                Some(plan) => act(
+                    format!(
+                        "clone of {}@{} into {name:?} was interrupted: completing it",
+                        plan.source_group.group_id, plan.source_snap_name
+                    ),
+                    &|| self.finish_clone(name, &entry.id, &plan).map(drop),
+                )?,
+                None if self.header(&entry.id)?.is_none() => act(
+                    format!(
+                        "creation of {name:?} was interrupted before anything but its name was written: completing \
+                         it as an empty group (if it was a `clone`, `rm` it and run the clone again)"
+                    ),
+                    &|| self.create_steps(name, &entry.id),
+                )?,
+                None => act(format!("creation of {name:?} was interrupted: completing it"), &|| {
+                    self.create_steps(name, &entry.id)
+                })?,
+            },
             DirState::RenamingTo(new) => {
                 act(format!("rename of {name:?} to {new:?} was interrupted: completing it"), &|| {
                     finish_rename(name, new)

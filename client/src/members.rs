@@ -106,7 +106,7 @@ impl Groups {
             .map_err(|e| e.context(format!("adding image {spec} to group {}", self.spec(group))))
     }
 
-    fn add_steps(&self, group_id: &str, image: &ImageRef, max_members: u32) -> Result<()> {
+    pub(crate) fn add_steps(&self, group_id: &str, image: &ImageRef, max_members: u32) -> Result<()> {
         let header = header_object(group_id);
         let member = MemberRequest { group_id: group_id.into(), image: image.clone() };
         let mut steps = Steps::new("image-add", &self.faults);

@@ -136,6 +136,66 @@ impl Drop for ImageOptions {
     }
 }
 
+/// Clones `parent_name@snap_name` (in `parent_ioctx`) as image `name` in `ioctx`, with
+/// RBD clone `format` 1 (the snapshot must be protected) or 2. The clone gets the
+/// parent's features. `EEXIST` if `name` exists.
+pub fn image_clone(
+    parent_ioctx: &IoCtx,
+    parent_name: &str,
+    snap_name: &str,
+    ioctx: &IoCtx,
+    name: &str,
+    format: u64,
+) -> RadosResult<()> {
+    let what = || format!("rbd_clone3({parent_name}@{snap_name} -> {name})");
+    let c_parent = cstring(parent_name, what)?;
+    let c_snap = cstring(snap_name, what)?;
+    let c_name = cstring(name, what)?;
+    let mut opts = ImageOptions::new();
+    opts.set_u64(sys::RBD_IMAGE_OPTION_CLONE_FORMAT, format, "rbd_image_options_set_uint64(clone_format)")?;
+    // SAFETY: valid io contexts; the strings are NUL-terminated; `opts` is live; librbd
+    // copies what it needs.
+    let ret = unsafe {
+        sys::rbd_clone3(
+            parent_ioctx.as_raw(),
+            c_parent.as_ptr(),
+            c_snap.as_ptr(),
+            ioctx.as_raw(),
+            c_name.as_ptr(),
+            opts.0,
+        )
+    };
+    check(ret, what).map(drop)
+}
+
+/// Removes image `name` (`ENOENT` if absent, `ENOTEMPTY` while it has snapshots, `EBUSY`
+/// while another client has it open).
+pub fn image_remove(ioctx: &IoCtx, name: &str) -> RadosResult<()> {
+    let what = || format!("rbd_remove({name})");
+    let c_name = cstring(name, what)?;
+    // SAFETY: valid ioctx; `c_name` NUL-terminated.
+    let ret = unsafe { sys::rbd_remove(ioctx.as_raw(), c_name.as_ptr()) };
+    check(ret, what).map(drop)
+}
+
+/// The parent of a clone: image and snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentSpec {
+    /// Pool of the parent image.
+    pub pool_id: i64,
+    /// Its RBD namespace.
+    pub namespace: String,
+    /// Its image id.
+    pub image_id: String,
+    /// The parent snapshot's id.
+    pub snap_id: u64,
+}
+
+/// A `librbd_progress_fn_t` for calls whose progress nobody watches.
+unsafe extern "C" fn no_progress(_offset: u64, _total: u64, _arg: *mut c_void) -> c_int {
+    0
+}
+
 /// Creates a format-2 image `name` of `size` bytes with `features` (`None`: the cluster's
 /// `rbd_default_features`, as `rbd create` does). `EEXIST` if it exists.
 pub fn image_create(ioctx: &IoCtx, name: &str, size: u64, features: Option<u64>) -> RadosResult<()> {
@@ -362,13 +422,97 @@ impl Image {
         check(ret, what).map(drop)
     }
 
-    /// Removes snapshot `name` (`ENOENT` if absent).
+    /// Removes snapshot `name` (`ENOENT` if absent), unprotecting it first if it is
+    /// protected (`EBUSY` when clone-v1 children still depend on it). A snapshot with
+    /// clone-v2 children moves to the image's trash namespace (librbd's rule) and goes
+    /// away with its last child.
     pub fn snap_remove(&mut self, name: &str) -> RadosResult<()> {
-        let what = || format!("rbd_snap_remove({name})");
+        let what = || format!("rbd_snap_remove2({name})");
+        let c_name = cstring(name, what)?;
+        // SAFETY: open image; `c_name` NUL-terminated; the progress callback ignores its
+        // (null) argument and is a plain function.
+        let ret = unsafe {
+            sys::rbd_snap_remove2(
+                self.raw,
+                c_name.as_ptr(),
+                sys::RBD_SNAP_REMOVE_UNPROTECT,
+                Some(no_progress),
+                ptr::null_mut(),
+            )
+        };
+        check(ret, what).map(drop)
+    }
+
+    /// Whether snapshot `name` is protected (`ENOENT` if absent).
+    pub fn snap_is_protected(&self, name: &str) -> RadosResult<bool> {
+        let what = || format!("rbd_snap_is_protected({name})");
+        let c_name = cstring(name, what)?;
+        let mut protected: c_int = 0;
+        // SAFETY: open image; `c_name` NUL-terminated; `protected` a live out-pointer.
+        let ret = unsafe { sys::rbd_snap_is_protected(self.raw, c_name.as_ptr(), &mut protected) };
+        check(ret, what)?;
+        Ok(protected != 0)
+    }
+
+    /// Protects snapshot `name` (needed before a clone-v1 child is made); already
+    /// protected is fine.
+    pub fn snap_protect(&mut self, name: &str) -> RadosResult<()> {
+        if self.snap_is_protected(name)? {
+            return Ok(());
+        }
+        let what = || format!("rbd_snap_protect({name})");
         let c_name = cstring(name, what)?;
         // SAFETY: open image; `c_name` NUL-terminated.
-        let ret = unsafe { sys::rbd_snap_remove(self.raw, c_name.as_ptr()) };
-        check(ret, what).map(drop)
+        let ret = unsafe { sys::rbd_snap_protect(self.raw, c_name.as_ptr()) };
+        match check(ret, what) {
+            Err(e) if e.errno == libc::EBUSY => Ok(()), // protected meanwhile
+            other => other.map(drop),
+        }
+    }
+
+    /// Unprotects snapshot `name`: `EBUSY` while clone-v1 children depend on it;
+    /// not protected is fine.
+    pub fn snap_unprotect(&mut self, name: &str) -> RadosResult<()> {
+        if !self.snap_is_protected(name)? {
+            return Ok(());
+        }
+        let what = || format!("rbd_snap_unprotect({name})");
+        let c_name = cstring(name, what)?;
+        // SAFETY: open image; `c_name` NUL-terminated.
+        let ret = unsafe { sys::rbd_snap_unprotect(self.raw, c_name.as_ptr()) };
+        match check(ret, what) {
+            Err(e) if e.errno == libc::EINVAL => Ok(()), // unprotected meanwhile
+            other => other.map(drop),
+        }
+    }
+
+    /// The parent of a clone: `None` for an image that is not a clone.
+    pub fn parent(&self) -> RadosResult<Option<ParentSpec>> {
+        let what = || "rbd_get_parent".to_owned();
+        // SAFETY: both are plain C structs for which all-zero (null pointers) is valid.
+        let mut image: sys::rbd_linked_image_spec_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut snap: sys::rbd_snap_spec_t = unsafe { std::mem::zeroed() };
+        // SAFETY: open image; both out-structs are live; on success librbd fills them with
+        // strdup()ed strings that the cleanup calls below free.
+        let ret = unsafe { sys::rbd_get_parent(self.raw, &mut image, &mut snap) };
+        if ret == -libc::ENOENT {
+            return Ok(None);
+        }
+        check(ret, what)?;
+        // SAFETY: librbd set these to NUL-terminated strings (or NULL), freed only below.
+        let namespace = unsafe { owned_string(image.pool_namespace, what) };
+        // SAFETY: as above.
+        let image_id = unsafe { owned_string(image.image_id, what) };
+        let parent = (|| {
+            Ok(ParentSpec { pool_id: image.pool_id, namespace: namespace?, image_id: image_id?, snap_id: snap.id })
+        })();
+        // SAFETY: frees what rbd_get_parent allocated, once; the strings were copied.
+        unsafe {
+            sys::rbd_linked_image_spec_cleanup(&mut image);
+            sys::rbd_snap_spec_cleanup(&mut snap);
+        }
+        parent.map(Some)
     }
 
     /// Snapshots of the image, in librbd's order (by id).

@@ -433,7 +433,49 @@ impl Groups {
         let context = || format!("removing group snapshot {}@{name}", self.spec(group));
         let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
+        if record.state == SnapshotState::Complete {
+            self.unprotect_member_snapshots(&entry.id, &record).map_err(|e| e.context(context()))?;
+        }
         self.snap_remove_steps(&entry.id, &record).map_err(|e| e.context(context()))
+    }
+
+    /// Before a removal begins: member snapshots protected for clone-v1 children (by `clone`
+    /// or by hand) are unprotected, so the removal cannot stop half-way on one that still
+    /// has children. If any has, the ones unprotected here are protected again and the
+    /// removal is refused with `EBUSY`, nothing changed.
+    fn unprotect_member_snapshots(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let cluster = &self.cluster;
+        // Per member: Ok(true) if this call unprotected it.
+        let results = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<bool> {
+            let mut image = match open_member(cluster, &member.image) {
+                Err(e) if e.is_not_found() => return Ok(false),
+                other => other?,
+            };
+            match image.snap_is_protected(&snap_name) {
+                Ok(true) => image.snap_unprotect(&snap_name).map(|()| true).map_err(Error::from),
+                Ok(false) => Ok(false),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        });
+        let Some(failure) = results.iter().find_map(|r| r.as_ref().err().cloned()) else { return Ok(()) };
+        for (member, result) in record.members.iter().zip(&results) {
+            if matches!(result, Ok(true)) {
+                if let Err(e) = open_member(cluster, &member.image)
+                    .and_then(|mut image| image.snap_protect(&snap_name).map_err(Error::from))
+                {
+                    log::warn!("could not protect {snap_name} of image {} again: {e}", member.image.image_id);
+                }
+            }
+        }
+        Err(match failure.errno() {
+            libc::EBUSY => failure.with_hint(
+                "A member snapshot still has clone-v1 children (e.g. from `rbd-cg clone`): flatten \
+                 (`rbd flatten`) or remove them first.",
+            ),
+            _ => failure,
+        })
     }
 
     fn snap_remove_steps(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
@@ -628,6 +670,13 @@ impl Groups {
         }
         Ok(findings)
     }
+}
+
+/// Opens a member image read-write by id.
+fn open_member(cluster: &Cluster, image: &ImageRef) -> Result<Image> {
+    let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
+    ioctx.set_namespace(&image.namespace)?;
+    Ok(Image::open_by_id(&ioctx, &image.image_id)?)
 }
 
 /// Snapshots one image through librbd (a rerun finding it already there is fine).

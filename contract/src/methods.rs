@@ -7,9 +7,8 @@
 //! the class registers from these constants and the client calls through them.
 
 use crate::records::{
-    ClonePlan,
-    DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord, SnapIdReserve, SnapInProgress,
-    SnapshotRecord,
+    ClonePlan, DirEntry, DirIdEntry, GroupHeader, GroupIdRecord, GroupRef, ImageRef, MemberRecord, SnapIdReserve,
+    SnapInProgress, SnapshotRecord,
 };
 use crate::versioned;
 use serde::{Deserialize, Serialize};
@@ -348,11 +347,16 @@ pub struct SnapReservePutRequest {
 }
 versioned!(SnapReservePutRequest, "SnapReservePutRequest", 1, 1, 128 * 1024 + 256);
 
-/// Records `plan` on group `group_id`'s header.
+/// Creates group `group_id`'s header (as `group_create` would, if it is not there yet)
+/// and records `plan` on it, in one atomic step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloneBeginRequest {
     /// The group being built.
     pub group_id: String,
+    /// Its name.
+    pub name: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: u64,
     /// What the clone makes.
     pub plan: ClonePlan,
 }
@@ -440,8 +444,9 @@ pub const SNAP_RESERVE_GET: ReadMethod<Empty, SnapIdReserve> = ReadMethod::new("
 /// with `snap_create_finish`, so every reserved id reaches exactly one snapshot attempt.
 pub const SNAP_RESERVE_PUT: WriteMethod<SnapReservePutRequest> = WriteMethod::new("snap_reserve_put");
 
-/// Records the plan of a clone on the (new, empty) group's header. Repeating it with the
-/// same plan succeeds; another plan is `EEXIST`; a group with members or snapshots is `EBUSY`.
+/// Creates the new group's header with the plan of a clone, or records the plan on that
+/// header if it exists and is empty. Repeating it with the same plan succeeds; another plan
+/// or another group's header is `EEXIST`; a group with members or snapshots is `EBUSY`.
 pub const CLONE_BEGIN: WriteMethod<CloneBeginRequest> = WriteMethod::new("clone_begin");
 /// The clone plan recorded on the header (`ENOENT` when none).
 pub const CLONE_GET: ReadMethod<IdRequest, ClonePlan> = ReadMethod::new("clone_get");

@@ -186,6 +186,28 @@ pub fn validate_snap_name(name: &str) -> Result<(), CgError> {
     })
 }
 
+// ---- clones ------------------------------------------------------------------------
+
+/// Header omap key (not under `snap_` or `member_`): the plan of a `clone` that is building
+/// this group from another group's snapshot (value `ClonePlan`). Present only until the
+/// clone is finished or undone; `group_begin_remove` refuses while it is there.
+pub const CLONE_PLAN_KEY: &str = "clone_plan";
+/// Longest image name a clone plan may give, in bytes.
+pub const MAX_IMAGE_NAME_LEN: usize = 1024;
+
+/// Checks an RBD image name: 1..=1024 bytes, no `/`, `@`, NUL or control characters.
+pub fn validate_image_name(name: &str) -> Result<(), CgError> {
+    if name.is_empty()
+        || name.len() > MAX_IMAGE_NAME_LEN
+        || name.chars().any(|c| c == '/' || c == '@' || c.is_control())
+    {
+        return Err(CgError::InvalidArgument(format!(
+            "image name {name:?} must be 1 to {MAX_IMAGE_NAME_LEN} bytes without '/', '@' or control characters"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,26 +237,4 @@ mod tests {
         assert_eq!(dir_name_key("db"), "name_db");
         assert_eq!(dir_id_key("abc"), "id_abc");
     }
-}
-
-// ---- clones ------------------------------------------------------------------------
-
-/// Header omap key (not under `snap_` or `member_`): the plan of a `clone` that is building
-/// this group from another group's snapshot (value `ClonePlan`). Present only until the
-/// clone is finished or undone; `group_begin_remove` refuses while it is there.
-pub const CLONE_PLAN_KEY: &str = "clone_plan";
-/// Longest image name a clone plan may give, in bytes.
-pub const MAX_IMAGE_NAME_LEN: usize = 1024;
-
-/// Checks an RBD image name: 1..=1024 bytes, no `/`, `@`, NUL or control characters.
-pub fn validate_image_name(name: &str) -> Result<(), CgError> {
-    if name.is_empty()
-        || name.len() > MAX_IMAGE_NAME_LEN
-        || name.chars().any(|c| c == '/' || c == '@' || c.is_control())
-    {
-        return Err(CgError::InvalidArgument(format!(
-            "image name {name:?} must be 1 to {MAX_IMAGE_NAME_LEN} bytes without '/', '@' or control characters"
-        )));
-    }
-    Ok(())
 }

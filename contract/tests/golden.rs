@@ -28,12 +28,12 @@ use rbd_cg_contract::methods::{
     IMAGE_GROUP_LINK, IMAGE_GROUP_LIST, IMAGE_GROUP_UNLINK, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST,
     MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
 };
+use rbd_cg_contract::methods::{CloneBeginRequest, CLONE_BEGIN, CLONE_FINISH, CLONE_GET};
 use rbd_cg_contract::methods::{
     SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
     SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
     SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
 };
-use rbd_cg_contract::methods::{CloneBeginRequest, CLONE_BEGIN, CLONE_FINISH, CLONE_GET};
 use rbd_cg_contract::methods::{SnapReservePutRequest, SNAP_RESERVE_GET, SNAP_RESERVE_PUT};
 use rbd_cg_contract::names::{backref_key, image_header_object, member_key};
 use rbd_cg_contract::names::{
@@ -911,9 +911,12 @@ fn clone_plan() {
     ]);
     assert_eq!(payload.len(), 0x7d);
     golden(&plan, &bytes(&[&[0x01, 0x01, 0x7d, 0x00, 0x00, 0x00], &payload]));
-    // CloneBeginRequest: group_id (24) then the plan (125) = 149 = 0x95
-    let request = CloneBeginRequest { group_id: ID.into(), plan: plan.clone() };
-    golden(&request, &bytes(&[&[0x01, 0x01, 0x95, 0x00, 0x00, 0x00], &string(ID), &payload]));
+    // CloneBeginRequest: group_id 24, name 10, created 8, then the plan 125 = 167 = 0xa7
+    let request =
+        CloneBeginRequest { group_id: ID.into(), name: "db".into(), created_ms: CREATED_MS, plan: plan.clone() };
+    let expected =
+        bytes(&[&[0x01, 0x01, 0xa7, 0x00, 0x00, 0x00], &string(ID), &string("db"), &u64le(CREATED_MS), &payload]);
+    golden(&request, &expected);
     assert_eq!(envelope_of::<ClonePlan>(), ("ClonePlan", 1, 1, 8 * 1024 * 1024));
     assert_eq!(envelope_of::<CloneBeginRequest>(), ("CloneBeginRequest", 1, 1, 8 * 1024 * 1024 + 256));
 }

@@ -3,6 +3,7 @@
 //! `rbd-cg: <what failed>: (<errno>) <strerror>` on stderr with a non-zero exit status.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rbd_cg_client::clone::{CloneFormat, CloneNaming, CloneOptions};
 use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::fence::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
@@ -50,6 +51,15 @@ struct Global {
     pretty_format: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CloneFormatArg {
+    Auto,
+    #[value(name = "1")]
+    V1,
+    #[value(name = "2")]
+    V2,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Plain,
@@ -92,6 +102,21 @@ enum Command {
         /// Do not show a progress bar.
         #[arg(long)]
         no_progress: bool,
+    },
+    /// Create a group whose members are clones of a group snapshot's member snapshots.
+    Clone {
+        /// [POOL[/NAMESPACE]/]GROUP@SNAP
+        snap_spec: String,
+        /// [POOL[/NAMESPACE]/]NEW_GROUP (same pool and namespace as the source group).
+        new_group_spec: String,
+        /// Names of the clones (each made in its source image's pool and namespace):
+        /// `{image}` source image, `{group}` new group, `{snap}` snapshot, `{source_group}`.
+        #[arg(long, default_value = rbd_cg_client::clone::DEFAULT_IMAGE_NAME_FORMAT)]
+        image_name_format: String,
+        /// RBD clone format: `auto` (2 when the cluster requires Mimic+ clients, else 1),
+        /// `1` (protects the member snapshots) or `2`.
+        #[arg(long, value_enum, default_value_t = CloneFormatArg::Auto)]
+        clone_format: CloneFormatArg,
     },
     /// Manage the images of a group.
     Image {
@@ -308,6 +333,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let spec = GroupSpec::parse(group_spec)?;
             let mut groups = open(&connect(global)?, &spec.location)?;
             with_progress(&mut groups, !no_progress, |g| g.remove_with(&spec.name, *force))?;
+        }
+        Command::Clone { snap_spec, new_group_spec, image_name_format, clone_format } => {
+            let source = GroupSnapSpec::parse(snap_spec)?;
+            let target = GroupSpec::parse(new_group_spec)?;
+            if target.location != source.group.location {
+                return Err(Error::new(
+                    format!(
+                        "clone {snap_spec} as {new_group_spec}: the new group must be in {}",
+                        source.group.location
+                    ),
+                    libc::EINVAL,
+                ));
+            }
+            let options = CloneOptions {
+                naming: CloneNaming::Format(image_name_format.clone()),
+                format: match clone_format {
+                    CloneFormatArg::Auto => CloneFormat::Auto,
+                    CloneFormatArg::V1 => CloneFormat::V1,
+                    CloneFormatArg::V2 => CloneFormat::V2,
+                },
+            };
+            let groups = open(&connect(global)?, &source.group.location)?;
+            let made = groups.clone_group(&source.group.name, &source.snap, &target.name, &options)?;
+            match global.format {
+                Format::Json => {
+                    let images: Vec<serde_json::Value> = made
+                        .iter()
+                        .map(|c| {
+                            json!({
+                                "pool": c.pool, "namespace": c.image.namespace, "name": c.name, "id": c.image.image_id,
+                                "parent": {"image": c.source_name, "image_id": c.source.image_id, "snap": c.source_snap},
+                            })
+                        })
+                        .collect();
+                    print_json(global, &json!({"group": target.name, "images": images}))?
+                }
+                Format::Plain => {
+                    for c in &made {
+                        println!("{}/{} <- {}@{}", c.pool, c.name, c.source_name, c.source_snap);
+                    }
+                }
+            }
         }
         Command::Image { action } => run_image(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,

@@ -363,6 +363,17 @@ impl Cluster {
             unsafe { sys::rados_pool_reverse_lookup(raw, pool_id, buf, len) }
         })
     }
+
+    /// The cluster's `require_min_compat_client`, as a Ceph release number (luminous 12,
+    /// mimic 13, ...): what decides whether clone v2 may be used.
+    pub fn require_min_compat_client(&self) -> RadosResult<i8> {
+        let (mut min_compat, mut require_min_compat) = (0i8, 0i8);
+        // SAFETY: connected handle; both out-pointers are live locals.
+        let ret =
+            unsafe { sys::rados_get_min_compatible_client(self.inner.raw, &mut min_compat, &mut require_min_compat) };
+        check(ret, || "rados_get_min_compatible_client".to_owned())?;
+        Ok(require_min_compat)
+    }
 }
 
 /// An I/O context: one pool (and namespace) of a cluster. Keeps the cluster

@@ -10,13 +10,14 @@
 
 use super::header::{load as header, load_active};
 use super::members::validate_image;
-use crate::store::load_key;
+use crate::store::{load_data, load_key};
 use crate::ObjectStore;
-use rbd_cg_contract::methods::{CloneBeginRequest, IdRequest};
+use rbd_cg_contract::methods::{CloneBeginRequest, GroupCreateRequest, IdRequest};
 use rbd_cg_contract::names::{
-    validate_group_id, validate_image_name, validate_location, CLONE_PLAN_KEY, MAX_GROUP_MEMBERS, MAX_SNAP_NAME_LEN,
+    validate_group_id, validate_group_name, validate_image_name, validate_location, CLONE_PLAN_KEY, MAX_GROUP_MEMBERS,
+    MAX_SNAP_NAME_LEN,
 };
-use rbd_cg_contract::records::ClonePlan;
+use rbd_cg_contract::records::{ClonePlan, GroupHeader};
 use rbd_cg_contract::{encode, CgError};
 use std::collections::BTreeSet;
 
@@ -57,10 +58,21 @@ fn validate_plan(plan: &ClonePlan) -> Result<(), CgError> {
     Ok(())
 }
 
-/// Records the plan on an empty group; the same plan again succeeds.
+/// Creates the header (if missing) with the plan, or records the plan on the existing
+/// empty header; the same plan again succeeds. The header is never read back after being
+/// written in the same call (the OSD would not show the write).
 pub fn begin(store: &mut dyn ObjectStore, req: CloneBeginRequest) -> Result<(), CgError> {
     validate_plan(&req.plan)?;
+    validate_group_name(&req.name)?;
+    if load_data::<GroupHeader>(store)?.is_none() {
+        let create = GroupCreateRequest { id: req.group_id, name: req.name, created_ms: req.created_ms };
+        super::header::create(store, create)?;
+        return store.omap_set(&[(CLONE_PLAN_KEY, &encode(&req.plan)?)]);
+    }
     let header = load_active(store, &req.group_id)?;
+    if header.name != req.name {
+        return Err(CgError::Exists(format!("header of group {} is named {:?}", header.id, header.name)));
+    }
     match plan(store)? {
         Some(existing) if existing == req.plan => Ok(()),
         Some(_) => Err(CgError::Exists(format!("group {} is being cloned from another plan", req.group_id))),
@@ -119,7 +131,7 @@ mod tests {
         }
     }
     fn begin(plan: ClonePlan) -> CloneBeginRequest {
-        CloneBeginRequest { group_id: "g2".into(), plan }
+        CloneBeginRequest { group_id: "g2".into(), name: "copy".into(), created_ms: 1, plan }
     }
     fn harness() -> Harness {
         let mut h = Harness::default();
@@ -153,12 +165,25 @@ mod tests {
     }
 
     #[test]
+    fn begin_creates_the_header_with_the_plan_in_one_step() {
+        let mut h = Harness::default();
+        h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a"]))).unwrap();
+        h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a"]))).unwrap();
+        let header = h.read(HDR, &GROUP_GET, &Empty {}).unwrap();
+        assert_eq!((header.name.as_str(), header.member_count, header.snapshot_count), ("copy", 0, 0));
+        assert_eq!(h.read(HDR, &CLONE_GET, &id()).unwrap(), plan(&["a"]));
+        // Same id, other name: another group's header.
+        let mut other = begin(plan(&["a"]));
+        other.name = "other".into();
+        assert_eq!(errno(h.write(HDR, &CLONE_BEGIN, &other)), libc::EEXIST);
+    }
+
+    #[test]
     fn plan_needs_an_empty_group() {
         let mut h = harness();
         let add = MemberAddRequest { group_id: "g2".into(), image: image("c"), added_ms: 0, max_members: 10 };
         h.write(HDR, &MEMBER_ADD_BEGIN, &add).unwrap();
         assert_eq!(errno(h.write(HDR, &CLONE_BEGIN, &begin(plan(&["a"])))), libc::EBUSY);
-        assert_eq!(errno(h.write("cg_header.nope", &CLONE_BEGIN, &begin(plan(&["a"])))), libc::ENOENT);
     }
 
     #[test]
