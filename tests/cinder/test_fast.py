@@ -17,8 +17,8 @@ from conftest import backend_config, new_id
 
 pytestmark = pytest.mark.fast
 
-CG_TYPE = 'cg-type-' + new_id()[:8]        # consistent_group_snapshot_enabled='<is> True'
-PLAIN_TYPE = 'plain-type-' + new_id()[:8]  # a group type without it
+CG_TYPE = new_id()     # a group type with consistent_group_snapshot_enabled='<is> True'
+PLAIN_TYPE = new_id()  # a group type without it
 
 
 def _no_database(*args, **kwargs):
