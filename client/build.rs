@@ -50,6 +50,7 @@ const FUNCTIONS: &[&str] = &[
     "rados_create_read_op",
     "rados_release_read_op",
     "rados_read_op_exec",
+    "rados_read_op_set_flags",
     "rados_read_op_omap_get_vals2",
     "rados_read_op_operate",
     "rados_omap_get_next2",
@@ -112,8 +113,14 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.
-const VARS: &[&str] =
-    &["RBD_FEATURE_.*", "RBD_FLAG_.*", "RBD_IMAGE_OPTION_.*", "RBD_SNAP_REMOVE_.*", "LIBRADOS_OPERATION_.*"];
+const VARS: &[&str] = &[
+    "RBD_FEATURE_.*",
+    "RBD_FLAG_.*",
+    "RBD_IMAGE_OPTION_.*",
+    "RBD_SNAP_REMOVE_.*",
+    "LIBRADOS_OPERATION_.*",
+    "LIBRADOS_OP_FLAG_.*",
+];
 
 /// Prints a build error that says what to do, then stops the build.
 fn fail(msg: &str) -> ! {

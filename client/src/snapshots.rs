@@ -34,7 +34,7 @@ use rbd_cg_contract::methods::{
 };
 use rbd_cg_contract::names::{header_object, image_snap_name, image_snap_prefix, validate_snap_name};
 use rbd_cg_contract::records::{ImageRef, SnapIdReserve, SnapInProgress, SnapOperation, SnapshotRecord, SnapshotState};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One member image snapshot of a group snapshot, as `snap info` shows it.
@@ -175,10 +175,7 @@ impl Groups {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let names = parallel::map(&images, parallel::DEFAULT_WORKERS, |_, image| image_name(cluster, image));
-        for (image, name) in images.into_iter().zip(names) {
-            cache.names.insert(image, name?);
-        }
+        cache.names.extend(fence::directory_names(cluster, &images)?);
         let mut probes: Vec<(ImageRef, u64, String)> = Vec::new();
         for record in records {
             let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
@@ -190,11 +187,19 @@ impl Groups {
                 }
             }
         }
-        let found = parallel::map(&probes, parallel::DEFAULT_WORKERS, |_, (image, snap_id, snap_name)| {
-            image_snapshot_is(cluster, image, *snap_id, snap_name)
+        // One read op per image, however many of its snapshots are probed.
+        let mut by_image: BTreeMap<ImageRef, Vec<(u64, String)>> = BTreeMap::new();
+        for (image, snap_id, snap_name) in probes {
+            by_image.entry(image).or_default().push((snap_id, snap_name));
+        }
+        let by_image: Vec<(ImageRef, Vec<(u64, String)>)> = by_image.into_iter().collect();
+        let found = parallel::map(&by_image, parallel::DEFAULT_WORKERS, |_, (image, snaps)| {
+            image_snapshots_are(cluster, image, snaps)
         });
-        for ((image, snap_id, _), present) in probes.into_iter().zip(found) {
-            cache.present.insert((image, snap_id), present?);
+        for ((image, snaps), present) in by_image.into_iter().zip(found) {
+            for ((snap_id, _), present) in snaps.into_iter().zip(present?) {
+                cache.present.insert((image.clone(), snap_id), present);
+            }
         }
         Ok(())
     }
@@ -727,27 +732,30 @@ fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &st
     }
 }
 
-/// The image's name from its pool's `rbd_directory` (`None`: the image or pool is gone).
-fn image_name(cluster: &Cluster, image: &ImageRef) -> Result<Option<String>> {
-    let ioctx = match cluster.ioctx_by_id(image.pool_id) {
-        Ok(mut ioctx) => {
-            ioctx.set_namespace(&image.namespace)?;
-            ioctx
-        }
-        Err(e) if e.is_not_found() => return Ok(None),
+/// Whether each image snapshot `(snap_id, snap_name)` exists on `image` with that name,
+/// in one read op (`cls_rbd.get_snapshot_name` per snapshot). A gone pool or image has none.
+fn image_snapshots_are(cluster: &Cluster, image: &ImageRef, snaps: &[(u64, String)]) -> Result<Vec<bool>> {
+    let mut ioctx = match cluster.ioctx_by_id(image.pool_id) {
+        Ok(ioctx) => ioctx,
+        Err(e) if e.is_not_found() => return Ok(vec![false; snaps.len()]),
         Err(e) => return Err(e.into()),
     };
-    fence::directory_name(&ioctx, &image.image_id)
-}
-
-/// Whether image snapshot `snap_id` exists on `image` and is named `snap_name`.
-fn image_snapshot_is(cluster: &Cluster, image: &ImageRef, snap_id: u64, snap_name: &str) -> Result<bool> {
-    let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
     ioctx.set_namespace(&image.namespace)?;
     let header = format!("rbd_header.{}", image.image_id);
-    match ioctx.exec_read(&header, "rbd", "get_snapshot_name", &wire::snap_id_request(snap_id)) {
-        Ok(reply) => Ok(wire::decode_string(&reply).is_ok_and(|name| name == snap_name)),
-        Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    let requests: Vec<Vec<u8>> = snaps.iter().map(|(id, _)| wire::snap_id_request(*id)).collect();
+    let calls: Vec<(&str, &str, &[u8])> = requests.iter().map(|r| ("rbd", "get_snapshot_name", r.as_slice())).collect();
+    let replies = match ioctx.exec_read_batch(&header, &calls) {
+        Ok(replies) => replies,
+        Err(e) if e.is_not_found() => return Ok(vec![false; snaps.len()]),
+        Err(e) => return Err(e.into()),
+    };
+    snaps
+        .iter()
+        .zip(replies)
+        .map(|((_, snap_name), reply)| match reply {
+            Ok(reply) => Ok(wire::decode_string(&reply).is_ok_and(|name| name == *snap_name)),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        })
+        .collect()
 }

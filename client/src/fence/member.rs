@@ -163,6 +163,9 @@ pub(crate) struct MemberFence {
     config: FenceConfig,
     header_locked: bool,
     object_map_locked: bool,
+    /// Whether our `QUIESCE` reached a watcher other than ourselves (only those need the
+    /// `UNQUIESCE`).
+    quiesced_others: bool,
 }
 
 impl MemberFence {
@@ -196,6 +199,7 @@ impl MemberFence {
             config: config.clone(),
             header_locked: false,
             object_map_locked: false,
+            quiesced_others: false,
             target,
         })
     }
@@ -215,6 +219,11 @@ impl MemberFence {
     /// Answers (non-empty acks) to a notify, decoded as `ResponseMessage` results, and the
     /// (instance id, watch cookie) of every watcher that did not ack in time.
     fn notify(&self, payload: &[u8]) -> Result<(Vec<Answer>, Vec<WatcherId>)> {
+        self.notify_all(payload).map(|(answers, timeouts, _)| (answers, timeouts))
+    }
+
+    /// [`Self::notify`], plus whether it reached any watcher but our own watch.
+    fn notify_all(&self, payload: &[u8]) -> Result<(Vec<Answer>, Vec<WatcherId>, bool)> {
         let outcome = self.ioctx().notify(&self.header, payload, NOTIFY_TIMEOUT_MS)?;
         let reply = wire::decode_notify_reply(&outcome.reply)
             .map_err(|e| Error::new(format!("notify reply from {}: {e}", self.header), libc::EIO))?;
@@ -233,15 +242,18 @@ impl MemberFence {
         if outcome.timed_out && timeouts.is_empty() {
             timeouts.push((0, 0)); // librados said ETIMEDOUT without naming anyone
         }
-        Ok((answers, timeouts))
+        let others =
+            !timeouts.is_empty() || reply.acks.iter().any(|a| (a.gid, a.cookie) != (self.me.gid, self.me.handle));
+        Ok((answers, timeouts, others))
     }
 
     /// Sends `QUIESCE` (librbd runs the image's quiesce hooks, e.g. rbd-nbd's, and answers
     /// with their result). Retries a notify that timed out, as librbd does.
-    pub(crate) fn quiesce(&self, request_id: u64) -> Result<()> {
+    pub(crate) fn quiesce(&mut self, request_id: u64) -> Result<()> {
         const ATTEMPTS: u32 = 3;
         for attempt in 1..=ATTEMPTS {
-            let (answers, timeouts) = self.notify(&wire::quiesce(self.me, request_id))?;
+            let (answers, timeouts, others) = self.notify_all(&wire::quiesce(self.me, request_id))?;
+            self.quiesced_others |= others;
             if let Some((gid, r)) = answers.iter().find(|(_, r)| *r < 0 && *r != -libc::EOPNOTSUPP) {
                 return Err(Error::new(
                     format!("quiescing {}: a quiesce hook of client.{gid} failed", self.target.label),
@@ -256,8 +268,12 @@ impl MemberFence {
         Err(Error::new(format!("quiescing {}: a watcher did not answer", self.target.label), libc::ETIMEDOUT))
     }
 
-    /// Sends `UNQUIESCE` for `request_id`; watchers also resume by themselves after 10 s.
+    /// Sends `UNQUIESCE` for `request_id` to a member whose `QUIESCE` reached another
+    /// watcher; watchers also resume by themselves after 10 s.
     pub(crate) fn unquiesce(&self, request_id: u64) {
+        if !self.quiesced_others {
+            return;
+        }
         if let Err(e) = self.notify(&wire::unquiesce(self.me, request_id)) {
             log::warn!("unquiescing {}: {e} (its watchers resume by themselves)", self.target.label);
         }
@@ -479,31 +495,75 @@ impl MemberFence {
             })
     }
 
-    /// Completes a snapshot [`Self::add_snapshot`] added: its object map (librbd's order:
-    /// the snapshot first, then its map), and a `HEADER_UPDATE` that every watcher must
+    /// An I/O context of its own on the member's pool (I/O contexts are not shared between
+    /// our threads), for object-map work that overlaps the header's.
+    fn own_ioctx(&self) -> Result<IoCtx> {
+        let mut ioctx = self.cluster.ioctx_by_id(self.target.image.pool_id)?;
+        ioctx.set_namespace(&self.target.image.namespace)?;
+        Ok(ioctx)
+    }
+
+    /// What [`write_snapshot_map`] needs to run on another thread (an I/O context of its
+    /// own and the image id); `None` without the object-map feature.
+    pub(crate) fn snapshot_map_job(&self) -> Result<Option<(IoCtx, String)>> {
+        if !self.target.object_map {
+            return Ok(None);
+        }
+        Ok(Some((self.own_ioctx()?, self.target.image.image_id.clone())))
+    }
+
+    /// Removes a snapshot object map written for an id that no snapshot got (best effort:
+    /// a leftover is a few bytes nobody reads).
+    pub(crate) fn drop_snapshot_map(&self, snap_id: u64) {
+        if !self.target.object_map {
+            return;
+        }
+        let removed = self
+            .own_ioctx()
+            .and_then(|ioctx| Ok(ioctx.remove(&wire::object_map_oid(&self.target.image.image_id, Some(snap_id)))?));
+        if let Err(e) = removed {
+            if !e.is_not_found() {
+                log::warn!(
+                    "{}: could not remove the unused object map of snapshot id {snap_id}: {e}",
+                    self.target.label
+                );
+            }
+        }
+    }
+
+    /// Completes a snapshot [`Self::add_snapshot`] added (its object map written by
+    /// [`Self::write_snapshot_map`]): with fast-diff, marks the HEAD objects clean
+    /// (`object_map_snap_add`, librbd's order: after the snapshot exists), under an assert
+    /// of our object-map lock; overlapped with a `HEADER_UPDATE` that every watcher must
     /// acknowledge before we let go of the lock.
-    pub(crate) fn finish_cut(&self, snap_id: u64) -> Result<()> {
-        // The object map copy and the header update are independent (no writer can act
-        // before we release), so they overlap; on an I/O context of its own, as I/O
-        // contexts are not shared between our threads.
-        let copy_on = if self.target.object_map {
-            let mut ioctx = self.cluster.ioctx_by_id(self.target.image.pool_id)?;
-            ioctx.set_namespace(&self.target.image.namespace)?;
-            Some(ioctx)
-        } else {
-            None
+    pub(crate) fn finish_cut(&self) -> Result<()> {
+        let head_map = match self.target.object_map {
+            true => Some((self.own_ioctx()?, wire::object_map_oid(&self.target.image.image_id, None))),
+            false => None,
         };
-        let (image_id, fast_diff) = (self.target.image.image_id.as_str(), self.target.fast_diff);
+        let fast_diff = self.target.fast_diff;
         std::thread::scope(|scope| {
-            let copy = copy_on.map(|ioctx| scope.spawn(move || copy_object_map(&ioctx, image_id, snap_id, fast_diff)));
+            let mark = head_map.map(|(ioctx, head)| {
+                scope.spawn(move || -> Result<()> {
+                    let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
+                    if fast_diff {
+                        let calls: [(&str, &str, &[u8]); 2] =
+                            [("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])];
+                        ioctx.exec_write_batch(&head, &calls)?;
+                    } else {
+                        ioctx.exec_read(&head, "lock", "assert_locked", &guard)?;
+                    }
+                    Ok(())
+                })
+            });
             let updated = self.header_update();
-            let copied = match copy {
+            let marked = match mark {
                 Some(handle) => {
-                    handle.join().unwrap_or_else(|_| Err(Error::new("object map copy panicked", libc::EIO)))
+                    handle.join().unwrap_or_else(|_| Err(Error::new("object map update panicked", libc::EIO)))
                 }
                 None => Ok(()),
             };
-            copied.and(updated)
+            marked.and(updated)
         })
     }
 
@@ -596,23 +656,14 @@ impl Drop for MemberFence {
     }
 }
 
-/// Copies the HEAD object map of image `image_id` to the map of snapshot `snap_id` and,
-/// with fast-diff, marks the HEAD objects clean (`object_map_snap_add`), as librbd's
-/// `object_map::SnapshotCreateRequest` does.
-fn copy_object_map(ioctx: &IoCtx, image_id: &str, snap_id: u64, fast_diff: bool) -> Result<()> {
-    let head = wire::object_map_oid(image_id, None);
-    let map = ioctx.read_full(&head, MAX_OBJECT_MAP_BYTES)?;
-    // Our object-map lock (taken right after the header lock) is asserted *after* the
-    // read: still ours then means ours throughout, so no writer changed the map under the
-    // read (a new owner breaks the lock first). The snapshot's map is ours alone to write.
-    let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
-    let snap_map = wire::object_map_oid(image_id, Some(snap_id));
-    ioctx.write_full(&snap_map, &map)?;
-    if fast_diff {
-        ioctx.exec_write_batch(&head, &[("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])])?;
-    } else {
-        ioctx.exec_read(&head, "lock", "assert_locked", &guard)?;
-    }
+/// Writes the object map of snapshot `snap_id` of image `image_id`: a copy of the HEAD
+/// map, which cannot change while we are the lock owner, so the copy can overlap
+/// `snapshot_add` instead of following it. [`MemberFence::finish_cut`] then asserts our
+/// object-map lock, which proves the copy was taken under it; if the snapshot is not added
+/// after all, [`MemberFence::drop_snapshot_map`] removes the copy.
+pub(crate) fn write_snapshot_map(ioctx: &IoCtx, image_id: &str, snap_id: u64) -> Result<()> {
+    let map = ioctx.read_full(&wire::object_map_oid(image_id, None), MAX_OBJECT_MAP_BYTES)?;
+    ioctx.write_full(&wire::object_map_oid(image_id, Some(snap_id)), &map)?;
     Ok(())
 }
 

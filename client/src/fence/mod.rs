@@ -24,7 +24,7 @@ use crate::rbd;
 use member::{Acquired, FenceConfig, FenceTarget, MemberFence};
 use rbd_cg_contract::records::ImageRef;
 use rbd_cg_contract::records::ReservedSnapId;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 /// How a group snapshot treats the members' writers.
@@ -103,15 +103,16 @@ impl Slot {
     fn prepare(
         cluster: &Cluster,
         image: &ImageRef,
+        name: Option<&str>,
         options: &SnapCreateOptions,
         config: &FenceConfig,
         reserve: &Reserve,
     ) -> Result<Slot> {
         let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
         ioctx.set_namespace(&image.namespace)?;
-        let (name, features, data_pool_id) =
-            inspect(&ioctx, image).map_err(|e| e.context(format!("inspecting {}", label_of(cluster, image, None))))?;
-        let label = label_of(cluster, image, name.as_deref());
+        let (features, data_pool_id) =
+            inspect(&ioctx, image).map_err(|e| e.context(format!("inspecting {}", label_of(cluster, image, name))))?;
+        let label = label_of(cluster, image, name);
         let refuse = [
             (rbd::FEATURE_JOURNALING, "journaling"),
             (rbd::FEATURE_MIGRATING, "migrating"),
@@ -143,7 +144,14 @@ impl Slot {
         };
         let data_pool = cluster.ioctx_by_id(data_pool_id)?;
         let fence = MemberFence::watch(cluster, target, config)?;
-        let mut slot = Slot { image: image.clone(), name, fence, fenceable, data_pool, unused_snap_id: None };
+        let mut slot = Slot {
+            image: image.clone(),
+            name: name.map(str::to_owned),
+            fence,
+            fenceable,
+            data_pool,
+            unused_snap_id: None,
+        };
         if fenceable {
             // A monitor commit; concurrent allocations share one.
             let pool = slot.data_pool.pool_id();
@@ -165,23 +173,55 @@ impl Slot {
             None => self.data_pool.selfmanaged_snap_create()?,
         };
         self.unused_snap_id = Some(id);
-        let id = match self.fence.add_snapshot(snap_name, id) {
-            Ok(()) => id,
+        // The snapshot's object map is written while the snapshot is added (the HEAD map
+        // cannot change under our lock): one OSD commit less on the path of every member.
+        let job = self.fence.snapshot_map_job()?;
+        let fence = &self.fence;
+        let (added, mapped) = std::thread::scope(|scope| {
+            let map =
+                job.map(|(ioctx, image_id)| scope.spawn(move || member::write_snapshot_map(&ioctx, &image_id, id)));
+            let added = fence.add_snapshot(snap_name, id);
+            let mapped = match map {
+                Some(handle) => {
+                    handle.join().unwrap_or_else(|_| Err(Error::new("object map copy panicked", libc::EIO)))
+                }
+                None => Ok(()),
+            };
+            (added, mapped)
+        });
+        let id = match added {
+            Ok(()) => {
+                if let Err(e) = mapped {
+                    // The snapshot exists without its map: fail, and the undo removes it.
+                    self.unused_snap_id = None;
+                    return Err(e);
+                }
+                id
+            }
             Err(e) if e.errno() == libc::ESTALE => {
                 // A snapshot with a newer id was taken after ours was allocated (before we
                 // fenced): allocate again, inside the fence, where nobody can overtake us.
                 log::debug!("{}: snapshot id {id} is stale; allocating another", self.fence.label());
+                self.fence.drop_snapshot_map(id);
                 let fresh = self.data_pool.selfmanaged_snap_create()?;
                 free_snap_id(&self.data_pool, id);
                 self.unused_snap_id = Some(fresh);
                 self.fence.add_snapshot(snap_name, fresh)?;
+                // The image snapshot owns the id now: never free it from here.
+                self.unused_snap_id = None;
+                if let Some((ioctx, image_id)) = self.fence.snapshot_map_job()? {
+                    member::write_snapshot_map(&ioctx, &image_id, fresh)?;
+                }
                 fresh
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.fence.drop_snapshot_map(id);
+                return Err(e);
+            }
         };
         // The image snapshot owns the id now: never free it from here.
         self.unused_snap_id = None;
-        self.fence.finish_cut(id)?;
+        self.fence.finish_cut()?;
         Ok(id)
     }
 
@@ -208,21 +248,69 @@ pub(crate) struct GroupFence {
     wait_for_refill: bool,
 }
 
-/// A member's name, features and data pool, read straight from `cls_rbd` (three small
-/// reads; a librbd open costs several round trips more and serializes when many run).
-fn inspect(ioctx: &IoCtx, image: &ImageRef) -> Result<(Option<String>, u64, i64)> {
+/// A member's features and data pool, read straight from `cls_rbd` in one read op (a
+/// librbd open costs several round trips more and serializes when many run).
+fn inspect(ioctx: &IoCtx, image: &ImageRef) -> Result<(u64, i64)> {
     let header = format!("rbd_header.{}", image.image_id);
     let undecodable = |what: &str, e: wire::DecodeError| Error::new(format!("{what} of {header}: {e}"), libc::EIO);
-    let reply = ioctx.exec_read(&header, "rbd", "get_features", &wire::get_features_request())?;
-    let (features, _) = wire::decode_features(&reply).map_err(|e| undecodable("features", e))?;
-    let reply = ioctx.exec_read(&header, "rbd", "get_data_pool", &[])?;
-    let data_pool = match wire::decode_data_pool(&reply).map_err(|e| undecodable("data pool", e))? {
+    let features_request = wire::get_features_request();
+    let calls: [(&str, &str, &[u8]); 2] = [("rbd", "get_features", &features_request), ("rbd", "get_data_pool", &[])];
+    let mut replies = ioctx.exec_read_batch(&header, &calls)?.into_iter();
+    let (Some(features), Some(data_pool)) = (replies.next(), replies.next()) else {
+        return Err(Error::new(format!("inspecting {header}: replies missing"), libc::EIO));
+    };
+    let (features, _) = wire::decode_features(&features?).map_err(|e| undecodable("features", e))?;
+    let data_pool = match wire::decode_data_pool(&data_pool?).map_err(|e| undecodable("data pool", e))? {
         -1 => image.pool_id,
         pool => pool,
     };
-    // No name (an image in the trash) is still an image to snapshot.
-    let name = directory_name(ioctx, &image.image_id)?;
-    Ok((name, features, data_pool))
+    Ok((features, data_pool))
+}
+
+/// Most calls batched into one read op by [`directory_names`].
+const NAMES_PER_OP: usize = 256;
+
+/// The names of `images` from their pools' `rbd_directory`, one read op per pool and
+/// namespace (and per 256 images); `None` for an image the directory does not have
+/// (deleted, or in the trash) or whose pool is gone.
+pub(crate) fn directory_names(cluster: &Cluster, images: &[ImageRef]) -> Result<HashMap<ImageRef, Option<String>>> {
+    let mut by_location: BTreeMap<(i64, &str), Vec<&ImageRef>> = BTreeMap::new();
+    for image in images {
+        by_location.entry((image.pool_id, image.namespace.as_str())).or_default().push(image);
+    }
+    let mut names = HashMap::with_capacity(images.len());
+    for ((pool_id, namespace), images) in by_location {
+        let mut ioctx = match cluster.ioctx_by_id(pool_id) {
+            Ok(ioctx) => ioctx,
+            Err(e) if e.is_not_found() => {
+                names.extend(images.into_iter().map(|i| (i.clone(), None)));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ioctx.set_namespace(namespace)?;
+        for chunk in images.chunks(NAMES_PER_OP) {
+            let requests: Vec<Vec<u8>> = chunk.iter().map(|i| wire::string_request(&i.image_id)).collect();
+            let calls: Vec<(&str, &str, &[u8])> =
+                requests.iter().map(|r| ("rbd", "dir_get_name", r.as_slice())).collect();
+            let replies = match ioctx.exec_read_batch("rbd_directory", &calls) {
+                Ok(replies) => replies,
+                Err(e) if e.is_not_found() => vec![Err(e); chunk.len()],
+                Err(e) => return Err(e.into()),
+            };
+            for (image, reply) in chunk.iter().zip(replies) {
+                let name = match reply {
+                    Ok(reply) => Some(wire::decode_string(&reply).map_err(|e| {
+                        Error::new(format!("rbd_directory name of image {}: {e}", image.image_id), libc::EIO)
+                    })?),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e.into()),
+                };
+                names.insert((*image).clone(), name);
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// The name of image `image_id` in `ioctx`'s `rbd_directory` (`cls_rbd.dir_get_name`);
@@ -289,8 +377,11 @@ impl GroupFence {
             let refill: Vec<i64> = (0..(3 - depth_after)).flat_map(|_| image_pools.iter().copied()).collect();
             next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
         }
+        // No name (an image in the trash) is still an image to snapshot.
+        let names = directory_names(cluster, &sorted)?;
         let prepared = parallel::map(&sorted, options.workers, |_, image| {
-            let slot = Slot::prepare(cluster, image, options, &config, &reserve);
+            let name = names.get(image).and_then(Option::as_deref);
+            let slot = Slot::prepare(cluster, image, name, options, &config, &reserve);
             progress.tick();
             slot
         });

@@ -548,39 +548,63 @@ impl IoCtx {
     /// length: librados sizes the buffer). The errno comes from the method's
     /// return value or from the operation.
     pub fn exec_read(&self, oid: &str, class: &str, method: &str, input: &[u8]) -> RadosResult<Vec<u8>> {
-        let what = || format!("exec {class}.{method} on {oid}");
-        let c_oid = Self::oid(oid, &what())?;
-        let c_class = cstring(class, || format!("{}: class name", what()))?;
-        let c_method = cstring(method, || format!("{}: method name", what()))?;
-        let op = ReadOp::new(&what())?;
+        let mut results = self.exec_read_batch(oid, &[(class, method, input)])?;
+        results.pop().unwrap_or_else(|| Err(RadosError::new(format!("exec {class}.{method} on {oid}"), libc::EIO)))
+    }
 
-        let mut out_ptr: *mut c_char = ptr::null_mut();
-        let mut out_len: usize = 0;
-        let mut prval: c_int = 0;
-        // SAFETY: `op.0` is a fresh read op; class/method are NUL-terminated;
-        // `input` is readable for `input.len()` bytes and copied into the op
-        // here. The three out-pointers refer to locals that stay in place and
-        // untouched until after `rados_read_op_operate` below, which is when
-        // librados writes them.
-        unsafe {
-            sys::rados_read_op_exec(
-                op.0,
-                c_class.as_ptr(),
-                c_method.as_ptr(),
-                input.as_ptr().cast::<c_char>(),
-                input.len(),
-                &mut out_ptr,
-                &mut out_len,
-                &mut prval,
-            );
+    /// Several read-method calls on one object in one read op (one round trip, one OSD
+    /// operation); each call succeeds or fails on its own (`FAILOK`), so the result has
+    /// one entry per call. The outer error is for the operation as a whole (e.g. no such
+    /// object).
+    pub fn exec_read_batch(&self, oid: &str, calls: &[(&str, &str, &[u8])]) -> RadosResult<Vec<RadosResult<Vec<u8>>>> {
+        let what = || format!("exec of {} read methods on {oid}", calls.len());
+        let c_oid = Self::oid(oid, &what())?;
+        let names = calls
+            .iter()
+            .map(|(class, method, _)| {
+                Ok((
+                    cstring(class, || format!("{}: class name", what()))?,
+                    cstring(method, || format!("{}: method", what()))?,
+                ))
+            })
+            .collect::<RadosResult<Vec<_>>>()?;
+        let op = ReadOp::new(&what())?;
+        // One fixed slot per call, never moved after its address is given to librados.
+        let mut outs: Box<[(*mut c_char, usize, c_int)]> =
+            vec![(ptr::null_mut(), 0, 0); calls.len()].into_boxed_slice();
+        for ((slot, (_, _, input)), (c_class, c_method)) in outs.iter_mut().zip(calls).zip(&names) {
+            // SAFETY: `op.0` is a live read op; class/method are NUL-terminated and `input`
+            // is readable for its length (copied into the op here). The three out-pointers
+            // point into `outs`, a boxed slice that is neither moved nor dropped before
+            // `rados_read_op_operate` below returns, which is when librados writes them.
+            unsafe {
+                sys::rados_read_op_exec(
+                    op.0,
+                    c_class.as_ptr(),
+                    c_method.as_ptr(),
+                    input.as_ptr().cast::<c_char>(),
+                    input.len(),
+                    &mut slot.0,
+                    &mut slot.1,
+                    &mut slot.2,
+                );
+                // The flag applies to the op just added: its failure ends only its call.
+                sys::rados_read_op_set_flags(op.0, sys::LIBRADOS_OP_FLAG_FAILOK as c_int);
+            }
         }
-        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; synchronous, so
-        // the out-pointers registered above are written before it returns.
+        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; synchronous, so the
+        // out-pointers registered above are written before it returns.
         let ret = unsafe { sys::rados_read_op_operate(op.0, self.raw, c_oid.as_ptr(), 0) };
-        let out = RadosBuffer { ptr: out_ptr, len: out_len };
+        let buffers: Vec<(RadosBuffer, c_int)> =
+            outs.iter().map(|&(ptr, len, prval)| (RadosBuffer { ptr, len }, prval)).collect();
         check(ret, what)?;
-        check(prval, what)?;
-        Ok(out.to_vec())
+        Ok(buffers
+            .iter()
+            .zip(calls)
+            .map(|((buffer, prval), (class, method, _))| {
+                check(*prval, || format!("exec {class}.{method} on {oid}")).map(|_| buffer.to_vec())
+            })
+            .collect())
     }
 
     /// Runs a class method that writes. The OSD drops the output of write
