@@ -443,3 +443,24 @@ def test_legacy_consistency_group_calls(world, ceph):
     assert model == {'status': 'deleted'}
     assert gname not in ceph.groups()
     assert not ({v.name for v in vols} & ceph.images())
+
+
+def test_the_driver_under_eventlet(cinder_ceph_conf, ceph):
+    """cinder-volume runs monkey patched: binding calls must not stall the event loop."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop('OS_CINDER_DISABLE_EVENTLET_PATCHING', None)
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, os.path.join(here, 'eventlet_smoke.py'),
+                          cinder_ceph_conf], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result['monkey_patched'] and not result['threading_mode'], result
+    assert result['snapshot'] == 'available' and result['snapshots'] == ['available'], result
+    assert result['deleted'] == 'deleted' and result['group_deleted'] == 'deleted', result
+    # The ticker green thread ran (every 5 ms) while the snapshot was being cut.
+    assert result['ticks_during_snapshot'] >= max(3, result['snapshot_seconds'] / 0.005 / 4), \
+        result
