@@ -248,9 +248,11 @@ class Cluster:
 
         Reads its ``conffile`` and ``rados_id`` attributes (when present) and its
         ``conf_get()`` values of ``mon_host``, ``keyring``, ``key``, ``keyfile``, ``name``,
-        ``client_mount_timeout``, ``rados_mon_op_timeout`` and ``rados_osd_op_timeout``
-        (empty values are skipped), and opens a new connection with them. The
-        ``rados.Rados`` handle is not used afterwards and stays the caller's.
+        ``cluster``, ``client_mount_timeout``, ``rados_mon_op_timeout`` and
+        ``rados_osd_op_timeout`` (empty values are skipped), and opens a new connection
+        with them (``$CEPH_ARGS`` applies too, as for every connection). The
+        ``rados.Rados`` handle is not used afterwards and stays the caller's; it need not
+        be connected. A ``name`` that is not a ``client.`` entity is :class:`InvalidArgument`.
         """
 
     def groups(self, pool: str, namespace: str = "") -> "Groups":
@@ -290,6 +292,7 @@ class Groups:
 
     Thread-safe: calls from several threads run concurrently (each takes its own I/O
     context from a small pool). Usable as a context manager (``close()`` on exit).
+    Made by :meth:`Cluster.groups`, not directly.
     """
 
     @property
@@ -373,7 +376,9 @@ class Groups:
             unfenced (not crash-consistent for them); without it such members are refused
             with :class:`InvalidArgument`.
         :param fence: ``False`` fences nothing at all (one member after another; NOT
-            crash-consistent). Takes precedence over ``allow_unfenced``.
+            crash-consistent; issues a :class:`UserWarning`). ``allow_unfenced=True``
+            with ``fence=False`` is :class:`InvalidArgument`, as ``--allow-unfenced``
+            with ``--no-fence`` is for ``rbd-cg``.
         :param fence_timeout: seconds fencing all members may take (0 < t <= 600).
         :param watch_timeout: seconds after which the OSDs drop the watches of a crashed
             client, freeing its writers (6 to 3600).
