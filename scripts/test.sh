@@ -52,3 +52,21 @@ export RBD_CG_BIN=$repo/target/debug/rbd-cg
 
 say "tests"
 cargo test --workspace --locked "$@"
+
+say "python"
+# The Python binding (python/: a PyO3 abi3 extension module, built by maturin as a wheel,
+# debug profile like the rest of the test build) in the pinned venv of scripts/pyenv.sh
+# (maturin and pytest come from there; system site-packages for python3-rados/-rbd),
+# then its tests and the Cinder driver's against the same cluster.
+pyenv=$(scripts/pyenv.sh)
+rm -f target/wheels/rbd_cg-*.whl
+"$pyenv/bin/maturin" build --manifest-path python/Cargo.toml --out target/wheels --locked
+"$pyenv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall target/wheels/rbd_cg-*.whl
+if [[ -f cinder/pyproject.toml ]]; then
+    "$pyenv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./cinder
+fi
+# One pytest run per directory: each has its own conftest.py.
+"$pyenv/bin/python" -m pytest -q tests/python
+if [[ -d tests/cinder ]]; then
+    "$pyenv/bin/python" -m pytest -q tests/cinder
+fi

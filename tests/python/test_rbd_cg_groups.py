@@ -1,0 +1,137 @@
+"""Group lifecycle and membership through the binding."""
+
+import time
+
+import pytest
+import rbd
+
+import rbd_cg
+from rbd_cg_testenv import POOL
+
+
+def test_create_info_list_rename_remove(groups, names):
+    db, web = names("db"), names("web")
+    before = time.time()
+    group_id = groups.create(db)
+    assert isinstance(group_id, str) and group_id
+    groups.create(web)
+
+    info = groups.info(db)
+    assert info == {
+        "name": db,
+        "id": group_id,
+        "pool": POOL,
+        "namespace": "",
+        "state": "ready",
+        "created": info["created"],
+        "members": 0,
+        "snapshots": 0,
+    }
+    assert before - 5 <= info["created"] <= time.time() + 5
+
+    listed = groups.list()
+    assert listed == sorted(listed)
+    assert [n for n in listed if n.startswith(names.prefix)] == sorted([db, web])
+
+    new = names("db2")
+    groups.rename(db, new)
+    assert groups.info(new)["id"] == group_id
+    with pytest.raises(rbd_cg.ObjectNotFound):
+        groups.info(db)
+
+    groups.remove(new)
+    groups.remove(web)
+    assert not [n for n in groups.list() if n.startswith(names.prefix)]
+    with pytest.raises(rbd_cg.ObjectNotFound) as e:
+        groups.remove(new)
+    assert e.value.errno == 2
+
+
+def test_attributes_and_repr(groups):
+    assert groups.pool == POOL
+    assert groups.namespace == ""
+    assert repr(groups) == f'<rbd_cg.Groups pool="{POOL}" namespace="">'
+
+
+def test_images_add_list_remove(groups, names, make_image, ioctx):
+    group = names("g")
+    groups.create(group)
+    a, b = make_image("a"), make_image("b")
+    groups.add_image(group, a)  # bare name: this Groups' pool
+    groups.add_image(group, f"{POOL}/{b}")  # full spec
+    ids = {name: rbd.Image(ioctx, name, read_only=True).id() for name in (a, b)}
+
+    members = sorted(groups.list_images(group), key=lambda m: m["name"])
+    pool_id = ioctx.get_pool_id()
+    assert members == [
+        {"pool": POOL, "pool_id": pool_id, "namespace": "", "name": a, "id": ids[a], "state": "attached"},
+        {"pool": POOL, "pool_id": pool_id, "namespace": "", "name": b, "id": ids[b], "state": "attached"},
+    ]
+    assert groups.info(group)["members"] == 2
+    with pytest.raises(rbd_cg.ObjectExists):
+        groups.add_image(group, a)
+
+    groups.remove_image(group, a)
+    assert [m["name"] for m in groups.list_images(group)] == [b]
+
+    # An image deleted behind the group's back: listed as missing, removed by id.
+    rbd.RBD().remove(ioctx, b)
+    (missing,) = groups.list_images(group)
+    assert missing["name"] is None and missing["state"] == "missing" and missing["id"] == ids[b]
+    groups.remove_image(group, image_id=ids[b])
+    assert groups.list_images(group) == []
+    groups.remove(group)
+
+
+def test_remove_image_needs_exactly_one_way(groups, names):
+    group = names("g")
+    groups.create(group)
+    with pytest.raises(rbd_cg.InvalidArgument):
+        groups.remove_image(group)
+    with pytest.raises(rbd_cg.InvalidArgument):
+        groups.remove_image(group, "x", image_id="abc")
+    with pytest.raises(rbd_cg.InvalidArgument):
+        groups.remove_image(group, "x", image_pool=POOL)
+
+
+def test_max_members(groups, names, make_image):
+    group = names("g")
+    groups.create(group)
+    groups.add_image(group, make_image("a"), max_members=1)
+    with pytest.raises(rbd_cg.ArgumentOutOfRange) as e:
+        groups.add_image(group, make_image("b"), max_members=1)
+    assert e.value.errno == 34
+    with pytest.raises(rbd_cg.ArgumentOutOfRange):
+        groups.add_image(group, names("b"), max_members=-1)
+
+
+def test_remove_force_with_members_and_snapshots(groups, names, make_image, ioctx):
+    group = names("g")
+    groups.create(group)
+    images = [make_image(n) for n in ("a", "b", "c")]
+    for image in images:
+        groups.add_image(group, image)
+    groups.snap_create(group, "s1")
+    groups.snap_create(group, "s2")
+    assert groups.info(group)["snapshots"] == 2
+
+    with pytest.raises(rbd_cg.ImageBusy) as e:
+        groups.remove(group)
+    assert e.value.errno == 16
+    assert "remove them first" in str(e.value)
+
+    groups.remove(group, force=True)
+    with pytest.raises(rbd_cg.ObjectNotFound):
+        groups.info(group)
+    for image in images:  # the images stay, without the group's snapshots
+        with rbd.Image(ioctx, image, read_only=True) as img:
+            assert list(img.list_snaps()) == []
+
+
+def test_repair_of_a_consistent_group(groups, names):
+    group = names("g")
+    groups.create(group)
+    assert groups.repair(group) == {"findings": [], "changed": False}
+    assert groups.repair(group, check_only=True) == {"findings": [], "changed": False}
+    with pytest.raises(rbd_cg.ObjectNotFound):
+        groups.repair(names("none"))
