@@ -464,3 +464,38 @@ def test_the_driver_under_eventlet(cinder_ceph_conf, ceph):
     # The ticker green thread ran (every 5 ms) while the snapshot was being cut.
     assert result['ticks_during_snapshot'] >= max(3, result['snapshot_seconds'] / 0.005 / 4), \
         result
+
+
+def test_multiattach_members_need_allow_unfenced(world, ceph):
+    """RBDDriver turns exclusive-lock off for multiattach volumes, so they cannot be fenced:
+    a group snapshot fails unless rbd_cg_allow_unfenced (then they are cut unfenced)."""
+    from cinder import objects
+    from oslo_config import cfg
+    drv, ctxt = world.driver, world.ctxt
+    group = world.group()
+    drv.create_group(ctxt, group)
+    plain = world.create_volume(group)
+    shared = world.volume(group)
+    shared.volume_type = objects.VolumeType(context=ctxt, id=new_id(), qos_specs_id=None,
+                                            extra_specs={'multiattach': '<is> True'})
+    update = drv.create_volume(shared)
+    assert 'saved_features' in update['provider_location']
+    assert 'exclusive-lock' not in ceph.info(shared.name)['features']
+    assert ceph.members('cinder-group-' + group.id) == {plain.name: 'attached',
+                                                          shared.name: 'attached'}
+    gs, snaps = world.group_snapshot(group)
+    model, updates = drv.create_group_snapshot(ctxt, gs, snaps)
+    assert model == {'status': 'error'}
+    assert {u['status'] for u in updates} == {'error'}
+    assert ceph.group_snaps('cinder-group-' + group.id) == {}
+
+    cfg.CONF.set_override('rbd_cg_allow_unfenced', True, group='rbdcg-fast')
+    try:
+        gs2, snaps2 = world.group_snapshot(group)
+        model, updates = drv.create_group_snapshot(ctxt, gs2, snaps2)
+    finally:
+        cfg.CONF.clear_override('rbd_cg_allow_unfenced', group='rbdcg-fast')
+    assert model == {'status': 'available'}
+    assert {u['status'] for u in updates} == {'available'}
+    drv.delete_group_snapshot(ctxt, gs2, snaps2)
+    drv.delete_group(ctxt, group, [plain, shared])
