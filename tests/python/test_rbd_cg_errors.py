@@ -118,3 +118,14 @@ def test_missing_pool_and_class(cluster):
         cluster.groups("")
     with pytest.raises(rbd_cg.InvalidArgument):
         cluster.groups("rbd/ns")
+
+
+def test_a_panic_is_an_exception_not_an_abort():
+    panic = getattr(rbd_cg, "_panic_for_tests", None) or rbd_cg.rbd_cg._panic_for_tests
+    with pytest.raises(rbd_cg.IOError) as e:
+        panic("boom")
+    assert e.value.errno == errno.EIO
+    assert "panic: boom" in str(e.value)
+    # the interpreter and the module carry on
+    with pytest.raises(rbd_cg.IOError):
+        panic("again")

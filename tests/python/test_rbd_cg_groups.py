@@ -1,5 +1,7 @@
 """Group lifecycle and membership through the binding."""
 
+import os
+import subprocess
 import time
 
 import pytest
@@ -7,6 +9,8 @@ import rbd
 
 import rbd_cg
 from rbd_cg_testenv import POOL
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_create_info_list_rename_remove(groups, names):
@@ -135,3 +139,37 @@ def test_repair_of_a_consistent_group(groups, names):
     assert groups.repair(group, check_only=True) == {"findings": [], "changed": False}
     with pytest.raises(rbd_cg.ObjectNotFound):
         groups.repair(names("none"))
+
+
+def rbd_cg_cli():
+    """The rbd-cg binary (scripts/test.sh exports RBD_CG_BIN; else the debug build)."""
+    path = os.environ.get("RBD_CG_BIN") or os.path.join(REPO, "target", "debug", "rbd-cg")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"rbd-cg not found at {path}: build it (cargo build -p rbd_cg_client) or set RBD_CG_BIN")
+    return path
+
+
+def test_repair_finishes_an_interrupted_create(groups, names, conffile):
+    """A create stopped dead after its second step (the CLI's fault injection, as a
+    crash would) shows as creating; repair reports and finishes it."""
+    group = names("crashed")
+    env = dict(os.environ, RBD_CG_FAULT="create:2")
+    crashed = subprocess.run(
+        [rbd_cg_cli(), "--conf", conffile, "create", f"{POOL}/{group}"], env=env, capture_output=True, timeout=60
+    )
+    assert crashed.returncode == 86, crashed.stderr  # FAULT_EXIT_CODE
+    info = groups.info(group)
+    assert info["state"] == "creating"
+    assert group not in groups.list()
+    with pytest.raises(rbd_cg.ImageBusy):
+        groups.rename(group, names("other"))
+
+    report = groups.repair(group, check_only=True)
+    assert report["changed"] is False and len(report["findings"]) == 1
+    assert "interrupted" in report["findings"][0]
+    assert groups.info(group)["state"] == "creating"
+
+    report = groups.repair(group)
+    assert report["changed"] is True and len(report["findings"]) == 1
+    assert groups.info(group)["state"] == "ready" and groups.info(group)["id"] == info["id"]
+    assert group in groups.list()
