@@ -105,6 +105,13 @@ class Ceph(object):
         keys = run('rados', '-p', POOL, 'listomapkeys', 'rbd_header.' + image_id).split()
         return [k for k in keys if k.startswith('rbd_cg.group.')]
 
+    def clone_v2(self):
+        """Whether librbd's 'auto' clone format is v2 here (Mimic or newer clients required)."""
+        dump = json.loads(run('ceph', 'osd', 'dump', '--format', 'json'))
+        order = ['jewel', 'kraken', 'luminous', 'mimic', 'nautilus', 'octopus', 'pacific']
+        required = dump.get('require_min_compat_client', 'jewel')
+        return required in order and order.index(required) >= order.index('mimic')
+
     def purge_image(self, image):
         """Removes an image with whatever snapshots it has (test cleanup)."""
         spec = '%s/%s' % (POOL, image)

@@ -217,8 +217,10 @@ def test_group_lifecycle(world, ceph):
     for v in vols3:
         assert ceph.read(v.name, 5) == b'LATER'
         parent = ceph.parent(v.name)
-        # Flattened (clone v1: the temporary snapshot could only go after), or a v2 clone.
-        assert parent is None or parent['image'] == src_of[v.id].name, parent
+        if ceph.clone_v2():  # a clone of the temporary snapshot, now in RBD's trash
+            assert parent['image'] == src_of[v.id].name, parent
+        else:  # flattened: a v1 parent snapshot cannot go while it has children
+            assert parent is None, parent
     for v in vols:
         assert ceph.snaps(v.name) == [member_snap]  # no temporary member snapshot left
 
@@ -321,12 +323,14 @@ def test_volume_from_a_member_snapshot_is_no_member(world, ceph):
     drv.revert_to_snapshot(ctxt, a, snaps[0])
     assert ceph.read(a.name, 6) == b'before'
 
-    # The group snapshot goes although it has (v1) clones: they are flattened first,
-    # as RBDDriver does for a snapshot with dependent volumes.
+    # The group snapshot goes although it has clones: v1 clones are flattened first (as
+    # RBDDriver does for a snapshot with dependent volumes); v2 clones keep their parent
+    # snapshot in RBD's trash.
     model, _update = drv.delete_group_snapshot(ctxt, gs, snaps)
     assert model == {'status': 'deleted'}
     assert ceph.snaps(a.name) == [] and ceph.snaps(b.name) == []
     assert ceph.read(clone.name, 6) == b'before'
+    assert (ceph.parent(clone.name) is not None) == ceph.clone_v2()
 
     for v in (clone, clone_b):
         drv.delete_volume(v)
