@@ -791,10 +791,15 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
         return update, cloned
 
     def delete_volume(self, volume):
-        """Deletes the image, then drops it from every group it was a member of."""
+        """Drops the image from every group it is a member of, then deletes it (RBDDriver).
+
+        In this order a failure leaves no group with a 'missing' member (which would fail
+        its next group snapshot): if the group removal fails nothing is deleted; if the
+        deletion fails the memberships are restored.
+        """
         hint = group_name(volume.group_id) if volume.get('group_id', None) else None
         memberships = self._memberships(volume.name, hint)
-        super(RBDConsistencyGroupDriver, self).delete_volume(volume)
+        left = []
         for pool, namespace, name, image_id in memberships:
             LOG.info('Volume %(vol)s leaves group %(group)s.',
                      {'vol': volume.id, 'group': name})
@@ -804,6 +809,26 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                          _pool=pool, _namespace=namespace)
             except rbd_cg.ObjectNotFound:
                 pass
+            except Exception as e:
+                self._rejoin(volume, left)
+                raise self._backend_error(
+                    _('Volume %(vol)s could not leave group %(group)s') %
+                    {'vol': volume.id, 'group': name}, e)
+            left.append((pool, namespace, name))
+        try:
+            super(RBDConsistencyGroupDriver, self).delete_volume(volume)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._rejoin(volume, left)
+
+    def _rejoin(self, volume, memberships):
+        spec = '%s/%s' % (self.configuration.rbd_pool, volume.name)
+        for pool, namespace, name in memberships:
+            try:
+                self._cg('add_image', name, spec, _pool=pool, _namespace=namespace)
+            except Exception:
+                LOG.exception('Volume %(vol)s could not rejoin group %(group)s.',
+                              {'vol': volume.id, 'group': name})
 
     def revert_to_snapshot(self, context, volume, snapshot):
         member_snap = self._member_snap_name(snapshot)

@@ -352,6 +352,19 @@ def test_a_deleted_volume_leaves_its_groups(world, ceph):
     ceph.cg('create', '%s/%s' % (ceph.pool, admin_group))
     ceph.cg('image', 'add', '%s/%s' % (ceph.pool, admin_group), '%s/%s' % (ceph.pool, v.name))
     assert len(ceph.backrefs(v.name)) == 2
+    # While a client has it open, RBDDriver cannot delete it: the memberships come back.
+    import os
+    import rados
+    import rbd
+    from cinder import exception
+    with rados.Rados(conffile=os.environ['CEPH_CONF']) as cluster:
+        with cluster.open_ioctx(ceph.pool) as ioctx:
+            with rbd.Image(ioctx, v.name):
+                with pytest.raises(exception.VolumeIsBusy):
+                    drv.delete_volume(v)
+    assert v.name in ceph.images()
+    assert ceph.members(gname) == {v.name: 'attached', keep.name: 'attached'}
+    assert ceph.members(admin_group) == {v.name: 'attached'}
     drv.delete_volume(v)
     assert v.name not in ceph.images()
     assert ceph.members(gname) == {keep.name: 'attached'}  # no 'missing' member left
