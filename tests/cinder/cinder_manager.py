@@ -5,8 +5,6 @@ built without init_host (the driver is set up by hand). Objects are created in t
 the way the API would leave them, then the manager's own RPC entry points are called.
 """
 
-import time
-
 from conftest import backend_config, new_id
 
 BACKEND = 'rbdcg-full'
@@ -20,7 +18,6 @@ def setup_cinder(conf):
     """Database and messaging for the process (once)."""
     if _ENV:
         return
-    import oslo_messaging
     from oslo_messaging import conffixture
     from cinder import rpc
     from cinder.db import migration
@@ -40,13 +37,13 @@ def setup_cinder(conf):
                       group='coordination')
     coordination.COORDINATOR.start()
     _ENV['fixture'] = fixture
-    _ENV['messaging'] = oslo_messaging
 
 
 class Cinder(object):
     """A VolumeManager of backend ``rbdcg-full`` and helpers to make Cinder records."""
 
-    def __init__(self, conf, ceph_conf, driver_class='rbd_cg_cinder.driver.RBDConsistencyGroupDriver',
+    def __init__(self, conf, ceph_conf,
+                 driver_class='rbd_cg_cinder.driver.RBDConsistencyGroupDriver',
                  backend=BACKEND):
         from cinder import context
         from cinder.volume import manager as volume_manager
@@ -177,10 +174,3 @@ class Cinder(object):
         """The record as the database keeps it after destroy()."""
         ctxt = self.ctxt.elevated(read_deleted='yes')
         return cls.get_by_id(ctxt, record_id)
-
-
-def wait(predicate, timeout=30.0):
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout
-        time.sleep(0.1)

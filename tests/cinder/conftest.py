@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 # Must come before cinder is imported: no eventlet monkey patching in the test process
@@ -34,7 +33,7 @@ USER_CAPS = ['mon', 'profile rbd',
              'osd', 'profile rbd pool=%s, allow pool %s class rbd_cg' % (POOL, POOL)]
 
 try:
-    import rbd_cg_cinder  # noqa: F401  (installed with pip install ./cinder)
+    import rbd_cg_cinder  # noqa: F401 (installed with pip install ./cinder?)
 except ImportError:
     sys.path.insert(0, os.path.join(REPO, 'cinder'))
 
@@ -240,10 +239,3 @@ def backend_config(backend, ceph_conf, **overrides):
 def new_id():
     return str(uuid.uuid4())
 
-
-def wait_for(predicate, timeout=30.0, what='condition'):
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail('timed out waiting for %s' % what)
-        time.sleep(0.1)

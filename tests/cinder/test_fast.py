@@ -498,8 +498,8 @@ def test_multiattach_members_need_allow_unfenced(world, ceph):
     update = drv.create_volume(shared)
     assert 'saved_features' in update['provider_location']
     assert 'exclusive-lock' not in ceph.info(shared.name)['features']
-    assert ceph.members('cinder-group-' + group.id) == {plain.name: 'attached',
-                                                          shared.name: 'attached'}
+    assert ceph.members('cinder-group-' + group.id) == {
+        plain.name: 'attached', shared.name: 'attached'}
     gs, snaps = world.group_snapshot(group)
     model, updates = drv.create_group_snapshot(ctxt, gs, snaps)
     assert model == {'status': 'error'}
