@@ -33,7 +33,7 @@ USER_CAPS = ['mon', 'profile rbd',
              'osd', 'profile rbd pool=%s, allow pool %s class rbd_cg' % (POOL, POOL)]
 
 try:
-    import rbd_cg_cinder  # noqa: F401 (installed with pip install ./cinder?)
+    import rbd_cg_cinder  # noqa: F401 (pip install ./cinder; else the source tree)
 except ImportError:
     sys.path.insert(0, os.path.join(REPO, 'cinder'))
 
