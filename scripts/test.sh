@@ -60,7 +60,7 @@ say "python"
 # then its tests and the Cinder driver's against the same cluster.
 pyenv=$(scripts/pyenv.sh)
 rm -f target/wheels/rbd_cg-*.whl
-"$pyenv/bin/maturin" build --manifest-path python/Cargo.toml --out target/wheels --locked
+"$pyenv/bin/maturin" build --manifest-path python/Cargo.toml --out target/wheels --locked --interpreter "$pyenv/bin/python"
 "$pyenv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall target/wheels/rbd_cg-*.whl
 if [[ -f cinder/pyproject.toml ]]; then
     "$pyenv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./cinder
