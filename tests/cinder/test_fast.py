@@ -516,3 +516,32 @@ def test_multiattach_members_need_allow_unfenced(world, ceph):
     assert {u['status'] for u in updates} == {'available'}
     drv.delete_group_snapshot(ctxt, gs2, snaps2)
     drv.delete_group(ctxt, group, [plain, shared])
+
+
+@pytest.mark.parametrize('step', [1, 5])
+def test_deleting_a_group_snapshot_a_crash_left_creating(world, ceph, step):
+    """cinder-volume died while cutting a group snapshot (here rbd-cg, stopped dead after
+    snap-create step 1, the record, or 5, every member snapshot cut and released): the
+    snapshot is 'creating' on the cluster, 'creating' or 'error' in Cinder; deleting it
+    undoes the interrupted create (repair). After step 5 that takes ~10 s: librbd's
+    notifications wait for the dead client's watches to time out (FENCING.md section 6)."""
+    import os
+    import subprocess
+    from conftest import rbd_cg_bin
+    drv, ctxt = world.driver, world.ctxt
+    group = world.group()
+    drv.create_group(ctxt, group)
+    vols = [world.create_volume(group) for _ in range(2)]
+    gs, snaps = world.group_snapshot(group)
+    gname = 'cinder-group-' + group.id
+    crashed = subprocess.run(
+        [rbd_cg_bin(), 'snap', 'create', '%s/%s@cinder-gsnap-%s' % (ceph.pool, gname, gs.id)],
+        env=dict(os.environ, RBD_CG_FAULT='snap-create:%d' % step), capture_output=True)
+    assert crashed.returncode == 86, crashed.stderr
+    assert ceph.group_snaps(gname)['cinder-gsnap-' + gs.id]['state'] == 'creating'
+    model, updates = drv.delete_group_snapshot(ctxt, gs, snaps)
+    assert model == {'status': 'deleted'}
+    assert {u['status'] for u in updates} == {'deleted'}
+    assert ceph.group_snaps(gname) == {}
+    assert all(ceph.snaps(v.name) == [] for v in vols)
+    drv.delete_group(ctxt, group, vols)
