@@ -545,3 +545,17 @@ def test_deleting_a_group_snapshot_a_crash_left_creating(world, ceph, step):
     assert ceph.group_snaps(gname) == {}
     assert all(ceph.snaps(v.name) == [] for v in vols)
     drv.delete_group(ctxt, group, vols)
+
+
+def test_a_lost_binding_connection_is_made_anew(world, ceph):
+    """One cached binding Cluster per driver; a call that finds it gone (ENOTCONN, or
+    ESHUTDOWN when blocklisted) reconnects once and goes on."""
+    drv, ctxt = world.driver, world.ctxt
+    group = world.group()
+    drv.create_group(ctxt, group)
+    for groups in list(drv._cg_groups.values()):
+        groups.close()  # as if the connection had died under it
+    v = world.create_volume(group)
+    assert ceph.members('cinder-group-' + group.id) == {v.name: 'attached'}
+    drv.delete_group(ctxt, group, [v])
+    assert 'cinder-group-' + group.id not in ceph.groups()
