@@ -60,7 +60,9 @@ say "python"
 # then its tests and the Cinder driver's against the same cluster.
 pyenv=$(scripts/pyenv.sh)
 rm -f target/wheels/rbd_cg-*.whl
-"$pyenv/bin/maturin" build --manifest-path python/Cargo.toml --out target/wheels --locked --interpreter "$pyenv/bin/python"
+# test-panic: the test build also registers `_panic_for_tests` (a panic must surface as EIO).
+"$pyenv/bin/maturin" build --manifest-path python/Cargo.toml --out target/wheels --locked --features test-panic \
+    --interpreter "$pyenv/bin/python"
 "$pyenv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall target/wheels/rbd_cg-*.whl
 # --no-build-isolation: build the pure-Python driver with the venv's setuptools (no download).
 "$pyenv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall --no-build-isolation ./cinder

@@ -31,10 +31,12 @@ use crate::rados::{Cluster, IoCtx};
 use crate::rbd::{image_clone, image_remove, Image};
 use crate::spec::ImageSpec;
 use rbd_cg_contract::methods::{
-    CloneBeginRequest, IdRequest, NameAndId, CLONE_BEGIN, CLONE_FINISH, CLONE_GET, DIR_ADD, DIR_SET_READY,
+    CloneBeginRequest, Empty, IdRequest, NameAndId, CLONE_BEGIN, CLONE_FINISH, CLONE_GET, DIR_ADD, DIR_SET_READY,
+    IMAGE_GROUP_LIST,
 };
 use rbd_cg_contract::names::{
-    header_object, validate_group_name, validate_image_name, validate_snap_name, DIRECTORY_OBJECT, MAX_GROUP_MEMBERS,
+    header_object, image_header_object, validate_group_name, validate_image_name, validate_snap_name, DIRECTORY_OBJECT,
+    MAX_GROUP_MEMBERS,
 };
 use rbd_cg_contract::records::{CloneImagePlan, ClonePlan, DirEntry, DirState, GroupRef, ImageRef, MemberState};
 
@@ -132,33 +134,39 @@ impl Groups {
                     .with_hint("An earlier operation on it was interrupted: run `rbd-cg repair`."))
             }
         };
-        let plan = match resumed_plan {
-            Some(plan) => {
-                log::info!("resuming the interrupted clone into {}", self.spec(new_group));
-                plan
+        let plan = self.make_plan(group, snap, new_group, options).map_err(|e| e.context(context()))?;
+        if let Some(recorded) = &resumed_plan {
+            // Only the same clone may be continued: a different command must not finish
+            // someone else's plan and report success.
+            if *recorded != plan {
+                return Err(Error::new(format!("{}: another clone is building it", context()), libc::EEXIST)
+                    .with_hint(
+                    "Rerun that clone with its own arguments or `rbd-cg repair` it to finish it, or `rm --force` it \
+                     to undo it.",
+                ));
             }
-            None => {
-                let plan = self.make_plan(group, snap, new_group, options).map_err(|e| e.context(context()))?;
-                if id.is_none() {
-                    self.check_names_free(&plan).map_err(|e| e.context(context()))?;
-                }
-                plan
-            }
-        };
+            log::info!("resuming the interrupted clone into {}", self.spec(new_group));
+        }
         let id = match id {
             Some(id) => id,
             None => new_group_id()?,
         };
+        let group_ref = self.group_ref(&id);
         // Interrupted after step 6 (plan dropped, every clone a member): only the last steps
         // are left. Anything else in a `creating` group with members is not this clone.
-        if self.header(&id)?.is_some_and(|h| h.member_count > 0) {
+        if resumed_plan.is_none() && self.header(&id)?.is_some_and(|h| h.member_count > 0) {
             for image in &plan.images {
                 let ioctx = location_ioctx(&self.cluster, &image.source)?;
-                if existing_clone(&ioctx, image)?.is_none() {
+                if existing_clone(&ioctx, image, &group_ref)?.is_none() {
                     return Err(Error::new(format!("{}: the group already has other members", context()), libc::EBUSY));
                 }
             }
             return self.finish_clone(new_group, &id, &plan).map_err(|e| e.context(context()));
+        }
+        // Names must be free unless a recorded plan owns them (then existing images are
+        // checked one by one as the plan is finished).
+        if resumed_plan.is_none() {
+            self.check_names_free(&plan).map_err(|e| e.context(context()))?;
         }
         self.clone_steps(new_group, &id, &plan).map_err(|e| e.context(context()))
     }
@@ -209,11 +217,10 @@ impl Groups {
                 ));
             };
             let name = match &options.naming {
-                CloneNaming::Format(format) => format
-                    .replace("{image}", source_name)
-                    .replace("{group}", new_group)
-                    .replace("{snap}", snap)
-                    .replace("{source_group}", group),
+                CloneNaming::Format(format) => expand_name_format(
+                    format,
+                    &[("image", source_name), ("group", new_group), ("snap", snap), ("source_group", group)],
+                ),
                 CloneNaming::Explicit(_) => {
                     let found = explicit.iter().find(|(image, _)| *image == member.image);
                     let Some((_, name)) = found else {
@@ -233,7 +240,7 @@ impl Groups {
         if explicit.len() != images.len() && matches!(options.naming, CloneNaming::Explicit(_)) {
             return Err(Error::new("new names given for images that are not members of the snapshot", libc::EINVAL));
         }
-        Ok(ClonePlan {
+        let plan = ClonePlan {
             source_group: GroupRef {
                 pool_id: self.ioctx.pool_id(),
                 namespace: self.location.namespace.clone(),
@@ -243,7 +250,11 @@ impl Groups {
             source_snap_name: snap.into(),
             clone_format,
             images,
-        })
+        };
+        // What `clone_begin` would refuse is refused before anything is written.
+        plan.validate()?;
+        rbd_cg_contract::encode(&plan)?;
+        Ok(plan)
     }
 
     /// `EEXIST` when a planned name is taken (before anything is written).
@@ -287,10 +298,11 @@ impl Groups {
     ) -> Result<Vec<ClonedImage>> {
         let pair = NameAndId { name: name.into(), id: id.into() };
         let header = header_object(id);
+        let group_ref = self.group_ref(id);
         let made = steps.run("clone the member snapshots", || {
             let cluster = &self.cluster;
             let results = parallel::map(&plan.images, parallel::DEFAULT_WORKERS, |_, image| {
-                make_clone(cluster, image, plan.clone_format)
+                make_clone(cluster, image, plan.clone_format, &group_ref)
             });
             results.into_iter().collect::<Result<Vec<Made>>>()
         })?;
@@ -344,6 +356,7 @@ impl Groups {
     pub(crate) fn undo_clone(&self, id: &str, plan: &ClonePlan) -> Result<()> {
         let mut steps = Steps::new("clone-undo", &self.faults);
         let members = self.member_records(id)?;
+        let group_ref = self.group_ref(id);
         steps.run("remove the clones from the group", || {
             for member in &members {
                 self.image_remove_steps(id, &member.image)?;
@@ -352,8 +365,9 @@ impl Groups {
         })?;
         steps.run("delete the clones", || {
             let cluster = &self.cluster;
-            let results =
-                parallel::map(&plan.images, parallel::DEFAULT_WORKERS, |_, image| delete_clone(cluster, image));
+            let results = parallel::map(&plan.images, parallel::DEFAULT_WORKERS, |_, image| {
+                delete_clone(cluster, image, &group_ref)
+            });
             results.into_iter().collect::<Result<Vec<()>>>().map(drop)
         })?;
         steps.run("drop the plan", || {
@@ -367,6 +381,33 @@ impl Groups {
     }
 }
 
+/// Expands `{key}` placeholders in one pass (an inserted value is never expanded again);
+/// anything else, including unknown `{…}`, is kept as written.
+fn expand_name_format(format: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(format.len());
+    let mut rest = format;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let key = &after[..close];
+            values.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// An io context on `image`'s pool and namespace (where its clone goes too).
 fn location_ioctx(cluster: &Cluster, image: &ImageRef) -> Result<IoCtx> {
     let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
@@ -374,9 +415,11 @@ fn location_ioctx(cluster: &Cluster, image: &ImageRef) -> Result<IoCtx> {
     Ok(ioctx)
 }
 
-/// Whether image `name` in `ioctx` is a clone of `plan`'s parent snapshot: `Some(id)` if
-/// it is, `None` if there is no such image, `EEXIST` if it is something else.
-fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan) -> Result<Option<String>> {
+/// Whether image `name` in `ioctx` is this clone's to finish or undo: `Some(id)` if it is a
+/// clone of `plan`'s parent snapshot that belongs to no group but `group` (the one being
+/// built), `None` if there is no such image, `EEXIST` if it is something else — never
+/// adopted, never deleted.
+fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan, group: &GroupRef) -> Result<Option<String>> {
     let image = match Image::open_read_only(ioctx, &plan.name) {
         Ok(image) => image,
         Err(e) if e.is_not_found() => return Ok(None),
@@ -389,24 +432,39 @@ fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan) -> Result<Option<String>
             && p.image_id == plan.source.image_id
             && p.snap_id == plan.source_snap_id
     });
-    if ours {
-        Ok(Some(image.id()?))
-    } else {
-        Err(Error::new(
+    if !ours {
+        return Err(Error::new(
             format!("image {} exists and is not a clone of {}", plan.name, plan.source_snap_name),
             libc::EEXIST,
-        ))
+        )
+        .with_hint(
+            "Another image has the planned name; if a crash interrupted librbd while it made this clone (an \
+             image without parent), check and remove it by hand (`rbd rm`), then rerun.",
+        ));
     }
+    let image_id = image.id()?;
+    let groups = match crate::class::read(ioctx, &image_header_object(&image_id), &IMAGE_GROUP_LIST, &Empty {}) {
+        Ok(list) => list.groups,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    if let Some(other) = groups.iter().find(|g| *g != group) {
+        return Err(Error::new(
+            format!("image {} is a member of another group ({})", plan.name, other.group_id),
+            libc::EEXIST,
+        ));
+    }
+    Ok(Some(image_id))
 }
 
 /// Makes one planned clone (nothing to do if it exists already).
-fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8) -> Result<Made> {
+fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &GroupRef) -> Result<Made> {
     let context = || format!("cloning image {} as {}", plan.source.image_id, plan.name);
     let ioctx = location_ioctx(cluster, &plan.source).map_err(|e| e.context(context()))?;
     let parent_name = directory_name(&ioctx, &plan.source.image_id)?
         .ok_or_else(|| Error::new(format!("{}: source image is gone", context()), libc::ENOENT))?;
     let made = |image_id| Made { plan: plan.clone(), parent_name: parent_name.clone(), image_id };
-    if let Some(image_id) = existing_clone(&ioctx, plan)? {
+    if let Some(image_id) = existing_clone(&ioctx, plan, group)? {
         return Ok(made(image_id));
     }
     if format == 1 {
@@ -419,25 +477,42 @@ fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8) -> Result<Ma
         Err(e) if e.errno == libc::EEXIST => {} // a concurrent rerun made it: checked below
         Err(e) => return Err(Error::from(e).context(context())),
     }
-    match existing_clone(&ioctx, plan)? {
+    match existing_clone(&ioctx, plan, group)? {
         Some(image_id) => Ok(made(image_id)),
         None => Err(Error::new(format!("{}: the clone vanished", context()), libc::ENOENT)),
     }
 }
 
 /// Deletes one planned clone if it exists and is ours.
-fn delete_clone(cluster: &Cluster, plan: &CloneImagePlan) -> Result<()> {
+fn delete_clone(cluster: &Cluster, plan: &CloneImagePlan, group: &GroupRef) -> Result<()> {
     let ioctx = match location_ioctx(cluster, &plan.source) {
         Err(e) if e.is_not_found() => return Ok(()),
         other => other?,
     };
-    match existing_clone(&ioctx, plan) {
+    match existing_clone(&ioctx, plan, group) {
         Ok(Some(_)) => ignore_missing(image_remove(&ioctx, &plan.name).map_err(Error::from)),
         Ok(None) => Ok(()),
         Err(e) if e.errno() == libc::EEXIST => {
-            log::warn!("{e}: leaving it alone");
+            // Not provably ours: never deleted. Said loudly, since a crash inside librbd's
+            // clone can leave a parentless image under the planned name.
+            eprintln!("WARNING: {e}: left alone; if it is a half-made clone, remove it by hand (`rbd rm`)");
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_name_format;
+
+    #[test]
+    fn name_format_expands_once_and_keeps_the_rest() {
+        let values = [("image", "x{group}"), ("group", "copy"), ("snap", "s"), ("source_group", "db")];
+        assert_eq!(expand_name_format("{group}-{image}", &values), "copy-x{group}");
+        assert_eq!(expand_name_format("{image}.{snap}.{source_group}", &values), "x{group}.s.db");
+        assert_eq!(expand_name_format("{nope}-{image", &values), "{nope}-{image");
+        assert_eq!(expand_name_format("plain", &values), "plain");
+        assert_eq!(expand_name_format("{{group}}", &values), "{copy}");
     }
 }

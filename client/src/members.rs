@@ -77,7 +77,7 @@ impl Groups {
         Ok(ioctx)
     }
 
-    fn group_ref(&self, group_id: &str) -> GroupRef {
+    pub(crate) fn group_ref(&self, group_id: &str) -> GroupRef {
         GroupRef {
             pool_id: self.ioctx.pool_id(),
             namespace: self.location.namespace.clone(),

@@ -732,6 +732,9 @@ fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &st
     }
 }
 
+/// Most member-snapshot probes batched into one read op.
+const PROBES_PER_OP: usize = 256;
+
 /// Whether each image snapshot `(snap_id, snap_name)` exists on `image` with that name,
 /// in one read op (`cls_rbd.get_snapshot_name` per snapshot). A gone pool or image has none.
 fn image_snapshots_are(cluster: &Cluster, image: &ImageRef, snaps: &[(u64, String)]) -> Result<Vec<bool>> {
@@ -742,20 +745,23 @@ fn image_snapshots_are(cluster: &Cluster, image: &ImageRef, snaps: &[(u64, Strin
     };
     ioctx.set_namespace(&image.namespace)?;
     let header = format!("rbd_header.{}", image.image_id);
-    let requests: Vec<Vec<u8>> = snaps.iter().map(|(id, _)| wire::snap_id_request(*id)).collect();
-    let calls: Vec<(&str, &str, &[u8])> = requests.iter().map(|r| ("rbd", "get_snapshot_name", r.as_slice())).collect();
-    let replies = match ioctx.exec_read_batch(&header, &calls) {
-        Ok(replies) => replies,
-        Err(e) if e.is_not_found() => return Ok(vec![false; snaps.len()]),
-        Err(e) => return Err(e.into()),
-    };
-    snaps
-        .iter()
-        .zip(replies)
-        .map(|((_, snap_name), reply)| match reply {
-            Ok(reply) => Ok(wire::decode_string(&reply).is_ok_and(|name| name == *snap_name)),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e.into()),
-        })
-        .collect()
+    let mut present = Vec::with_capacity(snaps.len());
+    for chunk in snaps.chunks(PROBES_PER_OP) {
+        let requests: Vec<Vec<u8>> = chunk.iter().map(|(id, _)| wire::snap_id_request(*id)).collect();
+        let calls: Vec<(&str, &str, &[u8])> =
+            requests.iter().map(|r| ("rbd", "get_snapshot_name", r.as_slice())).collect();
+        let replies = match ioctx.exec_read_batch(&header, &calls) {
+            Ok(replies) => replies,
+            Err(e) if e.is_not_found() => return Ok(vec![false; snaps.len()]),
+            Err(e) => return Err(e.into()),
+        };
+        for ((_, snap_name), reply) in chunk.iter().zip(replies) {
+            present.push(match reply {
+                Ok(reply) => wire::decode_string(&reply).is_ok_and(|name| name == *snap_name),
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            });
+        }
+    }
+    Ok(present)
 }

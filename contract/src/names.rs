@@ -194,6 +194,8 @@ pub fn validate_snap_name(name: &str) -> Result<(), CgError> {
 pub const CLONE_PLAN_KEY: &str = "clone_plan";
 /// Longest image name a clone plan may give, in bytes.
 pub const MAX_IMAGE_NAME_LEN: usize = 1024;
+/// Longest image snapshot name a clone plan may name as a parent, in bytes.
+pub const MAX_IMAGE_SNAP_NAME_LEN: usize = 1024;
 
 /// Checks an RBD image name: 1..=1024 bytes, no `/`, `@`, NUL or control characters.
 pub fn validate_image_name(name: &str) -> Result<(), CgError> {

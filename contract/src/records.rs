@@ -7,8 +7,14 @@
 //! | `cg_directory` | omap `name_<name>` | [`DirEntry`] |
 //! | `cg_directory` | omap `id_<id>` | [`DirIdEntry`] |
 
+use crate::names::{
+    validate_group_id, validate_image_id, validate_image_name, validate_location, MAX_GROUP_MEMBERS,
+    MAX_IMAGE_SNAP_NAME_LEN, MAX_SNAP_NAME_LEN,
+};
 use crate::versioned;
+use crate::CgError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// Data of `cg_id.<name>`: which group the name belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,3 +251,44 @@ pub struct ClonePlan {
     pub images: Vec<CloneImagePlan>,
 }
 versioned!(ClonePlan, "ClonePlan", 1, 1, 8 * 1024 * 1024);
+
+impl ClonePlan {
+    /// The rules `clone_begin` enforces, also checked by the client before it writes
+    /// anything: valid ids and names, format 1 or 2, at most `MAX_GROUP_MEMBERS` images, no
+    /// source image twice, no two clones with one name in one pool and namespace.
+    pub fn validate(&self) -> Result<(), CgError> {
+        let source = &self.source_group;
+        validate_location(source.pool_id, &source.namespace)?;
+        validate_group_id(&source.group_id)?;
+        validate_group_id(&self.source_snap_id)?;
+        if self.source_snap_name.is_empty() || self.source_snap_name.len() > MAX_SNAP_NAME_LEN {
+            return Err(CgError::InvalidArgument("bad source snapshot name".into()));
+        }
+        if !matches!(self.clone_format, 1 | 2) {
+            return Err(CgError::InvalidArgument(format!("clone format {} is neither 1 nor 2", self.clone_format)));
+        }
+        if self.images.len() > MAX_GROUP_MEMBERS as usize {
+            return Err(CgError::OutOfRange(format!("{} images, more than {MAX_GROUP_MEMBERS}", self.images.len())));
+        }
+        let mut sources = BTreeSet::new();
+        let mut targets = BTreeSet::new();
+        for image in &self.images {
+            validate_location(image.source.pool_id, &image.source.namespace)?;
+            validate_image_id(&image.source.image_id)?;
+            validate_image_name(&image.name)?;
+            if image.source_snap_id == 0
+                || image.source_snap_name.is_empty()
+                || image.source_snap_name.len() > MAX_IMAGE_SNAP_NAME_LEN
+            {
+                return Err(CgError::InvalidArgument(format!("bad parent snapshot of {}", image.name)));
+            }
+            if !sources.insert(&image.source) {
+                return Err(CgError::InvalidArgument(format!("image {} is planned twice", image.source.image_id)));
+            }
+            if !targets.insert((image.source.pool_id, &image.source.namespace, &image.name)) {
+                return Err(CgError::InvalidArgument(format!("two clones would be named {:?}", image.name)));
+            }
+        }
+        Ok(())
+    }
+}

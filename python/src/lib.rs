@@ -40,6 +40,7 @@ pub(crate) fn unblocked<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, F
 /// `rbd_cg._panic_for_tests(message)`: panics where a client call would run, to prove
 /// that a panic is raised as `rbd_cg.IOError` rather than aborting the interpreter. Not
 /// part of the API (hence the underscore and its absence from the stubs).
+#[cfg(feature = "test-panic")]
 #[pyfunction]
 fn _panic_for_tests(py: Python<'_>, message: String) -> PyResult<()> {
     unblocked(py, move || -> Result<(), Failure> { panic!("{message}") })
@@ -51,6 +52,7 @@ fn rbd_cg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<cluster::Cluster>()?;
     m.add_class::<groups::Groups>()?;
+    #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

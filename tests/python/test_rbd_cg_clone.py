@@ -9,17 +9,6 @@ from rbd_cg_testenv import POOL
 BLOCK = 4096
 
 
-def clone_or_xfail(groups, *args, **kwargs):
-    """Groups.clone, or an explicit xfail while the client's clone_group is still the
-    EOPNOTSUPP placeholder (never a silent pass)."""
-    try:
-        return groups.clone(*args, **kwargs)
-    except rbd_cg.OperationNotSupported as e:
-        if str(e).startswith("clone: (95)"):
-            pytest.xfail("rbd_cg_client::Groups::clone_group is not implemented yet (EOPNOTSUPP)")
-        raise
-
-
 def write(ioctx, image, byte):
     with rbd.Image(ioctx, image) as img:
         img.write(bytes([byte]) * BLOCK, 0)
@@ -76,7 +65,7 @@ def check_clones(groups, ioctx, clones, new_group, images, snap):
 def test_clone_with_the_default_names(groups, names, ioctx, snapshotted):
     group, images, snap = snapshotted
     new_group = names("copy")
-    clones = clone_or_xfail(groups, group, "s1", new_group)
+    clones = groups.clone(group, "s1", new_group)
     assert sorted(c["name"] for c in clones) == sorted(f"{new_group}-{image}" for image in images)
     check_clones(groups, ioctx, clones, new_group, images, snap)
 
@@ -91,12 +80,12 @@ def test_clone_with_explicit_names_and_format(groups, names, ioctx, snapshotted)
     group, images, snap = snapshotted
     wanted = {images[0]: names("x"), f"{POOL}/{images[1]}": names("y")}
     new_group = names("explicit")
-    clones = clone_or_xfail(groups, group, "s1", new_group, image_names=wanted, clone_format="v2")
+    clones = groups.clone(group, "s1", new_group, image_names=wanted, clone_format="v2")
     assert {c["source_name"]: c["name"] for c in clones} == {images[0]: names("x"), images[1]: names("y")}
     check_clones(groups, ioctx, clones, new_group, images, snap)
 
     patterned = names("pat")
-    clones = clone_or_xfail(groups, group, "s1", patterned, image_name_format="{image}-{snap}-{source_group}")
+    clones = groups.clone(group, "s1", patterned, image_name_format="{image}-{snap}-{source_group}")
     assert sorted(c["name"] for c in clones) == sorted(f"{image}-s1-{group}" for image in images)
     check_clones(groups, ioctx, clones, patterned, images, snap)
 
@@ -104,8 +93,8 @@ def test_clone_with_explicit_names_and_format(groups, names, ioctx, snapshotted)
 def test_clone_errors(groups, names, snapshotted):
     group, images, _ = snapshotted
     with pytest.raises(rbd_cg.ObjectNotFound):
-        clone_or_xfail(groups, group, "nope", names("n1"))
+        groups.clone(group, "nope", names("n1"))
     with pytest.raises(rbd_cg.ObjectExists):
-        clone_or_xfail(groups, group, "s1", group)
+        groups.clone(group, "s1", group)
     with pytest.raises(rbd_cg.Error):  # every member must be named
-        clone_or_xfail(groups, group, "s1", names("n2"), image_names={images[0]: names("only")})
+        groups.clone(group, "s1", names("n2"), image_names={images[0]: names("only")})

@@ -251,9 +251,14 @@ impl MemberFence {
     /// with their result). Retries a notify that timed out, as librbd does.
     pub(crate) fn quiesce(&mut self, request_id: u64) -> Result<()> {
         const ATTEMPTS: u32 = 3;
+        // Until a reply says who got it, assume someone did (an error after delivery must
+        // still be followed by UNQUIESCE).
+        self.quiesced_others = true;
+        let mut reached_others = false;
         for attempt in 1..=ATTEMPTS {
             let (answers, timeouts, others) = self.notify_all(&wire::quiesce(self.me, request_id))?;
-            self.quiesced_others |= others;
+            reached_others |= others;
+            self.quiesced_others = reached_others;
             if let Some((gid, r)) = answers.iter().find(|(_, r)| *r < 0 && *r != -libc::EOPNOTSUPP) {
                 return Err(Error::new(
                     format!("quiescing {}: a quiesce hook of client.{gid} failed", self.target.label),

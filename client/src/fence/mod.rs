@@ -215,7 +215,12 @@ impl Slot {
                 fresh
             }
             Err(e) => {
-                self.fence.drop_snapshot_map(id);
+                // Refused by the lock assert: no snapshot, so its map copy goes. Any other
+                // error may have left the snapshot in place (an op applied but not acked);
+                // then the map stays for the undo (librbd's snap_remove removes both).
+                if e.errno() == libc::EBUSY {
+                    self.fence.drop_snapshot_map(id);
+                }
                 return Err(e);
             }
         };

@@ -9,60 +9,23 @@
 //! clone drops the plan only after its images are gone.
 
 use super::header::{load as header, load_active};
-use super::members::validate_image;
 use crate::store::{load_data, load_key};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{CloneBeginRequest, GroupCreateRequest, IdRequest};
-use rbd_cg_contract::names::{
-    validate_group_id, validate_group_name, validate_image_name, validate_location, CLONE_PLAN_KEY, MAX_GROUP_MEMBERS,
-    MAX_SNAP_NAME_LEN,
-};
+use rbd_cg_contract::names::{validate_group_name, CLONE_PLAN_KEY};
 use rbd_cg_contract::records::{ClonePlan, GroupHeader};
 use rbd_cg_contract::{encode, CgError};
-use std::collections::BTreeSet;
 
 /// The plan recorded on this header, if any.
 pub(crate) fn plan(store: &dyn ObjectStore) -> Result<Option<ClonePlan>, CgError> {
     load_key(store, CLONE_PLAN_KEY)
 }
 
-fn validate_plan(plan: &ClonePlan) -> Result<(), CgError> {
-    let source = &plan.source_group;
-    validate_location(source.pool_id, &source.namespace)?;
-    validate_group_id(&source.group_id)?;
-    validate_group_id(&plan.source_snap_id)?;
-    if plan.source_snap_name.is_empty() || plan.source_snap_name.len() > MAX_SNAP_NAME_LEN {
-        return Err(CgError::InvalidArgument("bad source snapshot name".into()));
-    }
-    if !matches!(plan.clone_format, 1 | 2) {
-        return Err(CgError::InvalidArgument(format!("clone format {} is neither 1 nor 2", plan.clone_format)));
-    }
-    if plan.images.len() > MAX_GROUP_MEMBERS as usize {
-        return Err(CgError::OutOfRange(format!("{} images, more than {MAX_GROUP_MEMBERS}", plan.images.len())));
-    }
-    let mut sources = BTreeSet::new();
-    let mut targets = BTreeSet::new();
-    for image in &plan.images {
-        validate_image(&image.source)?;
-        validate_image_name(&image.name)?;
-        if image.source_snap_id == 0 || image.source_snap_name.is_empty() || image.source_snap_name.len() > 1024 {
-            return Err(CgError::InvalidArgument(format!("bad parent snapshot of {}", image.name)));
-        }
-        if !sources.insert(&image.source) {
-            return Err(CgError::InvalidArgument(format!("image {} is planned twice", image.source.image_id)));
-        }
-        if !targets.insert((image.source.pool_id, &image.source.namespace, &image.name)) {
-            return Err(CgError::InvalidArgument(format!("two clones would be named {:?}", image.name)));
-        }
-    }
-    Ok(())
-}
-
 /// Creates the header (if missing) with the plan, or records the plan on the existing
 /// empty header; the same plan again succeeds. The header is never read back after being
 /// written in the same call (the OSD would not show the write).
 pub fn begin(store: &mut dyn ObjectStore, req: CloneBeginRequest) -> Result<(), CgError> {
-    validate_plan(&req.plan)?;
+    req.plan.validate()?;
     validate_group_name(&req.name)?;
     if load_data::<GroupHeader>(store)?.is_none() {
         let create = GroupCreateRequest { id: req.group_id, name: req.name, created_ms: req.created_ms };
