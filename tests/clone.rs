@@ -151,6 +151,9 @@ fn clone_refuses_taken_names_and_bad_sources_without_side_effects() {
     expect_errno(&rbd_cg(&["clone", &format!("{group}@s"), "other/y"]), libc::EINVAL);
     let bad = ["clone", "--image-name-format", "{image}/x", &format!("{group}@s"), &format!("rbd/{ns}/y")];
     expect_errno(&rbd_cg(&bad), libc::EINVAL);
+    // Two members, one name: refused before anything is written, not by the class later.
+    let same = ["clone", "--image-name-format", "{group}", &format!("{group}@s"), &format!("rbd/{ns}/y")];
+    expect_errno(&rbd_cg(&same), libc::EINVAL);
     assert_eq!(images(&ns), before);
     assert_eq!(rbd_cg_ok(&["ls", &format!("rbd/{ns}")]).trim(), "g");
     assert_consistent(&cluster(), "rbd", &ns);
@@ -247,4 +250,44 @@ fn crash_after_every_step_of_clone_undo_then_rerun() {
         // The source group is untouched: its snapshot can go.
         rbd_cg_ok(&["snap", "rm", &format!("{group}@s")]);
     }
+}
+
+#[test]
+fn a_rerun_must_be_the_same_clone_and_never_adopts_another_groups_member() {
+    let (ns, group) = setup("clone-rerun");
+    let snap = format!("{group}@s");
+    // B crashes after reserving its name; then group A takes the names B wanted (x-a,
+    // x-b). B's rerun checks the names again instead of adopting A's clones (which
+    // `rm --force B` would then delete).
+    let b = ["clone", "--image-name-format", "x-{image}", &snap, &format!("rbd/{ns}/B")];
+    crash_at("clone", 1, &b);
+    rbd_cg_ok(&["clone", "--image-name-format", "x-{image}", &snap, &format!("rbd/{ns}/A")]);
+    expect_errno(&rbd_cg(&b), libc::EEXIST);
+    rbd_cg_ok(&["rm", "--force", &format!("rbd/{ns}/B")]);
+    assert_eq!(members(&format!("rbd/{ns}/A")).len(), 2);
+    // C crashes with its plan recorded; a rerun with other arguments is another clone.
+    let c = ["clone", "--image-name-format", "c-{image}", &snap, &format!("rbd/{ns}/C")];
+    crash_at("clone", 3, &c);
+    let other = ["clone", "--image-name-format", "d-{image}", &snap, &format!("rbd/{ns}/C")];
+    let refused = expect_errno(&rbd_cg(&other), libc::EEXIST);
+    assert!(refused.contains("another clone"), "{refused}");
+    rbd_cg_ok(&c);
+    assert_cloned(&ns, &format!("rbd/{ns}/C"), &|i| format!("c-{i}"));
+    // A member of another group under a planned name is not adopted by a recorded plan
+    // either: D's plan names x-a (A's member) after x-a appeared behind its back.
+    let d = ["clone", "--image-name-format", "y-{image}", &snap, &format!("rbd/{ns}/D")];
+    crash_at("clone", 2, &d);
+    rbd_cg_ok(&["image", "add", &format!("rbd/{ns}/A"), &format!("rbd/{ns}/a")]);
+    ceph_tool_ok("rbd", &["clone", &format!("rbd/{ns}/a@{}", member_snap(&ns)), &format!("rbd/{ns}/y-a")]);
+    rbd_cg_ok(&["image", "add", &format!("rbd/{ns}/A"), &format!("rbd/{ns}/y-a")]);
+    let adopted = expect_errno(&rbd_cg(&d), libc::EEXIST);
+    assert!(adopted.contains("another group"), "{adopted}");
+    rbd_cg_ok(&["rm", "--force", &format!("rbd/{ns}/D")]);
+    assert!(images(&ns).contains(&"y-a".to_owned()), "never deleted: it is not D's");
+}
+
+fn member_snap(ns: &str) -> String {
+    let json = ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", &format!("rbd/{ns}/a")]);
+    let snaps: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    snaps[0]["name"].as_str().unwrap().to_owned()
 }
