@@ -22,6 +22,7 @@ use crate::progress::Counter;
 use crate::rados::{Cluster, IoCtx};
 use crate::rbd;
 use member::{Acquired, FenceConfig, FenceTarget, MemberFence};
+use rbd_cg_contract::names::MAX_GROUP_MEMBERS;
 use rbd_cg_contract::records::ImageRef;
 use rbd_cg_contract::records::ReservedSnapId;
 use std::collections::{BTreeMap, HashMap};
@@ -369,17 +370,23 @@ impl GroupFence {
         sorted.sort();
         let keeps_reserve = reserved.is_some();
         let reserve = Reserve::new(reserved.unwrap_or_default());
-        // The reserve aims at two snapshots' worth of ids, so that a snapshot never waits
-        // for the monitor. When it covers this snapshot, the refill is allocated from the
-        // start, overlapping all of it; otherwise only after this snapshot's own fresh ids,
-        // so that the refill is larger (`snapshot_add` refuses an id below the image's
-        // newest; members take the smallest reserved ids, the next snapshot the rest).
+        // The reserve aims at `target` snapshots' worth of ids, so that a snapshot rarely
+        // waits for the monitor. When it covers this snapshot, the refill back to the target
+        // is allocated from the start, overlapping all of it, and waited for only when the
+        // leftover would not cover the next snapshot: a refill that is still running when
+        // the snapshot completes is dropped (a monitor commit takes about as long as a whole
+        // snapshot), so the reserve drains by one snapshot's worth per snapshot and is
+        // refilled in full once every `target - 1` snapshots. When it does not cover this
+        // snapshot, the refill starts only after this snapshot's own fresh ids, so that the
+        // refill is larger (`snapshot_add` refuses an id below the image's newest; members
+        // take the smallest reserved ids, the next snapshot the rest).
         let image_pools: Vec<i64> = sorted.iter().map(|i| i.pool_id).collect();
-        let covered = reserve.covers(&image_pools, 1);
+        let target = reserve_depth(image_pools.len());
+        let depth = (1..=target).take_while(|d| reserve.covers(&image_pools, *d)).count();
+        let covered = depth >= 1;
         let mut next_reserve = None;
         if keeps_reserve && covered {
-            let depth_after = if reserve.covers(&image_pools, 2) { 2 } else { 1 };
-            let refill: Vec<i64> = (0..(3 - depth_after)).flat_map(|_| image_pools.iter().copied()).collect();
+            let refill: Vec<i64> = (0..(target + 1 - depth)).flat_map(|_| image_pools.iter().copied()).collect();
             next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
         }
         // No name (an image in the trash) is still an image to snapshot.
@@ -398,7 +405,7 @@ impl GroupFence {
             fence_timeout: options.fence_timeout,
             next_reserve,
             leftover: Vec::new(),
-            wait_for_refill: !(covered && reserve.covers(&image_pools, 2)),
+            wait_for_refill: depth < 2,
         };
         if let Some(e) = error {
             return Err(e);
@@ -413,7 +420,7 @@ impl GroupFence {
         group.leftover = reserve.into_ids();
         if keeps_reserve && group.next_reserve.is_none() {
             let pools: Vec<i64> = group.slots.iter().filter(|s| s.fenceable).map(|s| s.data_pool.pool_id()).collect();
-            let refill: Vec<i64> = pools.iter().chain(&pools).copied().collect();
+            let refill: Vec<i64> = (0..target).flat_map(|_| pools.iter().copied()).collect();
             group.next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
         }
         Ok(group)
@@ -429,6 +436,11 @@ impl GroupFence {
                 ids.extend(refill.join().unwrap_or_default());
             }
         }
+        // The class keeps at most MAX_GROUP_MEMBERS ids; keep the newest (an id below a
+        // member's newest snapshot id would be refused as stale anyway).
+        ids.sort();
+        let excess = ids.len().saturating_sub(MAX_GROUP_MEMBERS as usize);
+        ids.drain(..excess);
         ids
     }
 
@@ -541,6 +553,15 @@ impl Drop for GroupFence {
             }
         }
     }
+}
+
+/// Most snapshots' worth of ids the reserve aims at.
+const RESERVE_DEPTH: usize = 4;
+
+/// Snapshots' worth of ids the reserve of a group with `members` members aims at: up to
+/// [`RESERVE_DEPTH`], fewer when the class's limit of `MAX_GROUP_MEMBERS` reserved ids binds.
+fn reserve_depth(members: usize) -> usize {
+    (MAX_GROUP_MEMBERS as usize / members.max(1)).clamp(1, RESERVE_DEPTH)
 }
 
 /// Snapshot ids allocated ahead, by data pool, for the members to take from.
