@@ -233,9 +233,47 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                 raise
 
     def _snap_create(self, group, snap):
+        """Cuts group snapshot ``group@snap``. If the group refuses (EBUSY) because a
+        membership change was interrupted (a member left 'adding' or 'removing', e.g. by a
+        join that failed half-way or a volume service that died), the group is repaired
+        once and the snapshot tried once more."""
+        try:
+            return self._snap_create_once(group, snap)
+        except rbd_cg.ImageBusy as e:
+            if not self._repair_interrupted_membership(group, e):
+                raise
+        return self._snap_create_once(group, snap)
+
+    def _snap_create_once(self, group, snap):
         return self._cg('snap_create', group, snap,
                         fence_timeout=self.configuration.rbd_cg_fence_timeout,
                         allow_unfenced=self.configuration.rbd_cg_allow_unfenced)
+
+    def _repair_interrupted_membership(self, group, err):
+        """Repairs ``group`` if (and only if) interrupted membership changes are all that
+        is wrong with it; returns whether it did. ``repair`` also undoes 'creating'
+        snapshots and completes interrupted rollbacks -- a 'creating' snapshot may be
+        another service's snapshot in progress -- so when its dry run finds anything about
+        snapshots the group is left alone (an administrator's ``rbd-cg repair``)."""
+        stuck = ['%s (%s)' % (m['name'] or m['id'], m['state'])
+                 for m in self._cg('list_images', group)
+                 if m['state'] in ('adding', 'removing')]
+        if not stuck:
+            return False
+        findings = self._cg('repair', group, check_only=True)['findings']
+        other = [f for f in findings if 'snapshot' in f or 'rollback' in f]
+        if other:
+            LOG.warning('Group %(group)s has interrupted membership changes (%(stuck)s) '
+                        'but also %(other)s; not repairing it here.',
+                        {'group': group, 'stuck': ', '.join(stuck), 'other': other})
+            return False
+        LOG.warning('Group snapshot of %(group)s refused (%(err)s): interrupted membership '
+                    'changes (%(stuck)s); repairing the group and trying once more.',
+                    {'group': group, 'err': err, 'stuck': ', '.join(stuck)})
+        report = self._cg('repair', group)
+        LOG.info('Repaired group %(group)s: %(findings)s',
+                 {'group': group, 'findings': '; '.join(report['findings'])})
+        return True
 
     # ------------------------------------------------------------------ helpers
 
@@ -268,11 +306,44 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
             LOG.info('Group %s is already gone.', name)
 
     def _join(self, name, image_name):
+        """Adds image ``image_name`` of rbd_pool to group ``name``. A failed add leaves no
+        membership behind: the add records the member 'adding' before it links the image,
+        and a link that fails (other than the image vanishing, which the add undoes
+        itself) would leave that record, which refuses every later group snapshot
+        (EBUSY). So on failure the image leaves again (by its id when it is gone by then)."""
+        image_id = self._image_id(image_name)
         try:
             self._cg('add_image', name, image_name)
         except rbd_cg.ObjectExists:
             LOG.debug('%(image)s is already a member of %(group)s.',
                       {'image': image_name, 'group': name})
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._undo_join(name, image_name, image_id)
+
+    def _undo_join(self, name, image_name, image_id):
+        try:
+            if image_id is not None:
+                self._cg('remove_image', name, image_id=image_id,
+                         image_pool=self.configuration.rbd_pool)
+            else:
+                self._cg('remove_image', name, image_name)
+            LOG.info('%(image)s left %(group)s again after a failed join.',
+                     {'image': image_name, 'group': name})
+        except rbd_cg.ObjectNotFound:
+            pass  # nothing was recorded (or the group is gone)
+        except Exception:
+            LOG.exception('%(image)s could not leave %(group)s after a failed join; the '
+                          'next group snapshot repairs the group.',
+                          {'image': image_name, 'group': name})
+
+    def _image_id(self, image_name):
+        """The id of image ``image_name`` of rbd_pool, None if there is no such image."""
+        try:
+            with rbd_driver.RBDVolumeProxy(self, image_name, read_only=True) as image:
+                return image.id()
+        except self.rbd.ImageNotFound:
+            return None
 
     def _leave(self, name, image_name):
         try:
@@ -292,8 +363,9 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
 
     def _join_wanted_group(self, volume):
         """Called after a volume was created: a volume created into a consistent-snapshot
-        group joins its rbd_cg group. On failure the new image is removed again and the
-        creation fails (the volume ends 'error', never a silent non-member)."""
+        group joins its rbd_cg group. On failure the image leaves the group again (``_join``),
+        the new image is removed and the creation fails (the volume ends 'error', never a
+        silent non-member)."""
         name = self._wanted_group(volume)
         if name is None:
             return
@@ -409,7 +481,8 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
             group_id = snapshot.cgsnapshot.consistencygroup_id
         info = self._cg('snap_info', group_name(group_id), group_snap_name(group_snapshot_id))
         for image in info['images']:
-            if image['image_name'] == snapshot.volume_name:
+            if (image['pool'], image['namespace'], image['image_name']) == (
+                    self.configuration.rbd_pool, '', snapshot.volume_name):
                 return image['snap_name']
         raise exception.SnapshotNotFound(snapshot_id=snapshot.id)
 
@@ -452,6 +525,23 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
 
     def _delete_group(self, group_id, volumes):
         name = group_name(group_id)
+        # A group an interrupted operation left unfinished -- above all a group whose
+        # create_group_from_src died mid-clone (or whose undo failed): it is 'creating',
+        # its clones may be members, and remove_image refuses (EBUSY) on it, so no volume
+        # could leave it. Remove it first: rm --force undoes a recorded clone plan (drops
+        # the members, removes the clones it made) or drops the members and finishes
+        # the removal. The volumes' images are then plain images, or already gone.
+        try:
+            state = self._group_state(name)
+        except Exception as e:
+            return self._delete_group_failed(name, volumes, e)
+        if state not in (None, 'ready'):
+            LOG.warning('Group %(group)s is %(state)s (an operation on it was interrupted); '
+                        'removing it before its volumes.', {'group': name, 'state': state})
+            try:
+                self._remove_backend_group(name)
+            except Exception as e:
+                return self._delete_group_failed(name, volumes, e)
         volumes_update = []
         failed = False
         for volume in volumes:
@@ -472,6 +562,12 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                 failed = True
         status = fields.GroupStatus.ERROR if failed else fields.GroupStatus.DELETED
         return {'status': status}, volumes_update
+
+    def _delete_group_failed(self, name, volumes, err):
+        """Nothing was deleted: the group and every volume 'error' (kept for a retry)."""
+        LOG.error('Deleting group %(group)s failed: %(err)s', {'group': name, 'err': err})
+        return ({'status': fields.GroupStatus.ERROR},
+                [{'id': v.id, 'status': 'error'} for v in volumes])
 
     def update_group(self, context, group, add_volumes=None, remove_volumes=None):
         """Adds and removes members; all or nothing (a failure undoes the rest)."""
@@ -541,11 +637,22 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
             self._remove_group_snapshot_quietly(name, snap)
             return ({'status': fields.GroupSnapshotStatus.ERROR},
                     [{'id': s.id, 'status': error} for s in snapshots])
-        images = {i['image_name']: i for i in info['images'] if i['image_name']}
+        # Members by (pool, namespace, image name): an image of the same name in another
+        # pool or namespace is another image. A member whose image is gone has no name.
+        images = {}
+        unknown = []
+        for image in info['images']:
+            if image['image_name']:
+                images[(image['pool'], image['namespace'], image['image_name'])] = image
+            else:
+                unknown.append('%s/%s/<id %s>' % (image['pool'], image['namespace'],
+                                                   image['image_id']))
+        pool = self.configuration.rbd_pool
+        wanted = {(pool, '', s.volume_name) for s in snapshots}
         snapshots_update = []
         missing = []
         for snapshot in snapshots:
-            image = images.get(snapshot.volume_name)
+            image = images.get((pool, '', snapshot.volume_name))
             if image is None or not image['present']:
                 missing.append(snapshot.volume_name)
                 continue
@@ -554,17 +661,17 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                 'status': fields.SnapshotStatus.AVAILABLE,
                 'provider_location': json.dumps({'rbd_snap': image['snap_name']}),
             })
-        if missing:
-            LOG.error('Group snapshot %(group)s@%(snap)s lacks %(missing)s (membership '
-                      'differs from Cinder\'s); removing it.',
-                      {'group': name, 'snap': snap, 'missing': missing})
+        unknown += ['%s/%s/%s' % key for key in sorted(set(images) - wanted)]
+        if missing or unknown:
+            # Cinder's group snapshot must be exactly the backend's: a member Cinder does
+            # not know would also fail a later create_group_from_src from it.
+            LOG.error('Group snapshot %(group)s@%(snap)s differs from Cinder\'s volumes '
+                      '(lacks %(missing)s, has members Cinder does not know: %(unknown)s); '
+                      'removing it.', {'group': name, 'snap': snap, 'missing': missing,
+                                       'unknown': unknown})
             self._remove_group_snapshot_quietly(name, snap)
             return ({'status': fields.GroupSnapshotStatus.ERROR},
                     [{'id': s.id, 'status': error} for s in snapshots])
-        extra = set(images) - {s.volume_name for s in snapshots}
-        if extra:
-            LOG.warning('Group %(group)s has members Cinder does not know: %(extra)s.',
-                        {'group': name, 'extra': sorted(extra)})
         LOG.info('Created crash-consistent group snapshot %(group)s@%(snap)s of '
                  '%(n)d volumes.', {'group': name, 'snap': snap, 'n': len(snapshots)})
         return {'status': fields.GroupSnapshotStatus.AVAILABLE}, snapshots_update
@@ -808,7 +915,25 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                          image_pool=self.configuration.rbd_pool,
                          _pool=pool, _namespace=namespace)
             except rbd_cg.ObjectNotFound:
-                pass
+                pass  # not a member (anymore), or the group is gone
+            except rbd_cg.ImageBusy as e:
+                try:
+                    state = self._group_state(name, pool, namespace)
+                except Exception:
+                    LOG.exception('Reading the state of group %s failed.', name)
+                    state = 'unknown'
+                if state not in (None, 'creating'):
+                    self._rejoin(volume, left)
+                    raise self._backend_error(
+                        _('Volume %(vol)s could not leave group %(group)s') %
+                        {'vol': volume.id, 'group': name}, e)
+                # Gone meanwhile, or an unfinished creation (a clone cut short) that
+                # refuses membership changes: its own removal (delete_group, rm --force)
+                # drops the member record; nothing to rejoin.
+                LOG.warning('Group %(group)s is %(state)s; volume %(vol)s is deleted '
+                            'without leaving it (removing the group drops the member).',
+                            {'group': name, 'state': state or 'gone', 'vol': volume.id})
+                continue
             except Exception as e:
                 self._rejoin(volume, left)
                 raise self._backend_error(
@@ -820,6 +945,13 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._rejoin(volume, left)
+
+    def _group_state(self, name, pool=None, namespace=''):
+        """The state of group ``name`` ('ready', 'creating' ...), None if it is gone."""
+        try:
+            return self._cg('info', name, _pool=pool, _namespace=namespace)['state']
+        except rbd_cg.ObjectNotFound:
+            return None
 
     def _rejoin(self, volume, memberships):
         spec = '%s/%s' % (self.configuration.rbd_pool, volume.name)
