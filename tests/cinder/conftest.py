@@ -99,6 +99,21 @@ class Ceph(object):
         return json.loads(self.cg('snap', 'info', '%s/%s@%s' % (POOL, group, snap),
                                   '--format', 'json'))
 
+    def group_info(self, group):
+        return json.loads(self.cg('info', '%s/%s' % (POOL, group), '--format', 'json'))
+
+    def group_exists(self, group):
+        """Whether group ``group`` exists in any state (``ls`` hides unfinished creations)."""
+        out = subprocess.run([rbd_cg_bin(), 'info', '%s/%s' % (POOL, group)],
+                             capture_output=True, text=True)
+        if out.returncode != 0 and 'No such file' not in out.stderr:
+            pytest.fail('rbd-cg info %s: %s' % (group, out.stderr.strip()))
+        return out.returncode == 0
+
+    def pool_id(self):
+        pools = json.loads(run('ceph', 'osd', 'pool', 'ls', 'detail', '--format', 'json'))
+        return [p['pool_id'] for p in pools if p['pool_name'] == POOL][0]
+
     def backrefs(self, image):
         image_id = self.info(image)['id']
         keys = run('rados', '-p', POOL, 'listomapkeys', 'rbd_header.' + image_id).split()

@@ -133,7 +133,8 @@ class World(object):
                     self.ceph.purge_image(image)
         groups = self.ceph.groups()
         for name in self.group_names:
-            if name in groups:
+            # `ls` hides unfinished creations (e.g. a clone a test stopped dead).
+            if name in groups or self.ceph.group_exists(name):
                 self.ceph.cg('rm', '--force', '%s/%s' % (self.ceph.pool, name), check=False)
 
 
@@ -559,3 +560,145 @@ def test_a_lost_binding_connection_is_made_anew(world, ceph):
     assert ceph.members('cinder-group-' + group.id) == {v.name: 'attached'}
     drv.delete_group(ctxt, group, [v])
     assert 'cinder-group-' + group.id not in ceph.groups()
+
+
+def _crash(ceph, fault, *args):
+    """Runs rbd-cg stopped dead after a step (RBD_CG_FAULT, exit status 86): a crash."""
+    import os
+    import subprocess
+    from conftest import rbd_cg_bin
+    crashed = subprocess.run([rbd_cg_bin(), *args], capture_output=True, text=True,
+                             env=dict(os.environ, RBD_CG_FAULT=fault))
+    assert crashed.returncode == 86, crashed.stderr
+
+
+@pytest.mark.parametrize('step', [4, 6])
+def test_deleting_a_group_a_crash_left_mid_clone(world, ceph, step):
+    """cinder-volume died inside create_group_from_src (here rbd-cg clone, stopped dead
+    after clone step 4, every clone a member with the plan recorded, or 6, the plan
+    dropped): the new group is 'creating' on the cluster, which refuses to let members
+    leave (EBUSY). Deleting the group in Cinder removes it first (rm --force undoes the
+    clone) and then the volumes; a volume deleted on its own tolerates the group too."""
+    drv, ctxt = world.driver, world.ctxt
+    group = world.group()
+    drv.create_group(ctxt, group)
+    source = world.create_volume(group)
+    gs, snaps = world.group_snapshot(group)
+    model, update = drv.create_group_snapshot(ctxt, gs, snaps)
+    assert model['status'] == 'available'
+    apply(snaps, update)
+    group2 = world.group(group_snapshot_id=gs.id)
+    new = world.volume(group2, snapshot_id=snaps[0].id)
+    gname, gname2 = 'cinder-group-' + group.id, 'cinder-group-' + group2.id
+    # One member: rbd-cg names clones by a pattern, here the new volume's image name.
+    _crash(ceph, 'clone:%d' % step, 'clone',
+           '%s/%s@cinder-gsnap-%s' % (ceph.pool, gname, gs.id), '%s/%s' % (ceph.pool, gname2),
+           '--image-name-format', new.name)
+    assert ceph.group_info(gname2)['state'] == 'creating'
+    assert ceph.members(gname2) == {new.name: 'attached'}
+    assert ceph.parent(new.name)['image'] == source.name
+    if step == 6:
+        # The clone is a plain member now (plan dropped): deleting the volume alone works
+        # too, leaving the member record to the group's removal.
+        drv.delete_volume(new)
+        assert new.name not in ceph.images()
+    model, vols_update = drv.delete_group(ctxt, group2, [new])
+    assert model == {'status': 'deleted'}
+    assert vols_update == [{'id': new.id, 'status': 'deleted'}]
+    assert new.name not in ceph.images()
+    assert not ceph.group_exists(gname2)
+    # The source is untouched.
+    assert ceph.members(gname) == {source.name: 'attached'}
+    assert ceph.group_snaps(gname)['cinder-gsnap-' + gs.id]['state'] == 'complete'
+    model, _u = drv.delete_group_snapshot(ctxt, gs, snaps)
+    assert model == {'status': 'deleted'}
+    model, _u = drv.delete_group(ctxt, group, [source])
+    assert model == {'status': 'deleted'}
+    assert not ({source.name, new.name} & ceph.images())
+
+
+def test_interrupted_joins_do_not_block_group_snapshots(world, ceph):
+    """An image add records the member 'adding' before it links the image; a member left
+    'adding' refuses every group snapshot (EBUSY). A join that fails half-way leaves again;
+    and a group snapshot that finds such a member (a volume service died mid-join)
+    repairs the group once and goes on."""
+    drv, ctxt = world.driver, world.ctxt
+    group = world.group()
+    drv.create_group(ctxt, group)
+    gname = 'cinder-group-' + group.id
+    member = world.create_volume(group)
+
+    # A link that fails after the member was recorded: a back-reference to this group
+    # that cannot be decoded (EIO from the class) on the outsider's header.
+    outsider = world.create_volume()
+    key = 'rbd_cg.group.%016x_%s_' % (ceph.pool_id(), ceph.group_info(gname)['id'])
+    from conftest import run
+    run('rados', '-p', ceph.pool, 'setomapval',
+        'rbd_header.' + ceph.info(outsider.name)['id'], key, 'garbage')
+    model, add_update, _r = drv.update_group(ctxt, group, add_volumes=[outsider])
+    assert model == {'status': 'error'}
+    assert add_update == [{'id': outsider.id, 'status': 'error'}]
+    assert ceph.members(gname) == {member.name: 'attached'}  # no 'adding' left behind
+    assert ceph.backrefs(outsider.name) == []
+
+    # Interrupted adds (rbd-cg stopped dead after image-add step 1): a volume of the group
+    # whose image exists (completed by the repair) and an image deleted since (dropped).
+    late = world.create_volume()
+    _crash(ceph, 'image-add:1', 'image', 'add', '%s/%s' % (ceph.pool, gname),
+           '%s/%s' % (ceph.pool, late.name))
+    late.group_id, late.group = group.id, group
+    group.volumes.objects.append(late)
+    gone = 'gone-' + new_id()
+    ceph.create_image(gone)
+    _crash(ceph, 'image-add:1', 'image', 'add', '%s/%s' % (ceph.pool, gname),
+           '%s/%s' % (ceph.pool, gone))
+    ceph.remove_image(gone)
+    assert sorted(ceph.members(gname).values()) == ['adding', 'adding', 'attached']
+    gs, snaps = world.group_snapshot(group)
+    model, update = drv.create_group_snapshot(ctxt, gs, snaps)
+    assert model == {'status': 'available'}
+    assert {u['status'] for u in update} == {'available'} and len(update) == 2
+    assert ceph.members(gname) == {member.name: 'attached', late.name: 'attached'}
+    drv.delete_group_snapshot(ctxt, gs, snaps)
+    drv.delete_volume(outsider)
+    model, _u = drv.delete_group(ctxt, group, [member, late])
+    assert model == {'status': 'deleted'}
+
+
+def test_a_group_snapshot_with_members_cinder_does_not_know_is_an_error(world, ceph):
+    """The backend's group snapshot must hold exactly Cinder's volumes (a group from it
+    would otherwise fail): members are told apart by pool, namespace and name, so an image
+    of the same name in another namespace is a stranger too."""
+    from conftest import run
+    drv, ctxt = world.driver, world.ctxt
+    group = world.group()
+    drv.create_group(ctxt, group)
+    gname = 'cinder-group-' + group.id
+    vol = world.create_volume(group)
+    namespace = 'ns-' + new_id()[:8]
+    twin = '%s/%s/%s' % (ceph.pool, namespace, vol.name)
+    extra = 'extra-' + new_id()
+    run('rbd', 'namespace', 'create', '%s/%s' % (ceph.pool, namespace))
+    try:
+        run('rbd', 'create', '--size', '8M', twin)
+        ceph.create_image(extra)
+        for stranger in (twin, '%s/%s' % (ceph.pool, extra)):
+            ceph.cg('image', 'add', '%s/%s' % (ceph.pool, gname), stranger)
+            gs, snaps = world.group_snapshot(group)
+            model, update = drv.create_group_snapshot(ctxt, gs, snaps)
+            assert model == {'status': 'error'}, stranger
+            assert update == [{'id': snaps[0].id, 'status': 'error'}]
+            assert ceph.group_snaps(gname) == {}  # removed again
+            assert ceph.snaps(vol.name) == []
+            ceph.cg('image', 'rm', '%s/%s' % (ceph.pool, gname), stranger)
+        gs, snaps = world.group_snapshot(group)
+        model, update = drv.create_group_snapshot(ctxt, gs, snaps)
+        assert model == {'status': 'available'}
+        drv.delete_group_snapshot(ctxt, gs, snaps)
+        model, _u = drv.delete_group(ctxt, group, [vol])
+        assert model == {'status': 'deleted'}
+    finally:  # the group first: its snapshots keep member snapshots on the twin
+        ceph.cg('rm', '--force', '%s/%s' % (ceph.pool, gname), check=False)
+        run('rbd', 'rm', '--no-progress', twin, check=False)
+        run('rbd', 'rm', '--no-progress', '%s/%s' % (ceph.pool, extra), check=False)
+        run('rbd', 'namespace', 'remove', '%s/%s' % (ceph.pool, namespace), check=False)
