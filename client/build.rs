@@ -73,6 +73,11 @@ const FUNCTIONS: &[&str] = &[
     "rados_break_lock",
     "rados_blocklist_add",
     "rados_ioctx_selfmanaged_snap_create",
+    "rados_aio_ioctx_selfmanaged_snap_create",
+    "rados_aio_create_completion2",
+    "rados_aio_wait_for_complete",
+    "rados_aio_get_return_value",
+    "rados_aio_release",
     "rados_ioctx_selfmanaged_snap_remove",
     // librbd
     "rbd_list2",

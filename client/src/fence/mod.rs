@@ -154,12 +154,9 @@ impl Slot {
             unused_snap_id: None,
         };
         if fenceable {
-            // A monitor commit; concurrent allocations share one.
-            let pool = slot.data_pool.pool_id();
-            slot.unused_snap_id = Some(match reserve.take(pool) {
-                Some(id) => id,
-                None => slot.data_pool.selfmanaged_snap_create()?,
-            });
+            // Without a reserved id, `GroupFence::prepare` allocates one for all such
+            // members at once.
+            slot.unused_snap_id = reserve.take(slot.data_pool.pool_id());
         }
         Ok(slot)
     }
@@ -387,7 +384,7 @@ impl GroupFence {
         let mut next_reserve = None;
         if keeps_reserve && covered {
             let refill: Vec<i64> = (0..(target + 1 - depth)).flat_map(|_| image_pools.iter().copied()).collect();
-            next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
+            next_reserve = Some(spawn_allocation(cluster, refill));
         }
         // No name (an image in the trash) is still an image to snapshot.
         let names = directory_names(cluster, &sorted)?;
@@ -410,6 +407,7 @@ impl GroupFence {
         if let Some(e) = error {
             return Err(e);
         }
+        group.allocate_missing_ids(cluster)?;
         let unfenced: Vec<&str> = group.slots.iter().filter(|s| !s.fenceable).map(|s| s.fence.label()).collect();
         if !unfenced.is_empty() {
             eprintln!(
@@ -421,9 +419,26 @@ impl GroupFence {
         if keeps_reserve && group.next_reserve.is_none() {
             let pools: Vec<i64> = group.slots.iter().filter(|s| s.fenceable).map(|s| s.data_pool.pool_id()).collect();
             let refill: Vec<i64> = (0..target).flat_map(|_| pools.iter().copied()).collect();
-            group.next_reserve = Some(spawn_allocation(cluster, refill, options.workers));
+            group.next_reserve = Some(spawn_allocation(cluster, refill));
         }
         Ok(group)
+    }
+
+    /// Gives every fenceable member without a reserved id a fresh one: all requests of a
+    /// pool in flight together, so the monitor commits them in a round or two.
+    fn allocate_missing_ids(&mut self, cluster: &Cluster) -> Result<()> {
+        let mut by_pool: BTreeMap<i64, Vec<&mut Slot>> = BTreeMap::new();
+        for slot in self.slots.iter_mut().filter(|s| s.fenceable && s.unused_snap_id.is_none()) {
+            by_pool.entry(slot.data_pool.pool_id()).or_default().push(slot);
+        }
+        for (pool_id, slots) in by_pool {
+            let pool = cluster.ioctx_by_id(pool_id)?;
+            let ids = pool.selfmanaged_snap_create_many(slots.len());
+            for (slot, id) in slots.into_iter().zip(ids) {
+                slot.unused_snap_id = Some(id?);
+            }
+        }
+        Ok(())
     }
 
     /// The ids for the group's next snapshots: what this one left over, plus the refill.
@@ -540,10 +555,13 @@ impl GroupFence {
 impl Drop for GroupFence {
     fn drop(&mut self) {
         self.release();
+        let cluster = self.slots.first().map(|s| s.fence.cluster().clone());
+        // Each member's watch goes with a round trip (unwatch): all at once, not one by one.
+        let mut slots: Vec<Option<Slot>> = std::mem::take(&mut self.slots).into_iter().map(Some).collect();
+        parallel::for_each_mut(&mut slots, parallel::DEFAULT_WORKERS, |slot| drop(slot.take()));
         // Not handed to the class (the snapshot failed): give the ids back.
         let unused = self.unused_ids();
         if !unused.is_empty() {
-            let cluster = self.slots.first().map(|s| s.fence.cluster().clone());
             if let Some(cluster) = cluster {
                 parallel::map(&unused, parallel::DEFAULT_WORKERS, |_, id| {
                     if let Ok(pool) = cluster.ioctx_by_id(id.pool_id) {
@@ -601,23 +619,24 @@ impl Reserve {
 }
 
 /// [`allocate_reserve`] on a thread of its own.
-fn spawn_allocation(
-    cluster: &Cluster,
-    pools: Vec<i64>,
-    workers: usize,
-) -> std::thread::JoinHandle<Vec<ReservedSnapId>> {
+fn spawn_allocation(cluster: &Cluster, pools: Vec<i64>) -> std::thread::JoinHandle<Vec<ReservedSnapId>> {
     let cluster = cluster.clone();
-    std::thread::spawn(move || allocate_reserve(&cluster, &pools, workers))
+    std::thread::spawn(move || allocate_reserve(&cluster, &pools))
 }
 
-/// One fresh snapshot id per entry of `pools` (concurrent allocations share monitor
-/// commits). An allocation that fails is left out: that member allocates its own later.
-fn allocate_reserve(cluster: &Cluster, pools: &[i64], workers: usize) -> Vec<ReservedSnapId> {
-    let allocated = parallel::map(pools, workers, |_, &pool_id| {
-        let snap_id = cluster.ioctx_by_id(pool_id).and_then(|pool| pool.selfmanaged_snap_create()).ok()?;
-        Some(ReservedSnapId { pool_id, snap_id })
-    });
-    allocated.into_iter().flatten().collect()
+/// One fresh snapshot id per entry of `pools`, each pool's all in flight together (they
+/// share monitor commits). An allocation that fails is left out: that member allocates its
+/// own later.
+fn allocate_reserve(cluster: &Cluster, pools: &[i64]) -> Vec<ReservedSnapId> {
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    pools.iter().for_each(|p| *counts.entry(*p).or_default() += 1);
+    let mut ids = Vec::with_capacity(pools.len());
+    for (pool_id, count) in counts {
+        let Ok(pool) = cluster.ioctx_by_id(pool_id) else { continue };
+        let allocated = pool.selfmanaged_snap_create_many(count);
+        ids.extend(allocated.into_iter().flatten().map(|snap_id| ReservedSnapId { pool_id, snap_id }));
+    }
+    ids
 }
 
 fn free_snap_id(pool: &IoCtx, id: u64) {

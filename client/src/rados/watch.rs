@@ -302,6 +302,46 @@ impl IoCtx {
         Ok(id)
     }
 
+    /// Allocates `count` self-managed snapshot ids at once: every request is in flight
+    /// together (asynchronous librados calls), so the monitor commits them in one or a few
+    /// rounds instead of one round per worker thread's turn. One result per id.
+    pub fn selfmanaged_snap_create_many(&self, count: usize) -> Vec<RadosResult<u64>> {
+        let what = || "rados_aio_ioctx_selfmanaged_snap_create".to_owned();
+        // Fixed slots, never moved while librados may write them, and only ever reached
+        // through `base` (no reference to the slice while requests are in flight).
+        let mut ids: Box<[u64]> = vec![0u64; count].into_boxed_slice();
+        let base = ids.as_mut_ptr();
+        let mut completions: Vec<sys::rados_completion_t> = Vec::with_capacity(count);
+        let mut results: Vec<RadosResult<u64>> = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut completion: sys::rados_completion_t = ptr::null_mut();
+            // SAFETY: no callback and no argument; `completion` is a valid out-pointer.
+            let ret = unsafe { sys::rados_aio_create_completion2(ptr::null_mut(), None, &mut completion) };
+            if ret < 0 || completion.is_null() {
+                break;
+            }
+            // SAFETY: valid ioctx; `base.add(i)` is in bounds of `ids`, which outlives every
+            // request (all are waited for below before it is dropped).
+            unsafe { sys::rados_aio_ioctx_selfmanaged_snap_create(self.raw, base.add(i), completion) };
+            completions.push(completion);
+        }
+        for (i, completion) in completions.into_iter().enumerate() {
+            // SAFETY: `completion` came from rados_aio_create_completion2 and carries a
+            // request; waited for, read and released exactly once, here. Once it completed,
+            // librados no longer writes slot `i`, which is in bounds.
+            let (ret, id) = unsafe {
+                sys::rados_aio_wait_for_complete(completion);
+                let ret = sys::rados_aio_get_return_value(completion);
+                sys::rados_aio_release(completion);
+                (ret, base.add(i).read())
+            };
+            results.push(check(ret, what).map(|_| id));
+        }
+        drop(ids);
+        results.resize_with(count, || Err(RadosError::new("rados_aio_create_completion2", libc::ENOMEM)));
+        results
+    }
+
     /// Releases a self-managed snapshot id that no snapshot uses.
     pub fn selfmanaged_snap_remove(&self, id: u64) -> RadosResult<()> {
         // SAFETY: valid ioctx; plain integer argument.
