@@ -45,7 +45,7 @@ fn timed(program: &str, args: &[&str]) -> Duration {
     let start = Instant::now();
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
     let took = start.elapsed();
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     took
 }
 

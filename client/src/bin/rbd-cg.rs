@@ -17,7 +17,6 @@ use rbd_cg_contract::names::{MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -288,7 +287,8 @@ fn info_json(info: &GroupInfo) -> serde_json::Value {
     value
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+/// Runs the command; `Ok` carries the exit status (0, or 1 for `repair --check` findings).
+fn run(cli: Cli) -> Result<i32> {
     let global = &cli.global;
     match &cli.command {
         Command::Create { group_spec } => {
@@ -387,11 +387,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Format::Plain => report.findings.iter().for_each(|f| println!("{f}")),
             }
             if *check && !report.findings.is_empty() {
-                return Ok(ExitCode::from(1));
+                return Ok(1);
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 fn run_image(global: &Global, action: &ImageCommand) -> Result<()> {
@@ -628,15 +628,19 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
+fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rbd_cg_client=info"))
         .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
         .init();
-    match run(Cli::parse()) {
-        Ok(code) => code,
+    let status = match run(Cli::parse()) {
+        Ok(status) => status,
         Err(e) => {
             eprintln!("rbd-cg: {e}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Every value of `run` is dropped by now (connections shut down); what may still run is
+    // a snapshot-id refill nobody waits for, inside librados. Ending the process without
+    // C/C++ teardown keeps that thread from racing librados' static destructors.
+    rbd_cg_client::rados::exit_now(status)
 }

@@ -376,6 +376,18 @@ impl Cluster {
     }
 }
 
+/// Ends the process with `status` at once, after flushing stdout and stderr, without
+/// running `atexit` handlers or C++ static destructors: a background thread may still be
+/// inside librados (a snapshot-id allocation nobody waits for), and librados' global
+/// teardown must not run under it. For a CLI's `main`, after everything it owns was dropped.
+pub fn exit_now(status: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` has no preconditions; it ends every thread of the process at once.
+    unsafe { libc::_exit(status) }
+}
+
 /// An I/O context: one pool (and namespace) of a cluster. Keeps the cluster
 /// handle alive, so it may outlive the [`Cluster`] value it came from.
 ///
