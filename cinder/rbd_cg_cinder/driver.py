@@ -577,30 +577,11 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
 
     def _update_group(self, group_id, add_volumes, remove_volumes):
         name = group_name(group_id)
-        added, removed = [], []
-        add_update, remove_update = [], []
-        failed = False
-        for volume in add_volumes:
-            try:
-                self._join(name, volume.name)
-                added.append(volume)
-                add_update.append({'id': volume.id})
-            except Exception as e:
-                LOG.error('Adding volume %(vol)s to group %(group)s failed: %(err)s',
-                          {'vol': volume.id, 'group': name, 'err': e})
-                add_update.append({'id': volume.id, 'status': 'error'})
-                failed = True
-        for volume in remove_volumes:
-            try:
-                self._leave(name, volume.name)
-                removed.append(volume)
-                remove_update.append({'id': volume.id})
-            except Exception as e:
-                LOG.error('Removing volume %(vol)s from group %(group)s failed: %(err)s',
-                          {'vol': volume.id, 'group': name, 'err': e})
-                remove_update.append({'id': volume.id, 'status': 'error'})
-                failed = True
-        if not failed:
+        added, add_update, add_failed = self._apply_to_each(
+            name, add_volumes, self._join, 'Adding volume %(vol)s to group %(group)s')
+        removed, remove_update, remove_failed = self._apply_to_each(
+            name, remove_volumes, self._leave, 'Removing volume %(vol)s from group %(group)s')
+        if not (add_failed or remove_failed):
             return None, add_update, remove_update
         # Cinder keeps the old membership on failure: so does the backend.
         for volume in added:
@@ -614,6 +595,22 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
             except Exception:
                 LOG.exception('Undoing the removal of %s failed.', volume.id)
         return {'status': fields.GroupStatus.ERROR}, add_update, remove_update
+
+    @staticmethod
+    def _apply_to_each(name, volumes, action, what):
+        """``action(name, volume.name)`` for each volume: the volumes it worked for, one
+        model update per volume ('error' where it failed), and whether any failed."""
+        done, updates, failed = [], [], False
+        for volume in volumes:
+            try:
+                action(name, volume.name)
+                done.append(volume)
+                updates.append({'id': volume.id})
+            except Exception as e:
+                LOG.error(what + ' failed: %(err)s', {'vol': volume.id, 'group': name, 'err': e})
+                updates.append({'id': volume.id, 'status': 'error'})
+                failed = True
+        return done, updates, failed
 
     # ------------------------------------------------------------------ group snapshots
 

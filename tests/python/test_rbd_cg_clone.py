@@ -4,20 +4,9 @@ import pytest
 import rbd
 
 import rbd_cg
-from rbd_cg_testenv import POOL
-
-BLOCK = 4096
+from rbd_cg_testenv import BLOCK, POOL, read, write
 
 
-def write(ioctx, image, byte):
-    with rbd.Image(ioctx, image) as img:
-        img.write(bytes([byte]) * BLOCK, 0)
-        img.flush()
-
-
-def read(ioctx, image):
-    with rbd.Image(ioctx, image, read_only=True) as img:
-        return img.read(0, BLOCK)
 
 
 @pytest.fixture

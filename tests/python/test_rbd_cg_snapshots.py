@@ -12,11 +12,10 @@ import pytest
 import rbd
 
 import rbd_cg
-from rbd_cg_testenv import POOL
+from rbd_cg_testenv import BLOCK, POOL, read, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-BLOCK = 4096
 
 
 def member_group(groups, names, make_image, count=2, **image_args):
@@ -27,16 +26,6 @@ def member_group(groups, names, make_image, count=2, **image_args):
         groups.add_image(group, image)
     return group, images
 
-
-def write(ioctx, image, byte):
-    with rbd.Image(ioctx, image) as img:
-        img.write(bytes([byte]) * BLOCK, 0)
-        img.flush()
-
-
-def read(ioctx, image):
-    with rbd.Image(ioctx, image, read_only=True) as img:
-        return img.read(0, BLOCK)
 
 
 def test_create_list_info_rename_remove(groups, names, make_image, ioctx):
