@@ -529,3 +529,37 @@ fn snapshot_ids_come_from_the_reserve_and_survive_a_newer_image_snapshot() {
     let values = heads(&ns, &images, &s2);
     assert!(values[0] > 0 && values[0] == values[1] || values[0] == values[1] + 1, "{values:?}");
 }
+
+#[test]
+fn the_reserve_holds_ids_of_the_members_data_pools() {
+    // Images with a separate data pool take their snapshot ids from it; the reserve must be
+    // kept (and judged) per data pool, or every snapshot would wait for the monitor.
+    ensure_pool("rbd-cg-data");
+    let ns = namespace("fence-datapool");
+    ceph_tool_ok("rbd", &["namespace", "create", &format!("rbd/{ns}")]);
+    let group = format!("rbd/{ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    for image in ["a", "b"] {
+        let spec = format!("rbd/{ns}/{image}");
+        ceph_tool_ok("rbd", &["create", "--size", "8M", "--data-pool", "rbd-cg-data", &spec]);
+        rbd_cg_ok(&["image", "add", &group, &spec]);
+    }
+    let info: serde_json::Value = serde_json::from_str(&rbd_cg_ok(&["info", &group, "--format", "json"])).unwrap();
+    let header = format!("cg_header.{}", info["id"].as_str().unwrap());
+    let data_pool = ceph_tool_ok("ceph", &["osd", "pool", "ls", "detail", "--format", "json"]);
+    let pools: Vec<serde_json::Value> = serde_json::from_str(&data_pool).unwrap();
+    let data_pool_id = pools.iter().find(|p| p["pool_name"] == "rbd-cg-data").unwrap()["pool_id"].as_i64().unwrap();
+    for snap in ["s1", "s2", "s3"] {
+        rbd_cg_ok(&["snap", "create", &format!("{group}@{snap}")]);
+        let value = rados_omap_value("rbd", &ns, &header, "reserved_snap_ids").expect("a reserve");
+        let reserve: rbd_cg_contract::records::SnapIdReserve = rbd_cg_contract::decode(&value).unwrap();
+        assert!(reserve.ids.len() >= 2, "at least the next snapshot's worth after {snap}: {reserve:?}");
+        // Four snapshots' worth at most: what a snapshot did not take is not piled up.
+        assert!(reserve.ids.len() <= 4 * 2, "{reserve:?}");
+        assert!(reserve.ids.iter().all(|id| id.pool_id == data_pool_id), "only data-pool ids: {reserve:?}");
+    }
+    for snap in member_snap_names(&group) {
+        let values = heads(&ns, &["a", "b"], &snap);
+        assert_eq!(values.len(), 2);
+    }
+}

@@ -71,7 +71,8 @@ impl FaultPlan {
             Some((op, at, action)) if op == operation && *at == step => match action {
                 Action::Exit => {
                     eprintln!("rbd-cg: fault injection: stopping dead after step {step} of {operation}");
-                    std::process::exit(FAULT_EXIT_CODE)
+                    // A crash: no C/C++ teardown under threads still inside librados.
+                    crate::rados::exit_now(FAULT_EXIT_CODE)
                 }
                 Action::Fail => {
                     Err(Error::injected(format!("fault injection: stopped after step {step} of {operation}")))

@@ -97,6 +97,15 @@ pub fn omap_keys(pool: &str, ns: &str, oid: &str) -> Vec<String> {
     keys
 }
 
+/// One omap value through `rados getomapval` (None when the object or key does not exist).
+pub fn rados_omap_value(pool: &str, ns: &str, oid: &str, key: &str) -> Option<Vec<u8>> {
+    let file = std::env::temp_dir().join(format!("rbd-cg-omapval-{}-{oid}-{key}", std::process::id()));
+    let out = ceph_tool("rados", &["-p", pool, "-N", ns, "getomapval", oid, key, file.to_str()?]);
+    let value = if out.status.success() { std::fs::read(&file).ok() } else { None };
+    let _ = std::fs::remove_file(&file);
+    value
+}
+
 /// Object data through `rados get` (None when the object does not exist).
 pub fn rados_get(pool: &str, ns: &str, oid: &str) -> Option<Vec<u8>> {
     let out = ceph_tool("rados", &["-p", pool, "-N", ns, "get", oid, "-"]);

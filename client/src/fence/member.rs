@@ -208,10 +208,6 @@ impl MemberFence {
         &self.target.label
     }
 
-    pub(crate) fn cluster(&self) -> &Cluster {
-        &self.cluster
-    }
-
     fn ioctx(&self) -> &IoCtx {
         self.watch.ioctx()
     }

@@ -100,19 +100,16 @@ struct Slot {
 }
 
 impl Slot {
-    /// Inspects one member, watches its header and allocates its snapshot id.
+    /// Checks one inspected member, watches its header and gives it a reserved snapshot id.
     fn prepare(
         cluster: &Cluster,
         image: &ImageRef,
         name: Option<&str>,
+        (features, data_pool_id): (u64, i64),
         options: &SnapCreateOptions,
         config: &FenceConfig,
         reserve: &Reserve,
     ) -> Result<Slot> {
-        let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
-        ioctx.set_namespace(&image.namespace)?;
-        let (features, data_pool_id) =
-            inspect(&ioctx, image).map_err(|e| e.context(format!("inspecting {}", label_of(cluster, image, name))))?;
         let label = label_of(cluster, image, name);
         let refuse = [
             (rbd::FEATURE_JOURNALING, "journaling"),
@@ -240,6 +237,7 @@ impl Slot {
 /// The fences of one group snapshot. Dropping it releases every fence, sends the
 /// unquiesce, and frees unused snapshot ids, so every error path leaves writers running.
 pub(crate) struct GroupFence {
+    cluster: Cluster,
     slots: Vec<Slot>,
     quiesce_request: Option<u64>,
     fence_timeout: Duration,
@@ -249,6 +247,8 @@ pub(crate) struct GroupFence {
     leftover: Vec<ReservedSnapId>,
     /// Whether the next snapshot needs the refill (the leftover does not cover it).
     wait_for_refill: bool,
+    /// Snapshots' worth of ids the reserve aims at.
+    reserve_target: usize,
 }
 
 /// A member's features and data pool, read straight from `cls_rbd` in one read op (a
@@ -377,37 +377,52 @@ impl GroupFence {
         // snapshot, the refill starts only after this snapshot's own fresh ids, so that the
         // refill is larger (`snapshot_add` refuses an id below the image's newest; members
         // take the smallest reserved ids, the next snapshot the rest).
-        let image_pools: Vec<i64> = sorted.iter().map(|i| i.pool_id).collect();
-        let target = reserve_depth(image_pools.len());
-        let depth = (1..=target).take_while(|d| reserve.covers(&image_pools, *d)).count();
+        // No name (an image in the trash) is still an image to snapshot.
+        let names = directory_names(cluster, &sorted)?;
+        let inspected = parallel::map(&sorted, options.workers, |_, image| {
+            let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
+            ioctx.set_namespace(&image.namespace)?;
+            let name = names.get(image).and_then(Option::as_deref);
+            inspect(&ioctx, image).map_err(|e| e.context(format!("inspecting {}", label_of(cluster, image, name))))
+        });
+        let inspected = inspected.into_iter().collect::<Result<Vec<(u64, i64)>>>()?;
+        // Ids come from the members' data pools (the image's own pool unless it has one).
+        let id_pools: Vec<i64> = inspected
+            .iter()
+            .filter(|(features, _)| features & rbd::FEATURE_EXCLUSIVE_LOCK != 0)
+            .map(|(_, data_pool)| *data_pool)
+            .collect();
+        let target = reserve_depth(id_pools.len());
+        let depth = (1..=target).take_while(|d| reserve.covers(&id_pools, *d)).count();
         let covered = depth >= 1;
         let mut next_reserve = None;
         if keeps_reserve && covered {
-            let refill: Vec<i64> = (0..(target + 1 - depth)).flat_map(|_| image_pools.iter().copied()).collect();
+            let refill: Vec<i64> = (0..(target + 1 - depth)).flat_map(|_| id_pools.iter().copied()).collect();
             next_reserve = Some(spawn_allocation(cluster, refill));
         }
-        // No name (an image in the trash) is still an image to snapshot.
-        let names = directory_names(cluster, &sorted)?;
-        let prepared = parallel::map(&sorted, options.workers, |_, image| {
+        let prepared = parallel::map(&sorted, options.workers, |i, image| {
             let name = names.get(image).and_then(Option::as_deref);
-            let slot = Slot::prepare(cluster, image, name, options, &config, &reserve);
+            let slot = Slot::prepare(cluster, image, name, inspected[i], options, &config, &reserve);
             progress.tick();
             slot
         });
         let error = first_error(&prepared);
-        // Built even on error, so that dropping it frees what the successful members hold.
+        // Built even on error, so that dropping it frees what the successful members hold
+        // and the reserved ids nobody took.
         let mut group = GroupFence {
+            cluster: cluster.clone(),
             slots: prepared.into_iter().filter_map(Result::ok).collect(),
             quiesce_request: None,
             fence_timeout: options.fence_timeout,
             next_reserve,
-            leftover: Vec::new(),
+            leftover: reserve.into_ids(),
             wait_for_refill: depth < 2,
+            reserve_target: target,
         };
         if let Some(e) = error {
             return Err(e);
         }
-        group.allocate_missing_ids(cluster)?;
+        group.allocate_missing_ids();
         let unfenced: Vec<&str> = group.slots.iter().filter(|s| !s.fenceable).map(|s| s.fence.label()).collect();
         if !unfenced.is_empty() {
             eprintln!(
@@ -415,30 +430,31 @@ impl GroupFence {
                 unfenced.join(", ")
             );
         }
-        group.leftover = reserve.into_ids();
         if keeps_reserve && group.next_reserve.is_none() {
-            let pools: Vec<i64> = group.slots.iter().filter(|s| s.fenceable).map(|s| s.data_pool.pool_id()).collect();
-            let refill: Vec<i64> = (0..target).flat_map(|_| pools.iter().copied()).collect();
+            let refill: Vec<i64> = (0..target).flat_map(|_| id_pools.iter().copied()).collect();
             group.next_reserve = Some(spawn_allocation(cluster, refill));
         }
         Ok(group)
     }
 
     /// Gives every fenceable member without a reserved id a fresh one: all requests of a
-    /// pool in flight together, so the monitor commits them in a round or two.
-    fn allocate_missing_ids(&mut self, cluster: &Cluster) -> Result<()> {
+    /// pool in flight together, so the monitor commits them in a round or two. A member whose
+    /// allocation failed allocates its own when it is cut (and fails then if it must).
+    fn allocate_missing_ids(&mut self) {
         let mut by_pool: BTreeMap<i64, Vec<&mut Slot>> = BTreeMap::new();
         for slot in self.slots.iter_mut().filter(|s| s.fenceable && s.unused_snap_id.is_none()) {
             by_pool.entry(slot.data_pool.pool_id()).or_default().push(slot);
         }
         for (pool_id, slots) in by_pool {
-            let pool = cluster.ioctx_by_id(pool_id)?;
+            let Ok(pool) = self.cluster.ioctx_by_id(pool_id) else { continue };
             let ids = pool.selfmanaged_snap_create_many(slots.len());
             for (slot, id) in slots.into_iter().zip(ids) {
-                slot.unused_snap_id = Some(id?);
+                match id {
+                    Ok(id) => slot.unused_snap_id = Some(id),
+                    Err(e) => log::debug!("allocating a snapshot id in pool {pool_id}: {e}"),
+                }
             }
         }
-        Ok(())
     }
 
     /// The ids for the group's next snapshots: what this one left over, plus the refill.
@@ -449,13 +465,25 @@ impl GroupFence {
         if let Some(refill) = self.next_reserve.take() {
             if self.wait_for_refill || refill.is_finished() {
                 ids.extend(refill.join().unwrap_or_default());
+            } else {
+                background::keep(refill);
             }
         }
-        // The class keeps at most MAX_GROUP_MEMBERS ids; keep the newest (an id below a
-        // member's newest snapshot id would be refused as stale anyway).
-        ids.sort();
-        let excess = ids.len().saturating_sub(MAX_GROUP_MEMBERS as usize);
-        ids.drain(..excess);
+        // Per data pool, keep the newest `target` snapshots' worth for the members that use
+        // it (an older id would more likely be refused as stale); pools no member uses any
+        // more keep none. That stays within the class's limit of MAX_GROUP_MEMBERS ids.
+        let mut wanted: HashMap<i64, usize> = HashMap::new();
+        for slot in self.slots.iter().filter(|s| s.fenceable) {
+            *wanted.entry(slot.data_pool.pool_id()).or_default() += self.reserve_target;
+        }
+        ids.sort_by_key(|id| (id.pool_id, std::cmp::Reverse(id.snap_id)));
+        let mut kept: HashMap<i64, usize> = HashMap::new();
+        ids.retain(|id| {
+            let kept = kept.entry(id.pool_id).or_default();
+            *kept += 1;
+            *kept <= wanted.get(&id.pool_id).copied().unwrap_or(0)
+        });
+        ids.truncate(MAX_GROUP_MEMBERS as usize);
         ids
     }
 
@@ -555,22 +583,52 @@ impl GroupFence {
 impl Drop for GroupFence {
     fn drop(&mut self) {
         self.release();
-        let cluster = self.slots.first().map(|s| s.fence.cluster().clone());
         // Each member's watch goes with a round trip (unwatch): all at once, not one by one.
         let mut slots: Vec<Option<Slot>> = std::mem::take(&mut self.slots).into_iter().map(Some).collect();
         parallel::for_each_mut(&mut slots, parallel::DEFAULT_WORKERS, |slot| drop(slot.take()));
         // Not handed to the class (the snapshot failed): give the ids back.
         let unused = self.unused_ids();
-        if !unused.is_empty() {
-            if let Some(cluster) = cluster {
-                parallel::map(&unused, parallel::DEFAULT_WORKERS, |_, id| {
-                    if let Ok(pool) = cluster.ioctx_by_id(id.pool_id) {
-                        free_snap_id(&pool, id.snap_id);
-                    }
-                });
+        let cluster = &self.cluster;
+        parallel::map(&unused, parallel::DEFAULT_WORKERS, |_, id| {
+            if let Ok(pool) = cluster.ioctx_by_id(id.pool_id) {
+                free_snap_id(&pool, id.snap_id);
             }
-        }
+        });
     }
+}
+
+/// Snapshot-id refills that nobody waits for, still running. Kept (not detached) so that a
+/// process can wait for them before it ends: an allocation still inside librados must not
+/// meet librados' static teardown (see [`wait_for_background_work`]).
+mod background {
+    use rbd_cg_contract::records::ReservedSnapId;
+    use std::sync::{Mutex, PoisonError};
+    use std::thread::JoinHandle;
+
+    static PENDING: Mutex<Vec<JoinHandle<Vec<ReservedSnapId>>>> = Mutex::new(Vec::new());
+
+    /// Keeps a running refill; finished ones are reaped on the way.
+    pub(super) fn keep(refill: JoinHandle<Vec<ReservedSnapId>>) {
+        let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+        let (finished, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut *pending).into_iter().partition(|h| h.is_finished());
+        finished.into_iter().for_each(|h| drop(h.join()));
+        *pending = running;
+        pending.push(refill);
+    }
+
+    /// Waits for every kept refill (their ids are not used).
+    pub(super) fn wait() {
+        let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(PoisonError::into_inner));
+        pending.into_iter().for_each(|h| drop(h.join()));
+    }
+}
+
+/// Waits for background snapshot-id allocations that no snapshot waited for (at most about
+/// one monitor commit). A process that ends by `exit()` (C/C++ teardown) should call this
+/// first, e.g. from Python's `atexit`; `rbd-cg` ends by `_exit` instead.
+pub fn wait_for_background_work() {
+    background::wait();
 }
 
 /// Most snapshots' worth of ids the reserve aims at.
