@@ -156,7 +156,7 @@ impl Groups {
         // are left. Anything else in a `creating` group with members is not this clone.
         if resumed_plan.is_none() && self.header(&id)?.is_some_and(|h| h.member_count > 0) {
             for image in &plan.images {
-                let ioctx = location_ioctx(&self.cluster, &image.source)?;
+                let ioctx = self.cluster.ioctx_in(image.source.pool_id, &image.source.namespace)?;
                 if existing_clone(&ioctx, image, &group_ref)?.is_none() {
                     return Err(Error::new(format!("{}: the group already has other members", context()), libc::EBUSY));
                 }
@@ -260,7 +260,7 @@ impl Groups {
     /// `EEXIST` when a planned name is taken (before anything is written).
     fn check_names_free(&self, plan: &ClonePlan) -> Result<()> {
         for image in &plan.images {
-            let ioctx = location_ioctx(&self.cluster, &image.source)?;
+            let ioctx = self.cluster.ioctx_in(image.source.pool_id, &image.source.namespace)?;
             if ioctx.stat(&format!("rbd_id.{}", image.name))?.is_some() {
                 return Err(Error::new(format!("image {} exists", image.name), libc::EEXIST)
                     .with_hint("Pick other names (--image-name-format) or remove that image."));
@@ -408,13 +408,6 @@ fn expand_name_format(format: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-/// An io context on `image`'s pool and namespace (where its clone goes too).
-fn location_ioctx(cluster: &Cluster, image: &ImageRef) -> Result<IoCtx> {
-    let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
-    ioctx.set_namespace(&image.namespace)?;
-    Ok(ioctx)
-}
-
 /// Whether image `name` in `ioctx` is this clone's to finish or undo: `Some(id)` if it is a
 /// clone of `plan`'s parent snapshot that belongs to no group but `group` (the one being
 /// built), `None` if there is no such image, `EEXIST` if it is something else — never
@@ -460,7 +453,8 @@ fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan, group: &GroupRef) -> Res
 /// Makes one planned clone (nothing to do if it exists already).
 fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &GroupRef) -> Result<Made> {
     let context = || format!("cloning image {} as {}", plan.source.image_id, plan.name);
-    let ioctx = location_ioctx(cluster, &plan.source).map_err(|e| e.context(context()))?;
+    let ioctx =
+        cluster.ioctx_in(plan.source.pool_id, &plan.source.namespace).map_err(|e| Error::from(e).context(context()))?;
     let parent_name = directory_name(&ioctx, &plan.source.image_id)?
         .ok_or_else(|| Error::new(format!("{}: source image is gone", context()), libc::ENOENT))?;
     let made = |image_id| Made { plan: plan.clone(), parent_name: parent_name.clone(), image_id };
@@ -485,7 +479,8 @@ fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &Grou
 
 /// Deletes one planned clone if it exists and is ours.
 fn delete_clone(cluster: &Cluster, plan: &CloneImagePlan, group: &GroupRef) -> Result<()> {
-    let ioctx = match location_ioctx(cluster, &plan.source) {
+    // The clone lives in its source image's pool and namespace.
+    let ioctx = match cluster.ioctx_in(plan.source.pool_id, &plan.source.namespace) {
         Err(e) if e.is_not_found() => return Ok(()),
         other => other?,
     };

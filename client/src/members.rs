@@ -72,9 +72,7 @@ impl Groups {
     }
 
     fn pool_ioctx(&self, pool_id: i64, namespace: &str) -> Result<IoCtx> {
-        let mut ioctx = self.cluster.ioctx_by_id(pool_id)?;
-        ioctx.set_namespace(namespace)?;
-        Ok(ioctx)
+        Ok(self.cluster.ioctx_in(pool_id, namespace)?)
     }
 
     pub(crate) fn group_ref(&self, group_id: &str) -> GroupRef {

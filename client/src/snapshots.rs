@@ -99,9 +99,7 @@ fn now_ms() -> u64 {
 
 impl Groups {
     fn open_image(&self, image: &ImageRef) -> Result<Image> {
-        let mut ioctx = self.cluster.ioctx_by_id(image.pool_id)?;
-        ioctx.set_namespace(&image.namespace)?;
-        Ok(Image::open_by_id(&ioctx, &image.image_id)?)
+        open_member(&self.cluster, image)
     }
 
     fn image_snaps<'c>(&self, cache: &'c mut SnapCache, image: &ImageRef) -> Result<&'c Option<ImageSnaps>> {
@@ -679,16 +677,12 @@ impl Groups {
 
 /// Opens a member image read-write by id.
 fn open_member(cluster: &Cluster, image: &ImageRef) -> Result<Image> {
-    let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
-    ioctx.set_namespace(&image.namespace)?;
-    Ok(Image::open_by_id(&ioctx, &image.image_id)?)
+    Ok(Image::open_by_id(&cluster.ioctx_in(image.pool_id, &image.namespace)?, &image.image_id)?)
 }
 
 /// Snapshots one image through librbd (a rerun finding it already there is fine).
 fn cut_with_librbd(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<u64> {
-    let mut ioctx = cluster.ioctx_by_id(image_ref.pool_id)?;
-    ioctx.set_namespace(&image_ref.namespace)?;
-    let mut image = Image::open_by_id(&ioctx, &image_ref.image_id)?;
+    let mut image = open_member(cluster, image_ref)?;
     match image.snap_create(snap_name) {
         Ok(()) => {}
         Err(e) if e.errno == libc::EEXIST => {}
@@ -705,10 +699,9 @@ fn cut_with_librbd(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> 
 /// An image's snapshots (`None`: the image or its pool is gone), through a
 /// read-only open (no watch; works with read-only caps).
 fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<Option<ImageSnaps>> {
-    let opened = cluster.ioctx_by_id(image.pool_id).and_then(|mut ioctx| {
-        ioctx.set_namespace(&image.namespace)?;
-        Image::open_by_id_read_only(&ioctx, &image.image_id)
-    });
+    let opened = cluster
+        .ioctx_in(image.pool_id, &image.namespace)
+        .and_then(|ioctx| Image::open_by_id_read_only(&ioctx, &image.image_id));
     match opened {
         Ok(opened) => {
             let snaps = opened.snap_list()?.into_iter().map(|s| (s.name, s.id)).collect();
@@ -721,14 +714,10 @@ fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<Option<Image
 
 /// Removes image snapshot `snap_name` of one member; a gone image, pool or snapshot is fine.
 fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<()> {
-    let opened = cluster.ioctx_by_id(image_ref.pool_id).and_then(|mut ioctx| {
-        ioctx.set_namespace(&image_ref.namespace)?;
-        Image::open_by_id(&ioctx, &image_ref.image_id)
-    });
-    match opened {
+    match open_member(cluster, image_ref) {
         Ok(mut image) => ignore_missing(image.snap_remove(snap_name).map_err(Error::from)),
         Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

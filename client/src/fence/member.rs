@@ -171,8 +171,7 @@ pub(crate) struct MemberFence {
 impl MemberFence {
     /// Registers the watch on the member's header (state `Watching`).
     pub(crate) fn watch(cluster: &Cluster, target: FenceTarget, config: &FenceConfig) -> Result<MemberFence> {
-        let mut ioctx = cluster.ioctx_by_id(target.image.pool_id)?;
-        ioctx.set_namespace(&target.image.namespace)?;
+        let ioctx = cluster.ioctx_in(target.image.pool_id, &target.image.namespace)?;
         let header = format!("rbd_header.{}", target.image.image_id);
         let shared = Arc::new(Shared {
             label: target.label.clone(),
@@ -499,9 +498,7 @@ impl MemberFence {
     /// An I/O context of its own on the member's pool (I/O contexts are not shared between
     /// our threads), for object-map work that overlaps the header's.
     fn own_ioctx(&self) -> Result<IoCtx> {
-        let mut ioctx = self.cluster.ioctx_by_id(self.target.image.pool_id)?;
-        ioctx.set_namespace(&self.target.image.namespace)?;
-        Ok(ioctx)
+        Ok(self.cluster.ioctx_in(self.target.image.pool_id, &self.target.image.namespace)?)
     }
 
     /// What [`write_snapshot_map`] needs to run on another thread (an I/O context of its

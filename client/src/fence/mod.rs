@@ -380,8 +380,7 @@ impl GroupFence {
         // No name (an image in the trash) is still an image to snapshot.
         let names = directory_names(cluster, &sorted)?;
         let inspected = parallel::map(&sorted, options.workers, |_, image| {
-            let mut ioctx = cluster.ioctx_by_id(image.pool_id)?;
-            ioctx.set_namespace(&image.namespace)?;
+            let ioctx = cluster.ioctx_in(image.pool_id, &image.namespace)?;
             let name = names.get(image).and_then(Option::as_deref);
             inspect(&ioctx, image).map_err(|e| e.context(format!("inspecting {}", label_of(cluster, image, name))))
         });

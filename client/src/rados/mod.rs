@@ -340,6 +340,13 @@ impl Cluster {
         Ok(IoCtx::from_raw(raw, Arc::clone(&self.inner)))
     }
 
+    /// An I/O context on pool `pool_id`, RBD namespace `namespace` (where an image lives).
+    pub fn ioctx_in(&self, pool_id: i64, namespace: &str) -> RadosResult<IoCtx> {
+        let mut ioctx = self.ioctx_by_id(pool_id)?;
+        ioctx.set_namespace(namespace)?;
+        Ok(ioctx)
+    }
+
     /// Id of the pool named `pool` (`ENOENT` if absent).
     pub fn pool_lookup(&self, pool: &str) -> RadosResult<i64> {
         let what = || format!("rados_pool_lookup({pool})");
