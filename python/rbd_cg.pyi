@@ -146,6 +146,18 @@ class MemberInfo(TypedDict):
     state: MemberState
     """``attached``; ``adding``/``removing`` (interrupted: repair); ``missing`` (image deleted)."""
 
+class ImageGroup(TypedDict):
+    """A group an image belongs to, as ``Groups.groups_of_image`` returns it."""
+
+    pool: str
+    """The group's pool (its id as text if the pool is gone)."""
+    pool_id: int
+    namespace: str
+    """The group's RBD namespace, "" for the default one."""
+    group_id: str
+    name: Optional[str]
+    """The group's name; None when its directory no longer knows it (being removed)."""
+
 class SnapshotImage(TypedDict):
     """One member image snapshot of a group snapshot."""
 
@@ -347,6 +359,14 @@ class Groups:
         image deleted behind the group's back; see :meth:`list_images`) in ``image_pool``
         (``"POOL[/NAMESPACE]"``, default this object's pool and namespace). Give exactly
         one of ``image`` and ``image_id`` (else :class:`InvalidArgument`)."""
+
+    def groups_of_image(self, image: str) -> list[ImageGroup]:
+        """The groups ``image`` (a spec, relative to this pool and namespace) belongs to,
+        in any pool. ``ObjectNotFound`` when the image does not exist."""
+
+    def group_name(self, group_id: str) -> Optional[str]:
+        """The name of the group with id ``group_id`` in this pool and namespace; None
+        when there is none."""
 
     def list_images(self, group: str) -> list[MemberInfo]:
         """The members of ``group``."""

@@ -18,7 +18,7 @@ dir=${RBD_CG_BENCH_DIR:-$repo/target/bench-cluster}
 
 scripts/deps.sh
 echo "== building (release)" >&2
-cargo build --release --locked -p cls_rbd_cg -p rbd_cg_client
+cargo build --release --locked -p cls_rbd_cg -p rbd_cg_cli
 cargo bench --locked -p rbd_cg_client --bench compare --no-run
 scripts/cluster.sh destroy "$dir" >/dev/null 2>&1 || true
 trap 'scripts/cluster.sh destroy "$dir" >/dev/null 2>&1 || true' EXIT

@@ -12,7 +12,7 @@ dir=${RBD_CG_DEMO_DIR:-$repo/target/demo-cluster}
 
 scripts/deps.sh
 echo "== building (release)" >&2
-cargo build --release --locked -p cls_rbd_cg -p rbd_cg_client
+cargo build --release --locked -p cls_rbd_cg -p rbd_cg_cli
 scripts/cluster.sh start "$dir" --class "$repo/target/release/libcls_rbd_cg.so"
 eval "$(scripts/cluster.sh env "$dir")"
 rbd_cg=$repo/target/release/rbd-cg

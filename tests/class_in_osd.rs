@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use rbd_cg_client::rados::IoCtx;
 use rbd_cg_contract::methods::{self as m, Access, Empty, VersionReply};
 use rbd_cg_contract::names::{header_object, id_object, DIRECTORY_OBJECT};
 use rbd_cg_contract::{decode, encode, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
+use rbd_cg_rados::IoCtx;
 use std::process::Command;
 
 fn nm(args: &[&str], file: &str) -> Vec<String> {

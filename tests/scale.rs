@@ -7,10 +7,10 @@
 mod common;
 
 use common::*;
-use rbd_cg_client::fence::SnapCreateOptions;
 use rbd_cg_client::parallel;
-use rbd_cg_client::rbd::{image_create, CREATE_FEATURES};
+use rbd_cg_client::snapshots::SnapCreateOptions;
 use rbd_cg_client::spec::ImageSpec;
+use rbd_cg_rados::image::{image_create, CREATE_FEATURES};
 
 fn json(args: &[&str]) -> serde_json::Value {
     let mut args = args.to_vec();

@@ -12,8 +12,8 @@
 //! This is a measurement, not a test: nothing here asserts a time.
 
 use rbd_cg_client::groups::Groups;
-use rbd_cg_client::rados::{Cluster, ConnectOptions, IoCtx};
 use rbd_cg_client::spec::{ImageSpec, PoolSpec};
+use rbd_cg_rados::{Cluster, ConnectOptions, IoCtx};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,7 @@ impl Bench {
         (0..count)
             .map(|i| {
                 let name = format!("{prefix}{i}");
-                rbd_cg_client::rbd::image_create(&ioctx, &name, 64 << 20, None).expect("image create");
+                rbd_cg_rados::image::image_create(&ioctx, &name, 64 << 20, None).expect("image create");
                 self.spec(&name)
             })
             .collect()
@@ -235,7 +235,7 @@ impl Bench {
         let image = self.images("ss-", 1).remove(0);
         groups.add_image(snaps, &ImageSpec::parse(&image).expect("spec"), 4096).expect("add");
         let group = self.spec(snaps);
-        let options = rbd_cg_client::fence::SnapCreateOptions { skip_quiesce: true, ..Default::default() };
+        let options = rbd_cg_client::snapshots::SnapCreateOptions { skip_quiesce: true, ..Default::default() };
         let mut taken = 0usize;
         for target in [10usize, 100, 1000] {
             let mut last = Vec::new();

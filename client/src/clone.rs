@@ -24,21 +24,20 @@
 
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::Steps;
-use crate::fence::directory_name;
 use crate::groups::{new_group_id, now_ms, Groups};
+use crate::images::directory_name;
 use crate::parallel;
-use crate::rados::{Cluster, IoCtx};
-use crate::rbd::{image_clone, image_remove, Image};
 use crate::spec::ImageSpec;
 use rbd_cg_contract::methods::{
-    CloneBeginRequest, Empty, IdRequest, NameAndId, CLONE_BEGIN, CLONE_FINISH, CLONE_GET, DIR_ADD, DIR_SET_READY,
-    IMAGE_GROUP_LIST,
+    CloneBeginRequest, Empty, IdRequest, NameAndId, CLONE_BEGIN, CLONE_FINISH, DIR_ADD, DIR_SET_READY, IMAGE_GROUP_LIST,
 };
 use rbd_cg_contract::names::{
-    header_object, image_header_object, validate_group_name, validate_image_name, validate_snap_name, DIRECTORY_OBJECT,
-    MAX_GROUP_MEMBERS,
+    header_object, validate_group_name, validate_image_name, validate_snap_name, DIRECTORY_OBJECT, MAX_GROUP_MEMBERS,
 };
 use rbd_cg_contract::records::{CloneImagePlan, ClonePlan, DirEntry, DirState, GroupRef, ImageRef, MemberState};
+use rbd_cg_rados::ceph::objects;
+use rbd_cg_rados::image::{image_clone, image_remove, Image};
+use rbd_cg_rados::{Cluster, IoCtx};
 
 /// Which RBD clone format to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,15 +170,6 @@ impl Groups {
         self.clone_steps(new_group, &id, &plan).map_err(|e| e.context(context()))
     }
 
-    /// The clone plan recorded on group `id`'s header, if any.
-    pub(crate) fn clone_plan(&self, id: &str) -> Result<Option<ClonePlan>> {
-        match crate::class::read(&self.ioctx, &header_object(id), &CLONE_GET, &IdRequest { id: id.into() }) {
-            Ok(plan) => Ok(Some(plan)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Works out every clone's parent and name, before anything is written.
     fn make_plan(&self, group: &str, snap: &str, new_group: &str, options: &CloneOptions) -> Result<ClonePlan> {
         let group_id = self.ready_group_id(group, "cloning")?;
@@ -261,7 +251,7 @@ impl Groups {
     fn check_names_free(&self, plan: &ClonePlan) -> Result<()> {
         for image in &plan.images {
             let ioctx = self.cluster.ioctx_in(image.source.pool_id, &image.source.namespace)?;
-            if ioctx.stat(&format!("rbd_id.{}", image.name))?.is_some() {
+            if ioctx.stat(&objects::image_id_object(&image.name))?.is_some() {
                 return Err(Error::new(format!("image {} exists", image.name), libc::EEXIST)
                     .with_hint("Pick other names (--image-name-format) or remove that image."));
             }
@@ -273,11 +263,11 @@ impl Groups {
         let pair = NameAndId { name: name.into(), id: id.into() };
         let header = header_object(id);
         let mut steps = Steps::new("clone", &self.faults);
-        steps.run("reserve the name", || crate::class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_ADD, &pair))?;
+        steps.run("reserve the name", || self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_ADD, &pair))?;
         steps.run("create the header with the plan", || {
             let request =
                 CloneBeginRequest { group_id: id.into(), name: name.into(), created_ms: now_ms(), plan: plan.clone() };
-            crate::class::write(&self.ioctx, &header, &CLONE_BEGIN, &request)
+            self.ioctx.call_write(&header, &CLONE_BEGIN, &request)
         })?;
         self.finish_clone_steps(name, id, plan, steps)
     }
@@ -323,13 +313,11 @@ impl Groups {
                     self.add_steps(id, &image, MAX_GROUP_MEMBERS)?;
                 }
             }
-            Ok(())
+            Ok::<_, Error>(())
         })?;
         steps.run("create the id object", || self.create_id_object(name, id))?;
-        steps.run("drop the plan", || {
-            crate::class::write(&self.ioctx, &header, &CLONE_FINISH, &IdRequest { id: id.into() })
-        })?;
-        steps.run("mark ready", || crate::class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_SET_READY, &pair))?;
+        steps.run("drop the plan", || self.ioctx.call_write(&header, &CLONE_FINISH, &IdRequest { id: id.into() }))?;
+        steps.run("mark ready", || self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_SET_READY, &pair))?;
         Ok(made
             .into_iter()
             .map(|clone| ClonedImage {
@@ -361,7 +349,7 @@ impl Groups {
             for member in &members {
                 self.image_remove_steps(id, &member.image)?;
             }
-            Ok(())
+            Ok::<_, Error>(())
         })?;
         steps.run("delete the clones", || {
             let cluster = &self.cluster;
@@ -371,12 +359,7 @@ impl Groups {
             results.into_iter().collect::<Result<Vec<()>>>().map(drop)
         })?;
         steps.run("drop the plan", || {
-            ignore_missing(crate::class::write(
-                &self.ioctx,
-                &header_object(id),
-                &CLONE_FINISH,
-                &IdRequest { id: id.into() },
-            ))
+            ignore_missing(self.ioctx.call_write(&header_object(id), &CLONE_FINISH, &IdRequest { id: id.into() }))
         })
     }
 }
@@ -436,10 +419,10 @@ fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan, group: &GroupRef) -> Res
         ));
     }
     let image_id = image.id()?;
-    let groups = match crate::class::read(ioctx, &image_header_object(&image_id), &IMAGE_GROUP_LIST, &Empty {}) {
+    let groups = match ioctx.call(&objects::image_header(&image_id), &IMAGE_GROUP_LIST, &Empty {}) {
         Ok(list) => list.groups,
         Err(e) if e.is_not_found() => Vec::new(),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if let Some(other) = groups.iter().find(|g| *g != group) {
         return Err(Error::new(

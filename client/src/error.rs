@@ -3,8 +3,8 @@
 //! Every failure carries an errno because that is what Ceph tools report and what
 //! scripts test for; `rbd-cg` prints `rbd-cg: <what failed>: (<errno>) <strerror>`.
 
-use crate::rados::RadosError;
 use rbd_cg_contract::CgError;
+use rbd_cg_rados::RadosError;
 
 /// A failed client operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +78,7 @@ impl Error {
 
 impl From<RadosError> for Error {
     fn from(e: RadosError) -> Error {
-        Error::new(e.op, e.errno)
+        Error { hint: e.hint, ..Error::new(e.op, e.errno) }
     }
 }
 
@@ -89,8 +89,8 @@ impl From<CgError> for Error {
 }
 
 /// Treats `ENOENT` as "already done" in steps that remove things.
-pub(crate) fn ignore_missing(result: Result<()>) -> Result<()> {
-    match result {
+pub(crate) fn ignore_missing(result: Result<(), impl Into<Error>>) -> Result<()> {
+    match result.map_err(Into::into) {
         Err(e) if e.is_not_found() => Ok(()),
         other => other,
     }

@@ -71,8 +71,10 @@ impl FaultPlan {
             Some((op, at, action)) if op == operation && *at == step => match action {
                 Action::Exit => {
                     eprintln!("rbd-cg: fault injection: stopping dead after step {step} of {operation}");
-                    // A crash: no C/C++ teardown under threads still inside librados.
-                    crate::rados::exit_now(FAULT_EXIT_CODE)
+                    // Stop dead, as a crash would: nothing of the operation's own runs after
+                    // the step (no undo, no unlock: no destructor of ours runs). No thread of
+                    // ours is inside librados at a step boundary, so the process ends normally.
+                    std::process::exit(FAULT_EXIT_CODE)
                 }
                 Action::Fail => {
                     Err(Error::injected(format!("fault injection: stopped after step {step} of {operation}")))
@@ -107,9 +109,10 @@ impl<'a> Steps<'a> {
     }
 
     /// Runs the next step; `what` names it in errors.
-    pub(crate) fn run<T>(&mut self, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(crate) fn run<T, E: Into<Error>>(&mut self, what: &str, step: impl FnOnce() -> Result<T, E>) -> Result<T> {
         let started = std::time::Instant::now();
-        let value = step().map_err(|e| e.context(format!("{} step {} ({what})", self.operation, self.done + 1)))?;
+        let value =
+            step().map_err(|e| e.into().context(format!("{} step {} ({what})", self.operation, self.done + 1)))?;
         self.done += 1;
         log::debug!(
             "{} step {} ({what}) done in {:.1} ms",

@@ -6,19 +6,20 @@
 //! name, so an interrupted sequence is always visible there; every step is idempotent,
 //! so rerunning the same command (or `repair`) continues from wherever it stopped.
 
-use crate::class::{self, ClassStatus};
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
 use crate::progress::Progress;
-use crate::rados::{Cluster, IoCtx};
+use crate::snapshots::reserve::SnapIdReserve;
 use crate::spec::PoolSpec;
 use rbd_cg_contract::methods::{
-    DirListRequest, Empty, GroupCreateRequest, IdRequest, NameAndId, NameRequest, RenameRequest, DIR_ADD, DIR_GET,
-    DIR_GET_NAME, DIR_LIST, DIR_REMOVE, DIR_RENAME_BEGIN, DIR_RENAME_FINISH, DIR_SET_READY, GROUP_BEGIN_REMOVE,
-    GROUP_CREATE, GROUP_GET, GROUP_REMOVE, GROUP_SET_NAME, ID_CREATE, ID_GET, ID_REMOVE, MAX_LIST_PAGE,
+    DirListRequest, Empty, GroupCreateRequest, IdRequest, NameAndId, RenameRequest, DIR_ADD, DIR_GET_NAME, DIR_LIST,
+    DIR_REMOVE, DIR_RENAME_BEGIN, DIR_RENAME_FINISH, DIR_SET_READY, GROUP_BEGIN_REMOVE, GROUP_CREATE, GROUP_REMOVE,
+    GROUP_SET_NAME, ID_CREATE, ID_GET, ID_REMOVE, MAX_LIST_PAGE,
 };
 use rbd_cg_contract::names::{header_object, id_object, validate_group_name, DIRECTORY_OBJECT, GENERATED_GROUP_ID_LEN};
-use rbd_cg_contract::records::{DirEntry, DirState, GroupHeader, HeaderState};
+use rbd_cg_contract::records::{DirEntry, DirState, HeaderState};
+use rbd_cg_rados::rbd_cg::{check_class, ClassStatus};
+use rbd_cg_rados::{Cluster, IoCtx};
 use serde::Serialize;
 use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -115,6 +116,8 @@ pub struct Groups {
     pub(crate) location: PoolSpec,
     pub(crate) faults: FaultPlan,
     pub(crate) progress: Progress,
+    /// Snapshot ids this client allocates ahead for its group snapshots.
+    pub(crate) reserve: SnapIdReserve,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -137,7 +140,7 @@ impl Groups {
             .ioctx(&location.pool)
             .map_err(|e| Error::from(e).context(format!("opening pool {}", location.pool)))?;
         ioctx.set_namespace(&location.namespace)?;
-        let status = class::check_class(&ioctx)?;
+        let status = check_class(&ioctx)?;
         if let ClassStatus::Version { class_version, .. } = &status {
             log::debug!("rbd_cg class {class_version} in {location}");
         }
@@ -147,6 +150,7 @@ impl Groups {
             location: location.clone(),
             faults: FaultPlan::none(),
             progress: Progress::none(),
+            reserve: SnapIdReserve::new(cluster, false),
         })
     }
 
@@ -161,9 +165,22 @@ impl Groups {
         self.progress = progress;
     }
 
+    /// Lets snapshot-id refills run past the snapshot that started them, to be used by a
+    /// later snapshot through this `Groups` (for long-lived clients: a group snapshot then
+    /// almost never waits for the monitor). Dropping `Groups` waits for a refill that is
+    /// still running, at most about one monitor commit. Off by default (the CLI).
+    pub fn set_refill_ahead(&mut self, refill_ahead: bool) {
+        self.reserve.set_refill_ahead(refill_ahead);
+    }
+
     /// The pool and namespace.
     pub fn location(&self) -> &PoolSpec {
         &self.location
+    }
+
+    /// The cluster connection.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// The I/O context (pool and namespace set).
@@ -173,22 +190,6 @@ impl Groups {
 
     pub(crate) fn spec(&self, name: &str) -> String {
         format!("{}/{name}", self.location)
-    }
-
-    pub(crate) fn dir_entry(&self, name: &str) -> Result<Option<DirEntry>> {
-        match class::read(&self.ioctx, DIRECTORY_OBJECT, &DIR_GET, &NameRequest { name: name.into() }) {
-            Ok(entry) => Ok(Some(entry)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub(crate) fn header(&self, id: &str) -> Result<Option<GroupHeader>> {
-        match class::read(&self.ioctx, &header_object(id), &GROUP_GET, &Empty {}) {
-            Ok(header) => Ok(Some(header)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     fn busy(&self, name: &str, state: &DirState) -> Error {
@@ -232,27 +233,28 @@ impl Groups {
     fn create_steps(&self, name: &str, id: &str) -> Result<()> {
         let pair = NameAndId { name: name.into(), id: id.into() };
         let mut steps = Steps::new("create", &self.faults);
-        steps.run("reserve the name", || class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_ADD, &pair))?;
+        steps.run("reserve the name", || self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_ADD, &pair))?;
         steps.run("create the header", || {
             let request = GroupCreateRequest { id: id.into(), name: name.into(), created_ms: now_ms() };
-            class::write(&self.ioctx, &header_object(id), &GROUP_CREATE, &request)
+            self.ioctx.call_write(&header_object(id), &GROUP_CREATE, &request)
         })?;
         steps.run("create the id object", || self.create_id_object(name, id))?;
-        steps.run("mark ready", || class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_SET_READY, &pair))
+        steps.run("mark ready", || self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_SET_READY, &pair))
     }
 
     /// `id_create` on `cg_id.<name>`, replacing a stale object left by a lost race: one
     /// whose id the directory does not know.
     pub(crate) fn create_id_object(&self, name: &str, id: &str) -> Result<()> {
-        let create = || class::write(&self.ioctx, &id_object(name), &ID_CREATE, &IdRequest { id: id.into() });
+        let create =
+            || -> Result<()> { Ok(self.ioctx.call_write(&id_object(name), &ID_CREATE, &IdRequest { id: id.into() })?) };
         match create() {
             Err(e) if e.errno() == libc::EEXIST => {
-                let other = class::read(&self.ioctx, &id_object(name), &ID_GET, &Empty {})?.id;
+                let other = self.ioctx.call(&id_object(name), &ID_GET, &Empty {})?.id;
                 let request = IdRequest { id: other.clone() };
-                match class::read(&self.ioctx, DIRECTORY_OBJECT, &DIR_GET_NAME, &request) {
+                match self.ioctx.call(DIRECTORY_OBJECT, &DIR_GET_NAME, &request) {
                     Err(lookup) if lookup.is_not_found() => {
                         log::warn!("cg_id.{name} held stale id {other}, unknown to the directory: replacing it");
-                        ignore_missing(class::write(&self.ioctx, &id_object(name), &ID_REMOVE, &request))?;
+                        ignore_missing(self.ioctx.call_write(&id_object(name), &ID_REMOVE, &request))?;
                         create()
                     }
                     _ => Err(e),
@@ -298,10 +300,10 @@ impl Groups {
     /// One page of the directory: up to `max_entries` names after `start_after`.
     pub fn list_page(&self, start_after: &str, max_entries: u32) -> Result<(Vec<ListedGroup>, bool)> {
         let request = DirListRequest { start_after: start_after.into(), max_entries: max_entries.min(MAX_LIST_PAGE) };
-        let reply = match class::read(&self.ioctx, DIRECTORY_OBJECT, &DIR_LIST, &request) {
+        let reply = match self.ioctx.call(DIRECTORY_OBJECT, &DIR_LIST, &request) {
             Ok(reply) => reply,
             Err(e) if e.is_not_found() => return Ok((Vec::new(), false)),
-            Err(e) => return Err(e.context(format!("listing groups in {}", self.location))),
+            Err(e) => return Err(Error::from(e).context(format!("listing groups in {}", self.location))),
         };
         let groups = reply
             .entries
@@ -371,22 +373,21 @@ impl Groups {
         let request = RenameRequest { id: id.into(), old_name: old.into(), new_name: new.into() };
         let id_request = IdRequest { id: id.into() };
         let mut steps = Steps::new("rename", &self.faults);
-        steps.run("record the rename", || class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_RENAME_BEGIN, &request))?;
-        steps
-            .run("create the new id object", || class::write(&self.ioctx, &id_object(new), &ID_CREATE, &id_request))?;
+        steps.run("record the rename", || self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_RENAME_BEGIN, &request))?;
+        steps.run("create the new id object", || self.ioctx.call_write(&id_object(new), &ID_CREATE, &id_request))?;
         steps.run("rename the header", || {
-            match class::write(&self.ioctx, &header_object(id), &GROUP_SET_NAME, &request) {
+            match self.ioctx.call_write(&header_object(id), &GROUP_SET_NAME, &request) {
                 // A removal that raced with this rename has begun: the header's name no
                 // longer matters; finish the rename in the directory so `rm`/`repair` can
                 // complete the removal under the new name.
-                Err(e) if matches!(e.errno(), libc::EBUSY | libc::ENOENT) && self.header_going_away(id)? => Ok(()),
-                other => other,
+                Err(e) if matches!(e.errno, libc::EBUSY | libc::ENOENT) && self.header_going_away(id)? => Ok(()),
+                other => other.map_err(Error::from),
             }
         })?;
         steps.run("remove the old id object", || {
-            ignore_missing(class::write(&self.ioctx, &id_object(old), &ID_REMOVE, &id_request))
+            ignore_missing(self.ioctx.call_write(&id_object(old), &ID_REMOVE, &id_request))
         })?;
-        steps.run("finish the rename", || class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_RENAME_FINISH, &request))
+        steps.run("finish the rename", || self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_RENAME_FINISH, &request))
     }
 
     /// Removes group `name`. A group with members or snapshots is `EBUSY`.
@@ -435,21 +436,20 @@ impl Groups {
         let header = header_object(id);
         let mut steps = Steps::new("remove", &self.faults);
         steps.run("mark the header removing", || {
-            let begun = ignore_missing(class::write(&self.ioctx, &header, &GROUP_BEGIN_REMOVE, &id_request));
+            let begun = ignore_missing(self.ioctx.call_write(&header, &GROUP_BEGIN_REMOVE, &id_request));
             begun.map_err(|e| match e.errno() {
                 libc::EBUSY => e.with_hint("The group still has images or snapshots; remove them first."),
                 _ => e,
             })
         })?;
         steps.run("remove the id object", || {
-            ignore_missing(class::write(&self.ioctx, &id_object(name), &ID_REMOVE, &id_request))
+            ignore_missing(self.ioctx.call_write(&id_object(name), &ID_REMOVE, &id_request))
         })?;
-        steps.run("remove the header", || {
-            ignore_missing(class::write(&self.ioctx, &header, &GROUP_REMOVE, &id_request))
-        })?;
+        steps
+            .run("remove the header", || ignore_missing(self.ioctx.call_write(&header, &GROUP_REMOVE, &id_request)))?;
         steps.run("drop the name", || {
             let pair = NameAndId { name: name.into(), id: id.into() };
-            ignore_missing(class::write(&self.ioctx, DIRECTORY_OBJECT, &DIR_REMOVE, &pair))
+            ignore_missing(self.ioctx.call_write(DIRECTORY_OBJECT, &DIR_REMOVE, &pair))
         })
     }
 
@@ -531,20 +531,20 @@ impl Groups {
                     for finding in snapshots.into_iter().chain(members) {
                         act(finding, &|| Ok(()))?;
                     }
-                    let id_record = match class::read(&self.ioctx, &id_object(name), &ID_GET, &Empty {}) {
+                    let id_record = match self.ioctx.call(&id_object(name), &ID_GET, &Empty {}) {
                         Ok(record) => Some(record.id),
                         Err(e) if e.is_not_found() => None,
-                        Err(e) => return Err(e.context(context())),
+                        Err(e) => return Err(Error::from(e).context(context())),
                     };
-                    let create =
-                        || class::write(&self.ioctx, &id_object(name), &ID_CREATE, &IdRequest { id: entry.id.clone() });
+                    let create = || -> Result<()> {
+                        Ok(self.ioctx.call_write(&id_object(name), &ID_CREATE, &IdRequest { id: entry.id.clone() })?)
+                    };
                     match id_record {
                         None => act(format!("cg_id.{name} is missing: recreating it"), &create)?,
                         Some(other) if other != entry.id => act(
                             format!("cg_id.{name} names group {other}, the directory {}: rewriting it", entry.id),
                             &|| {
-                                ignore_missing(class::write(
-                                    &self.ioctx,
+                                ignore_missing(self.ioctx.call_write(
                                     &id_object(name),
                                     &ID_REMOVE,
                                     &IdRequest { id: other.clone() },

@@ -1,12 +1,19 @@
-//! Client for `rbd_cg` consistency groups: a Rust API and the `rbd-cg` CLI.
+//! The control plane of `rbd_cg` consistency groups: every multi-object operation on
+//! groups, members and group snapshots, as a Rust API (the `rbd-cg` CLI, the Python
+//! binding and the Cinder driver sit on it).
 //!
-//! The class inside the OSD makes every single-object change atomic; this crate drives
-//! the multi-object operations as documented sequences of such steps ([`groups`]), talks
-//! to the cluster through librados ([`rados`], over bindgen bindings fenced in the private `sys` module),
-//! and reports failures with an errno like every Ceph tool ([`Error`]).
+//! The class inside the OSD makes every single-object change atomic; this crate drives the
+//! multi-object operations as documented sequences of such steps (`docs/OPERATIONS.md`),
+//! each in its own module: [`groups`] (create, info, list, rename, remove, repair),
+//! [`members`], [`snapshots`] (create, remove, rollback, repair), [`clone`], and the
+//! writer fence that makes group snapshots crash-consistent (`fence`). Lookups shared by
+//! them are in `lookup` (groups) and `images` (member images); [`image_groups`] answers
+//! which groups an image belongs to. Talking to Ceph is `rbd_cg_rados`'s job; this crate
+//! has no `unsafe` code. Failures carry an errno like every Ceph tool's ([`Error`]).
 //!
 //! ```no_run
-//! use rbd_cg_client::{rados::{Cluster, ConnectOptions}, spec::PoolSpec, groups::Groups};
+//! use rbd_cg_client::{groups::Groups, spec::PoolSpec};
+//! use rbd_cg_rados::{Cluster, ConnectOptions};
 //! let cluster = Cluster::connect(&ConnectOptions::default())?;
 //! let groups = Groups::open(&cluster, &PoolSpec::parse("rbd")?)?;
 //! groups.create("db")?;
@@ -15,19 +22,20 @@
 //! # Ok::<(), rbd_cg_client::Error>(())
 //! ```
 
-pub mod class;
+#![forbid(unsafe_code)]
+
 pub mod clone;
 pub mod error;
 pub mod faults;
-pub mod fence;
+mod fence;
 pub mod groups;
+pub mod image_groups;
+mod images;
+mod lookup;
 pub mod members;
 pub mod parallel;
 pub mod progress;
-pub mod rados;
-pub mod rbd;
 pub mod snapshots;
 pub mod spec;
-mod sys;
 
 pub use error::{Error, Result};

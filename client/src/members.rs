@@ -16,20 +16,19 @@
 //! it belongs to one: `image ls` then shows it as missing, and `image rm --image-id` or
 //! `repair` drops it.
 
-use crate::class;
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::Steps;
 use crate::groups::Groups;
-use crate::rados::IoCtx;
-use crate::rbd::{rbd_list, Image};
 use crate::spec::{ImageSpec, PoolSpec};
 use rbd_cg_contract::methods::{
-    BackRefRequest, Empty, MemberAddRequest, MemberListRequest, MemberRequest, IMAGE_GROUP_LINK, IMAGE_GROUP_LIST,
-    IMAGE_GROUP_UNLINK, MAX_LIST_PAGE, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST, MEMBER_REMOVE_BEGIN,
-    MEMBER_REMOVE_FINISH,
+    BackRefRequest, Empty, MemberAddRequest, MemberRequest, IMAGE_GROUP_LINK, IMAGE_GROUP_LIST, IMAGE_GROUP_UNLINK,
+    MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
 };
-use rbd_cg_contract::names::{header_object, image_header_object, MAX_GROUP_MEMBERS};
-use rbd_cg_contract::records::{DirState, GroupRef, ImageRef, MemberRecord, MemberState};
+use rbd_cg_contract::names::{header_object, MAX_GROUP_MEMBERS};
+use rbd_cg_contract::records::{ImageRef, MemberState};
+use rbd_cg_rados::ceph::objects;
+use rbd_cg_rados::image::{rbd_list, Image};
+use rbd_cg_rados::IoCtx;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,7 +47,8 @@ pub struct MemberInfo {
 
 /// Membership changes are refused while a group snapshot is being created or rolled back
 /// (or the image is mid-removal); the class can only say `EBUSY`, so say why here.
-fn explain_busy(e: Error) -> Error {
+fn explain_busy(e: impl Into<Error>) -> Error {
+    let e = e.into();
     if e.errno() == libc::EBUSY {
         e.with_hint(
             "A group snapshot or rollback is in progress (or this image is being removed). Wait for it; \
@@ -60,27 +60,8 @@ fn explain_busy(e: Error) -> Error {
 }
 
 impl Groups {
-    /// The id of group `name`, which must be complete.
-    pub(crate) fn ready_group_id(&self, name: &str, doing: &str) -> Result<String> {
-        let context = || format!("{doing} group {}", self.spec(name));
-        let entry = self.dir_entry(name)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
-        if entry.state != DirState::Ready {
-            return Err(Error::new(format!("{}: group is {:?}", context(), entry.state), libc::EBUSY)
-                .with_hint("An earlier operation on it was interrupted: rerun it, or run `rbd-cg repair`."));
-        }
-        Ok(entry.id)
-    }
-
     fn pool_ioctx(&self, pool_id: i64, namespace: &str) -> Result<IoCtx> {
         Ok(self.cluster.ioctx_in(pool_id, namespace)?)
-    }
-
-    pub(crate) fn group_ref(&self, group_id: &str) -> GroupRef {
-        GroupRef {
-            pool_id: self.ioctx.pool_id(),
-            namespace: self.location.namespace.clone(),
-            group_id: group_id.to_owned(),
-        }
     }
 
     /// Opens `spec` and returns its identity; format-1 images are refused.
@@ -111,12 +92,12 @@ impl Groups {
         steps.run("record the member as adding", || {
             let added_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let request = MemberAddRequest { group_id: group_id.into(), image: image.clone(), added_ms, max_members };
-            class::write(&self.ioctx, &header, &MEMBER_ADD_BEGIN, &request).map_err(explain_busy)
+            self.ioctx.call_write(&header, &MEMBER_ADD_BEGIN, &request).map_err(explain_busy)
         })?;
         let linked = steps.run("link the image to the group", || {
             let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
             let ioctx = self.pool_ioctx(image.pool_id, &image.namespace)?;
-            class::write(&ioctx, &image_header_object(&image.image_id), &IMAGE_GROUP_LINK, &request)
+            Ok::<_, Error>(ioctx.call_write(&objects::image_header(&image.image_id), &IMAGE_GROUP_LINK, &request)?)
         });
         if let Err(e) = linked {
             if e.is_not_found() {
@@ -126,18 +107,18 @@ impl Groups {
             return Err(e);
         }
         steps.run("mark the member attached", || {
-            match class::write(&self.ioctx, &header, &MEMBER_ADD_FINISH, &member) {
+            match self.ioctx.call_write(&header, &MEMBER_ADD_FINISH, &member) {
                 // A concurrent `image rm` of the same image won: it may have unlinked before
                 // we linked, so unlink here too rather than leave a dangling back-reference.
-                Err(e) if matches!(e.errno(), libc::ENOENT | libc::EBUSY) => {
+                Err(e) if matches!(e.errno, libc::ENOENT | libc::EBUSY) => {
                     let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
                     if let Ok(ioctx) = self.pool_ioctx(image.pool_id, &image.namespace) {
-                        let header = image_header_object(&image.image_id);
-                        ignore_missing(class::write(&ioctx, &header, &IMAGE_GROUP_UNLINK, &request))?;
+                        let header = objects::image_header(&image.image_id);
+                        ignore_missing(ioctx.call_write(&header, &IMAGE_GROUP_UNLINK, &request))?;
                     }
-                    Err(e)
+                    Err(e.into())
                 }
-                other => other,
+                other => other.map_err(Error::from),
             }
         })
     }
@@ -154,14 +135,13 @@ impl Groups {
         let member = MemberRequest { group_id: group_id.into(), image: image.clone() };
         let mut steps = Steps::new("image-remove", &self.faults);
         steps.run("record the member as removing", || {
-            class::write(&self.ioctx, &header, &MEMBER_REMOVE_BEGIN, &member).map_err(explain_busy)
+            self.ioctx.call_write(&header, &MEMBER_REMOVE_BEGIN, &member).map_err(explain_busy)
         })?;
         steps.run("unlink the image from the group", || {
             let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
             match self.pool_ioctx(image.pool_id, &image.namespace) {
-                Ok(ioctx) => ignore_missing(class::write(
-                    &ioctx,
-                    &image_header_object(&image.image_id),
+                Ok(ioctx) => ignore_missing(ioctx.call_write(
+                    &objects::image_header(&image.image_id),
                     &IMAGE_GROUP_UNLINK,
                     &request,
                 )),
@@ -169,24 +149,7 @@ impl Groups {
                 Err(e) => Err(e),
             }
         })?;
-        steps.run("drop the member", || {
-            ignore_missing(class::write(&self.ioctx, &header, &MEMBER_REMOVE_FINISH, &member))
-        })
-    }
-
-    /// Every member record of group `group_id`, page by page.
-    pub(crate) fn member_records(&self, group_id: &str) -> Result<Vec<MemberRecord>> {
-        let mut records = Vec::new();
-        let mut start_after = None;
-        loop {
-            let request = MemberListRequest { start_after: start_after.clone(), max_entries: MAX_LIST_PAGE };
-            let page = class::read(&self.ioctx, &header_object(group_id), &MEMBER_LIST, &request)?;
-            start_after = page.members.last().map(|m| m.image.clone());
-            records.extend(page.members);
-            if !page.more || start_after.is_none() {
-                return Ok(records);
-            }
-        }
+        steps.run("drop the member", || ignore_missing(self.ioctx.call_write(&header, &MEMBER_REMOVE_FINISH, &member)))
     }
 
     /// The members of group `group`, with names resolved (one `rbd ls` per pool/namespace).
@@ -247,25 +210,25 @@ impl Groups {
                         Err(e) if e.is_not_found() => continue,
                         Err(e) => return Err(e),
                     };
-                    let header = image_header_object(&image.image_id);
-                    let linked = match class::read(&ioctx, &header, &IMAGE_GROUP_LIST, &Empty {}) {
+                    let header = objects::image_header(&image.image_id);
+                    let linked = match ioctx.call(&header, &IMAGE_GROUP_LIST, &Empty {}) {
                         Ok(list) => list.groups.contains(&self.group_ref(group_id)),
                         Err(e) if e.is_not_found() => true, // image deleted: `image ls` shows it missing
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.into()),
                     };
                     if !linked {
                         findings.push(format!("image {} lost its back-reference: restoring it", image.image_id));
                         if !check_only {
                             let request =
                                 BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
-                            class::write(&ioctx, &header, &IMAGE_GROUP_LINK, &request)?;
+                            ioctx.call_write(&header, &IMAGE_GROUP_LINK, &request)?;
                         }
                     }
                 }
                 MemberState::Adding => {
                     // Only ENOENT means gone; any other error stops the repair.
                     let exists = match self.pool_ioctx(image.pool_id, &image.namespace) {
-                        Ok(io) => io.stat(&image_header_object(&image.image_id))?.is_some(),
+                        Ok(io) => io.stat(&objects::image_header(&image.image_id))?.is_some(),
                         Err(e) if e.is_not_found() => false,
                         Err(e) => return Err(e),
                     };
@@ -320,11 +283,11 @@ impl Groups {
                 if members.contains(&image) {
                     continue;
                 }
-                let header = image_header_object(&image_id);
-                let linked = match class::read(&ioctx, &header, &IMAGE_GROUP_LIST, &Empty {}) {
+                let header = objects::image_header(&image_id);
+                let linked = match ioctx.call(&header, &IMAGE_GROUP_LIST, &Empty {}) {
                     Ok(list) => list.groups.contains(&ours),
                     Err(e) if e.is_not_found() => false,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 };
                 // Re-read the members: an `image add` may have begun since the first read.
                 if linked && !self.member_records(group_id)?.iter().any(|m| m.image == image) {
@@ -333,7 +296,7 @@ impl Groups {
                     ));
                     if !check_only {
                         let request = BackRefRequest { image_id, group: ours.clone() };
-                        ignore_missing(class::write(&ioctx, &header, &IMAGE_GROUP_UNLINK, &request))?;
+                        ignore_missing(ioctx.call_write(&header, &IMAGE_GROUP_UNLINK, &request))?;
                     }
                 }
             }

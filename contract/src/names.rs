@@ -81,12 +81,10 @@ pub fn validate_group_id(id: &str) -> Result<(), CgError> {
 pub const MEMBER_KEY_PREFIX: &str = "member_";
 /// Header omap key present while a group snapshot is being created or removed.
 pub const SNAPSHOT_IN_PROGRESS_KEY: &str = "snapshot_in_progress";
-/// Image header omap key prefix of a back-reference to a group:
+/// Image header (`rbd_header.<image id>`) omap key prefix of a back-reference to a group:
 /// `rbd_cg.group.<group pool id, 16 hex>_<group id>_<group namespace>`. librbd's own keys
 /// on `rbd_header.<id>` never start with `rbd_cg.` (image-meta uses `metadata_`).
 pub const BACKREF_KEY_PREFIX: &str = "rbd_cg.group.";
-/// Prefix of an RBD image's header object (format 2).
-pub const IMAGE_HEADER_PREFIX: &str = "rbd_header.";
 
 /// Most members a group may have (the CLI may set a lower limit per call).
 pub const MAX_GROUP_MEMBERS: u32 = 4096;
@@ -99,11 +97,6 @@ pub const MAX_NAMESPACE_LEN: usize = 255;
 /// so the key parses back unambiguously; the namespace comes last because it may.
 pub fn member_key(pool_id: i64, image_id: &str, namespace: &str) -> String {
     format!("{MEMBER_KEY_PREFIX}{:016x}_{image_id}_{namespace}", pool_id as u64)
-}
-
-/// `rbd_header.<image id>`.
-pub fn image_header_object(image_id: &str) -> String {
-    format!("{IMAGE_HEADER_PREFIX}{image_id}")
 }
 
 /// `rbd_cg.group.<group pool id as 16 hex digits>_<group id>_<group namespace>`.

@@ -5,8 +5,8 @@ use crate::groups::Groups;
 use crate::unblocked;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
-use rbd_cg_client::rados::{Cluster as Connection, ConnectOptions};
 use rbd_cg_client::Error;
+use rbd_cg_rados::{Cluster as Connection, ConnectOptions};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rbd_cg_client::clone::{CloneFormat, ClonedImage};
 use rbd_cg_client::groups::{GroupInfo, GroupState, RepairReport};
+use rbd_cg_client::image_groups::ImageGroup;
 use rbd_cg_client::members::MemberInfo;
 use rbd_cg_client::snapshots::{SnapshotImage, SnapshotInfo};
 use rbd_cg_client::spec::{ImageSpec, PoolSpec};
@@ -55,6 +56,21 @@ pub(crate) fn members<'py>(py: Python<'py>, members: &[MemberInfo]) -> PyResult<
         d.set_item("name", &m.name)?;
         d.set_item("id", &m.image.image_id)?;
         d.set_item("state", m.state)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
+/// `Groups.groups_of_image`: `{pool, pool_id, namespace, group_id, name}` each.
+pub(crate) fn image_groups<'py>(py: Python<'py>, groups: &[ImageGroup]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for g in groups {
+        let d = PyDict::new(py);
+        d.set_item("pool", &g.pool)?;
+        d.set_item("pool_id", g.pool_id)?;
+        d.set_item("namespace", &g.namespace)?;
+        d.set_item("group_id", &g.group_id)?;
+        d.set_item("name", &g.name)?;
         list.append(d)?;
     }
     Ok(list)

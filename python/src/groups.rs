@@ -14,13 +14,14 @@ use crate::unblocked;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 use rbd_cg_client::clone::{CloneNaming, CloneOptions};
-use rbd_cg_client::fence::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::groups::Groups as ClientGroups;
+use rbd_cg_client::image_groups::groups_of_image;
 use rbd_cg_client::members::image_by_id;
-use rbd_cg_client::rados::Cluster as Connection;
+use rbd_cg_client::snapshots::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::spec::PoolSpec;
 use rbd_cg_client::{Error, Result};
 use rbd_cg_contract::names::{MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS};
+use rbd_cg_rados::Cluster as Connection;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -46,6 +47,14 @@ pub(crate) struct Groups {
     pool: Mutex<Option<Pool>>,
 }
 
+/// A client `Groups` for a long-lived process: snapshot ids are allocated ahead across
+/// snapshots (refill-ahead), so a group snapshot almost never waits for the monitor.
+fn open_client(connection: &Connection, location: &PoolSpec) -> Result<ClientGroups> {
+    let mut groups = ClientGroups::open(connection, location)?;
+    groups.set_refill_ahead(true);
+    Ok(groups)
+}
+
 impl Groups {
     /// Opens `pool`/`namespace` (checking the class) with `connection`.
     pub(crate) fn open(py: Python<'_>, connection: Connection, pool: &str, namespace: &str) -> PyResult<Groups> {
@@ -56,7 +65,7 @@ impl Groups {
         let location = PoolSpec { pool: pool.to_owned(), namespace: namespace.to_owned() };
         let first = {
             let (connection, location) = (connection.clone(), location.clone());
-            unblocked(py, move || Ok(ClientGroups::open(&connection, &location)?))?
+            unblocked(py, move || Ok(open_client(&connection, &location)?))?
         };
         Ok(Groups { location, pool: Mutex::new(Some(Pool { connection, idle: vec![first] })) })
     }
@@ -71,7 +80,7 @@ impl Groups {
             };
             let groups = match idle {
                 Some(groups) => groups,
-                None => ClientGroups::open(&connection, &self.location)?,
+                None => open_client(&connection, &self.location)?,
             };
             // A panic in `op` unwinds past here: that `groups` is dropped, not reused.
             let result = op(&groups);
@@ -169,6 +178,22 @@ impl Groups {
             };
             g.remove_image(group, &image)
         })
+    }
+
+    /// The groups image (a spec) belongs to, in any pool: dicts with pool, pool_id,
+    /// namespace, group_id and name (None when the group's directory no longer knows it).
+    fn groups_of_image<'py>(&self, py: Python<'py>, image: &str) -> PyResult<Bound<'py, PyList>> {
+        let groups = self.call(py, |g| {
+            let spec = convert::image_spec(image, &self.location)?;
+            groups_of_image(g.cluster(), &spec)
+        })?;
+        convert::image_groups(py, &groups)
+    }
+
+    /// The name of the group with id group_id in this pool and namespace; None when there
+    /// is none.
+    fn group_name(&self, py: Python<'_>, group_id: &str) -> PyResult<Option<String>> {
+        self.call(py, |g| g.group_name(group_id))
     }
 
     /// The members of group.

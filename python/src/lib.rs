@@ -8,7 +8,7 @@
 //!   one pool and namespace; `errors`: the `OSError` subclasses raised by errno;
 //!   `convert`: results as plain dicts, arguments as the client's types.
 //! * **No `unsafe` here** (`forbid(unsafe_code)`): every FFI call, and the reasoning
-//!   that makes it sound, lives in `rbd_cg_client` (its `rados`/`rbd` layers). This
+//!   that makes it sound, lives in `rbd_cg_rados`, under `rbd_cg_client`. This
 //!   crate only moves values between Python and that safe API, so a mistake here can
 //!   raise a wrong exception but not corrupt memory.
 //! * **The GIL is released** around every call into the client (`unblocked`): the
@@ -46,13 +46,6 @@ fn _panic_for_tests(py: Python<'_>, message: String) -> PyResult<()> {
     unblocked(py, move || -> Result<(), Failure> { panic!("{message}") })
 }
 
-/// `rbd_cg._wait_for_background()`: waits (without the GIL) for snapshot-id allocations
-/// that no group snapshot waited for; registered with `atexit`. Not part of the API.
-#[pyfunction]
-fn _wait_for_background(py: Python<'_>) {
-    py.detach(rbd_cg_client::fence::wait_for_background_work);
-}
-
 /// The module: `Cluster`, `Groups`, the exception classes and `__version__`.
 #[pymodule]
 fn rbd_cg(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -62,9 +55,5 @@ fn rbd_cg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    // Before the interpreter's C teardown: no snapshot-id allocation may still be inside
-    // librados when its static destructors run.
-    m.add_function(wrap_pyfunction!(_wait_for_background, m)?)?;
-    m.py().import("atexit")?.call_method1("register", (m.getattr("_wait_for_background")?,))?;
     Ok(())
 }

@@ -8,8 +8,8 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use rbd_cg_client::groups::Groups;
-use rbd_cg_client::rados::{Cluster, ConnectOptions, IoCtx};
 use rbd_cg_client::spec::PoolSpec;
+use rbd_cg_rados::{Cluster, ConnectOptions, IoCtx};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -5,15 +5,15 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rbd_cg_client::clone::{CloneFormat, CloneNaming, CloneOptions};
 use rbd_cg_client::faults::FaultPlan;
-use rbd_cg_client::fence::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
 use rbd_cg_client::members::image_by_id;
 use rbd_cg_client::progress::Progress;
-use rbd_cg_client::rados::{Cluster, ConnectOptions};
 use rbd_cg_client::snapshots::SnapshotInfo;
+use rbd_cg_client::snapshots::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::spec::{GroupSnapSpec, GroupSpec, ImageSpec, PoolSpec};
 use rbd_cg_client::{Error, Result};
 use rbd_cg_contract::names::{MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS};
+use rbd_cg_rados::{Cluster, ConnectOptions};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -639,8 +639,7 @@ fn main() {
             1
         }
     };
-    // Every value of `run` is dropped by now (connections shut down); what may still run is
-    // a snapshot-id refill nobody waits for, inside librados. Ending the process without
-    // C/C++ teardown keeps that thread from racing librados' static destructors.
-    rbd_cg_client::rados::exit_now(status)
+    // Every value of `run` is dropped by now: connections are shut down and no thread of
+    // ours is left, so the process ends with the usual teardown.
+    std::process::exit(status)
 }

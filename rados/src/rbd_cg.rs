@@ -1,40 +1,16 @@
-//! Typed calls of the `rbd_cg` class methods, and the check that the class is there.
+//! Our own class, `rbd_cg`, as a client sees it: whether the OSDs run it, and which
+//! version.
 //!
-//! The method descriptors come from `rbd_cg_contract`, so a call can only send the
-//! request type the class decodes and only expect the reply type it encodes.
+//! Its method descriptors come from `rbd_cg_contract::methods` and are called like any
+//! other class method through [`crate::cls`] (`ioctx.call(oid, &GROUP_GET, &Empty {})`),
+//! so a call can only send the request type the class decodes and only expect the reply
+//! type it encodes.
 
-use crate::error::{Error, Result};
-use crate::rados::IoCtx;
-use rbd_cg_contract::methods::{Empty, ReadMethod, WriteMethod, GET_VERSION};
+use crate::error::{RadosError, RadosResult};
+use crate::ioctx::IoCtx;
+use rbd_cg_contract::methods::{Empty, VersionReply, GET_VERSION};
 use rbd_cg_contract::names::DIRECTORY_OBJECT;
-use rbd_cg_contract::{decode, encode, Versioned, CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
-
-/// Calls a read method on `oid` and decodes its reply.
-pub(crate) fn read<Req: Versioned, Reply: Versioned>(
-    ioctx: &IoCtx,
-    oid: &str,
-    method: &ReadMethod<Req, Reply>,
-    request: &Req,
-) -> Result<Reply> {
-    let reply = ioctx.exec_read(oid, CLASS_NAME, method.name, &encode(request)?)?;
-    decode(&reply).map_err(|e| Error::from(e).context(format!("reply of {CLASS_NAME}.{} on {oid}", method.name)))
-}
-
-/// Calls a write method on `oid`.
-pub(crate) fn write<Req: Versioned>(ioctx: &IoCtx, oid: &str, method: &WriteMethod<Req>, request: &Req) -> Result<()> {
-    Ok(ioctx.exec_write(oid, CLASS_NAME, method.name, &encode(request)?)?)
-}
-
-/// One write call for [`write_batch`]: the method name and its encoded request.
-pub(crate) fn call<Req: Versioned>(method: &WriteMethod<Req>, request: &Req) -> Result<(&'static str, Vec<u8>)> {
-    Ok((method.name, encode(request)?))
-}
-
-/// Several write methods on `oid` in one atomic op: all take effect or none does.
-pub(crate) fn write_batch(ioctx: &IoCtx, oid: &str, calls: &[(&'static str, Vec<u8>)]) -> Result<()> {
-    let calls: Vec<(&str, &str, &[u8])> = calls.iter().map(|(m, req)| (CLASS_NAME, *m, req.as_slice())).collect();
-    Ok(ioctx.exec_write_batch(oid, &calls)?)
-}
+use rbd_cg_contract::{CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
 
 /// What [`check_class`] learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,16 +39,22 @@ pub fn install_hint() -> String {
     )
 }
 
+/// The class's version as reported on object `oid` (so by the OSD that holds `oid`).
+pub fn class_version(ioctx: &IoCtx, oid: &str) -> RadosResult<VersionReply> {
+    ioctx.call(oid, &GET_VERSION, &Empty {})
+}
+
 /// Asks the class for its version on `cg_directory` and checks the protocol range.
 ///
 /// Missing class or method: `EOPNOTSUPP` from the OSD. Not permitted to load or call it:
 /// `EPERM`. Both come back with [`install_hint`].
-pub fn check_class(ioctx: &IoCtx) -> Result<ClassStatus> {
-    match read(ioctx, DIRECTORY_OBJECT, &GET_VERSION, &Empty {}) {
+pub fn check_class(ioctx: &IoCtx) -> RadosResult<ClassStatus> {
+    let context = || format!("checking the {CLASS_NAME} class");
+    match class_version(ioctx, DIRECTORY_OBJECT) {
         Ok(v) => {
             let overlap = v.protocol_min <= PROTOCOL_MAX && PROTOCOL_MIN <= v.protocol_max;
             if !overlap {
-                return Err(Error::new(
+                return Err(RadosError::new(
                     format!(
                         "class {CLASS_NAME} {} speaks protocol {}..={}, this client {PROTOCOL_MIN}..={PROTOCOL_MAX}",
                         v.class_version, v.protocol_min, v.protocol_max
@@ -84,9 +66,9 @@ pub fn check_class(ioctx: &IoCtx) -> Result<ClassStatus> {
             Ok(ClassStatus::Version { class_version: v.class_version, protocol: (v.protocol_min, v.protocol_max) })
         }
         Err(e) if e.is_not_found() => Ok(ClassStatus::PresentNoDirectory),
-        Err(e) if matches!(e.errno(), libc::EOPNOTSUPP | libc::EPERM | libc::EIO) => {
-            Err(e.context(format!("checking the {CLASS_NAME} class")).with_hint(install_hint()))
+        Err(e) if matches!(e.errno, libc::EOPNOTSUPP | libc::EPERM | libc::EIO) => {
+            Err(e.context(context()).with_hint(install_hint()))
         }
-        Err(e) => Err(e.context(format!("checking the {CLASS_NAME} class"))),
+        Err(e) => Err(e.context(context())),
     }
 }

@@ -5,7 +5,7 @@
 //! images, and the client needs a few image-level calls (resolve name ↔ id,
 //! take and roll back snapshots) that only librbd implements correctly
 //! (exclusive-lock handshakes, header updates, object maps). As with
-//! [`crate::rados`], the C API is used because it is the ABI-stable one; this
+//! [`crate::ioctx`], the C API is used because it is the ABI-stable one; this
 //! module applies its ownership rules (caller-sized arrays terminated or
 //! cleaned up by librbd, strings freed by `*_end` / `*_cleanup` calls, progress
 //! callbacks with a `void *`) in one place.
@@ -22,7 +22,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::rados::{check, cstring, owned_string, read_c_string, ClusterHandle, IoCtx, RadosError, RadosResult};
+use crate::cluster::ClusterHandle;
+use crate::error::{check, cstring, owned_string, read_c_string, RadosError, RadosResult};
+use crate::ioctx::IoCtx;
 use crate::sys;
 
 /// Feature bit: layering (clones).

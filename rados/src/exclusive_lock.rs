@@ -1,44 +1,51 @@
-//! One member's fence: our client becomes the image's exclusive-lock owner the way librbd
-//! and the kernel's rbd driver understand it, keeps every writer's I/O queued (never failed)
-//! while it owns the lock, cuts the member snapshot at the RADOS level, and hands the lock
-//! back. The protocol, and why each step is there, is in `docs/FENCING.md`.
+//! librbd's exclusive lock, taken from outside librbd: our client becomes an image's
+//! exclusive-lock owner the way librbd and the kernel's rbd driver understand it, keeps
+//! every writer's I/O queued (answering lock requests with `-EBUSY`; or refused, with
+//! `-EROFS`) while it owns the lock, can cut a snapshot at the RADOS level under it, and
+//! hands the lock back. The protocol, and why each step is there, is in `docs/FENCING.md`.
 //!
 //! State: `Watching` (watch registered) → `Owned` (our `rbd_lock`; the watch callback
-//! answers every lock request with `-EBUSY`) → `Released`. A broken watch or a foreign
-//! `ACQUIRED_LOCK` while owned marks the fence lost; a cut then fails `assert_locked` and
-//! the group snapshot aborts instead of being wrong.
+//! answers every lock request with the configured errno) → `Released`. A broken watch or a
+//! foreign `ACQUIRED_LOCK` while owned marks the lock lost; a guarded write then fails
+//! `assert_locked` instead of landing without the lock.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::wire::{self, op, ClientId, RBD_LOCK_NAME, RBD_LOCK_TAG};
-use crate::error::{Error, Result};
-use crate::rados::{Cluster, IoCtx, LockInfo, Watch, WatchHandler};
-use crate::rbd::Image;
+use crate::ceph::cls_lock::{self, AssertLocked, LockRequest, RBD_LOCK_NAME, RBD_LOCK_TAG};
+use crate::ceph::cls_rbd::{self, SnapshotAdd, SnapshotNamespace};
+use crate::ceph::librbd_notify::{self as notify, op, ClientId};
+use crate::ceph::objects;
+use crate::cls::WriteBatch;
+use crate::error::{RadosError as Error, RadosResult as Result};
+use crate::image::Image;
+use crate::{Cluster, IoCtx, LockInfo, Watch, WatchHandler};
 use rbd_cg_contract::records::ImageRef;
 
-/// librbd's notify timeout (`watcher::Notifier::NOTIFY_TIMEOUT`).
-pub(crate) const NOTIFY_TIMEOUT_MS: u64 = 5_000;
 /// How long before our lock expires we stop claiming to own it.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(2);
 /// Largest object map we copy for a snapshot (2 bits per object: 256 Mi objects).
 const MAX_OBJECT_MAP_BYTES: usize = 64 << 20;
 
-/// Settings shared by every member fence of one group snapshot.
+/// How a lock is held.
 #[derive(Debug, Clone)]
-pub(crate) struct FenceConfig {
+pub struct LockConfig {
     /// The OSD drops our watch this long after our client went silent.
     pub watch_timeout_secs: u32,
     /// Our `rbd_lock` expires this long after it was taken: the dead-man switch.
     pub lock_duration_secs: u32,
     /// Lock description, shown by `rados lock info` / `rbd lock ls`.
     pub description: String,
+    /// What lock requests are answered with while we own the lock: `EBUSY` keeps the
+    /// requesters' I/O queued (librbd and krbd wait and ask again), `EROFS` fails it.
+    pub refuse_with: i32,
 }
 
 /// What the watch callback and the fencing thread share.
 struct Shared {
     label: String,
+    refuse_with: i32,
     me: OnceLock<ClientId>,
     epoch: Instant,
     /// Milliseconds after `epoch` until which we claim the lock; 0 = not owned.
@@ -80,7 +87,7 @@ impl Shared {
 }
 
 /// The watch callback: answers as a blocked exclusive-lock owner (librbd's
-/// `block_requests(-EBUSY)`) while owned, and as a bystander otherwise.
+/// `block_requests(-EBUSY)`, or `-EROFS`) while owned, and as a bystander otherwise.
 struct Handler(Arc<Shared>);
 
 impl WatchHandler for Handler {
@@ -90,7 +97,7 @@ impl WatchHandler for Handler {
             let hex: Vec<String> = payload.iter().map(|b| format!("{b:02x}")).collect();
             log::trace!("{}: notification from client.{_notifier_gid}: {}", shared.label, hex.join(" "));
         }
-        let Ok(message) = wire::decode_notification(payload) else {
+        let Ok(message) = notify::decode_notification(payload) else {
             log::debug!("{}: undecodable notification ({} bytes)", shared.label, payload.len());
             return Vec::new();
         };
@@ -109,11 +116,16 @@ impl WatchHandler for Handler {
             }
             op::REQUEST_LOCK if owned && !from_me => {
                 shared.wanted.store(true, Ordering::SeqCst);
-                log::debug!("{}: lock requested by {:?}: busy", shared.label, message.client);
-                wire::response(-libc::EBUSY)
+                log::debug!(
+                    "{}: lock requested by {:?}: refused ({})",
+                    shared.label,
+                    message.client,
+                    shared.refuse_with
+                );
+                notify::response(-shared.refuse_with)
             }
-            op::FIRST_OWNER_REQUEST..=op::LAST_OWNER_REQUEST if owned => wire::response(-libc::EBUSY),
-            unknown if unknown > op::UNQUIESCE && owned => wire::response(-libc::EOPNOTSUPP),
+            op::FIRST_OWNER_REQUEST..=op::LAST_OWNER_REQUEST if owned => notify::response(-shared.refuse_with),
+            unknown if unknown > op::UNQUIESCE && owned => notify::response(-libc::EOPNOTSUPP),
             _ => Vec::new(),
         }
     }
@@ -130,19 +142,22 @@ type Answer = (u64, i32);
 /// A watcher: instance id and watch cookie.
 type WatcherId = (u64, u64);
 
-/// What a member needs to be fenced and cut.
+/// The image whose lock is taken.
 #[derive(Debug, Clone)]
-pub(crate) struct FenceTarget {
+pub struct LockTarget {
+    /// The image.
     pub image: ImageRef,
     /// `pool/[namespace/]name` for messages.
     pub label: String,
+    /// It has the object-map feature (its map has a lock of its own).
     pub object_map: bool,
+    /// It has the fast-diff feature.
     pub fast_diff: bool,
 }
 
 /// How an attempt to fence a member ended (errors aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acquired {
+pub enum Acquired {
     /// We own the member's lock.
     Owned,
     /// Another fence (a group snapshot of ours or a stock one) holds it and answers
@@ -151,16 +166,16 @@ pub(crate) enum Acquired {
     Contended,
 }
 
-/// One member's fence. Dropping it releases whatever it still holds.
-pub(crate) struct MemberFence {
-    target: FenceTarget,
+/// Our exclusive lock on one image. Dropping it releases whatever it still holds.
+pub struct ExclusiveLock {
+    target: LockTarget,
     header: String,
     cluster: Cluster,
     watch: Watch,
     shared: Arc<Shared>,
     me: ClientId,
     cookie: String,
-    config: FenceConfig,
+    config: LockConfig,
     header_locked: bool,
     object_map_locked: bool,
     /// Whether our `QUIESCE` reached a watcher other than ourselves (only those need the
@@ -168,13 +183,14 @@ pub(crate) struct MemberFence {
     quiesced_others: bool,
 }
 
-impl MemberFence {
-    /// Registers the watch on the member's header (state `Watching`).
-    pub(crate) fn watch(cluster: &Cluster, target: FenceTarget, config: &FenceConfig) -> Result<MemberFence> {
+impl ExclusiveLock {
+    /// Registers the watch on the image's header (state `Watching`).
+    pub fn watch(cluster: &Cluster, target: LockTarget, config: &LockConfig) -> Result<ExclusiveLock> {
         let ioctx = cluster.ioctx_in(target.image.pool_id, &target.image.namespace)?;
-        let header = format!("rbd_header.{}", target.image.image_id);
+        let header = objects::image_header(&target.image.image_id);
         let shared = Arc::new(Shared {
             label: target.label.clone(),
+            refuse_with: config.refuse_with,
             me: OnceLock::new(),
             epoch: Instant::now(),
             owned_until_ms: AtomicU64::new(0),
@@ -185,13 +201,13 @@ impl MemberFence {
             released_cv: Condvar::new(),
         });
         let watch = Watch::new(ioctx, &header, config.watch_timeout_secs, Box::new(Handler(Arc::clone(&shared))))
-            .map_err(|e| Error::from(e).context(format!("watching {}", target.label)))?;
+            .map_err(|e| e.context(format!("watching {}", target.label)))?;
         let me = ClientId { gid: cluster.instance_id(), handle: watch.cookie() };
         let _ = shared.me.set(me);
-        Ok(MemberFence {
+        Ok(ExclusiveLock {
             header,
             cluster: cluster.clone(),
-            cookie: wire::lock_cookie(me.handle),
+            cookie: cls_lock::lock_cookie(me.handle),
             watch,
             shared,
             me,
@@ -203,7 +219,8 @@ impl MemberFence {
         })
     }
 
-    pub(crate) fn label(&self) -> &str {
+    /// `pool/[namespace/]name`.
+    pub fn label(&self) -> &str {
         &self.target.label
     }
 
@@ -219,8 +236,8 @@ impl MemberFence {
 
     /// [`Self::notify`], plus whether it reached any watcher but our own watch.
     fn notify_all(&self, payload: &[u8]) -> Result<(Vec<Answer>, Vec<WatcherId>, bool)> {
-        let outcome = self.ioctx().notify(&self.header, payload, NOTIFY_TIMEOUT_MS)?;
-        let reply = wire::decode_notify_reply(&outcome.reply)
+        let outcome = self.ioctx().notify(&self.header, payload, notify::NOTIFY_TIMEOUT_MS)?;
+        let reply = notify::decode_notify_reply(&outcome.reply)
             .map_err(|e| Error::new(format!("notify reply from {}: {e}", self.header), libc::EIO))?;
         let mut answers = Vec::new();
         for ack in reply.acks.iter().filter(|a| !a.payload.is_empty()) {
@@ -228,7 +245,7 @@ impl MemberFence {
                 let hex: Vec<String> = ack.payload.iter().map(|b| format!("{b:02x}")).collect();
                 log::trace!("{}: answer from client.{}: {}", self.target.label, ack.gid, hex.join(" "));
             }
-            match wire::decode_response(&ack.payload) {
+            match notify::decode_response(&ack.payload) {
                 Ok(result) => answers.push((ack.gid, result)),
                 Err(e) => log::debug!("{}: unreadable answer from client.{}: {e}", self.target.label, ack.gid),
             }
@@ -244,14 +261,14 @@ impl MemberFence {
 
     /// Sends `QUIESCE` (librbd runs the image's quiesce hooks, e.g. rbd-nbd's, and answers
     /// with their result). Retries a notify that timed out, as librbd does.
-    pub(crate) fn quiesce(&mut self, request_id: u64) -> Result<()> {
+    pub fn quiesce(&mut self, request_id: u64) -> Result<()> {
         const ATTEMPTS: u32 = 3;
         // Until a reply says who got it, assume someone did (an error after delivery must
         // still be followed by UNQUIESCE).
         self.quiesced_others = true;
         let mut reached_others = false;
         for attempt in 1..=ATTEMPTS {
-            let (answers, timeouts, others) = self.notify_all(&wire::quiesce(self.me, request_id))?;
+            let (answers, timeouts, others) = self.notify_all(&notify::quiesce(self.me, request_id))?;
             reached_others |= others;
             self.quiesced_others = reached_others;
             if let Some((gid, r)) = answers.iter().find(|(_, r)| *r < 0 && *r != -libc::EOPNOTSUPP) {
@@ -270,16 +287,21 @@ impl MemberFence {
 
     /// Sends `UNQUIESCE` for `request_id` to a member whose `QUIESCE` reached another
     /// watcher; watchers also resume by themselves after 10 s.
-    pub(crate) fn unquiesce(&self, request_id: u64) {
+    pub fn unquiesce(&self, request_id: u64) {
         if !self.quiesced_others {
             return;
         }
-        if let Err(e) = self.notify(&wire::unquiesce(self.me, request_id)) {
+        if let Err(e) = self.notify(&notify::unquiesce(self.me, request_id)) {
             log::warn!("unquiescing {}: {e} (its watchers resume by themselves)", self.target.label);
         }
     }
 
     /// Fails if the fence broke (watch error, foreign owner, lock expiry near).
+    /// The `assert_locked` that guards a write with our header lock.
+    fn assertion(&self) -> AssertLocked {
+        AssertLocked { name: RBD_LOCK_NAME.into(), cookie: self.cookie.clone(), tag: RBD_LOCK_TAG.into() }
+    }
+
     fn check_not_lost(&self) -> Result<()> {
         let err = self.shared.watch_error.load(Ordering::SeqCst);
         if self.shared.lost.load(Ordering::SeqCst) || self.watch.check().is_err() {
@@ -295,20 +317,20 @@ impl MemberFence {
     }
 
     /// Whether we hold the member's lock now.
-    pub(crate) fn is_owned(&self) -> bool {
+    pub fn is_owned(&self) -> bool {
         self.header_locked
     }
 
     /// Becomes the member's exclusive-lock owner (state `Owned`), or reports that another
     /// fence holds it, or fails by `deadline`.
-    pub(crate) fn acquire(&mut self, deadline: Instant) -> Result<Acquired> {
-        let request = wire::lock_request(
-            RBD_LOCK_NAME,
-            &self.cookie,
-            RBD_LOCK_TAG,
-            &self.config.description,
-            self.config.lock_duration_secs,
-        );
+    pub fn acquire(&mut self, deadline: Instant) -> Result<Acquired> {
+        let request = LockRequest {
+            name: RBD_LOCK_NAME.into(),
+            cookie: self.cookie.clone(),
+            tag: RBD_LOCK_TAG.into(),
+            description: self.config.description.clone(),
+            duration_secs: self.config.lock_duration_secs,
+        };
         let mut rounds = 0u32;
         let mut holder = String::from("nobody");
         loop {
@@ -323,7 +345,7 @@ impl MemberFence {
             rounds += 1;
             let seen = self.shared.released_count();
             let sent = Instant::now();
-            match self.ioctx().exec_write(&self.header, "lock", "lock", &request) {
+            match self.ioctx().call_write(&self.header, &cls_lock::LOCK, &request) {
                 Ok(()) => {
                     let owned_for = Duration::from_secs(self.config.lock_duration_secs.into()) - EXPIRY_MARGIN;
                     let until = (sent + owned_for).duration_since(self.shared.epoch).as_millis() as u64;
@@ -332,14 +354,14 @@ impl MemberFence {
                     break;
                 }
                 Err(e) if e.errno == libc::EBUSY => {}
-                Err(e) => return Err(Error::from(e).context(format!("locking {}", self.target.label))),
+                Err(e) => return Err(e.context(format!("locking {}", self.target.label))),
             }
             let info = match self.ioctx().list_lockers(&self.header, RBD_LOCK_NAME) {
                 Ok(info) => info,
                 Err(e) if e.errno == libc::ENOENT => {
                     return Err(Error::new(format!("{} is gone", self.target.label), libc::ENOENT))
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             if info.lockers.is_empty() {
                 continue; // released (or expired) in between: take it now
@@ -347,7 +369,7 @@ impl MemberFence {
             holder = info.lockers.iter().map(|l| l.client.as_str()).collect::<Vec<_>>().join(", ");
             if !info.exclusive
                 || info.tag != RBD_LOCK_TAG
-                || info.lockers.iter().any(|l| wire::parse_lock_cookie(&l.cookie).is_none())
+                || info.lockers.iter().any(|l| cls_lock::parse_lock_cookie(&l.cookie).is_none())
             {
                 return Err(Error::new(
                     format!("{} is locked by an external mechanism ({holder}, tag {:?})", self.target.label, info.tag),
@@ -357,7 +379,7 @@ impl MemberFence {
             }
             // Whoever holds it now gets the lock back from us, so tell them at release.
             self.shared.wanted.store(true, Ordering::SeqCst);
-            let (answers, _) = self.notify(&wire::request_lock(self.me))?;
+            let (answers, _) = self.notify(&notify::request_lock(self.me))?;
             match answers.as_slice() {
                 [(_, 0)] => {
                     // The owner releases: take the lock as soon as it says so.
@@ -404,7 +426,7 @@ impl MemberFence {
         let image = Image::open_by_id_read_only(self.ioctx(), &self.target.image.image_id)?;
         let watchers = image.watchers()?;
         let alive = info.lockers.iter().any(|locker| {
-            let handle = wire::parse_lock_cookie(&locker.cookie);
+            let handle = cls_lock::parse_lock_cookie(&locker.cookie);
             watchers.iter().any(|w| Some(w.cookie) == handle || same_addr(&w.addr, &locker.addr))
         });
         Ok(!alive)
@@ -435,7 +457,7 @@ impl MemberFence {
             match self.ioctx().break_lock(&self.header, RBD_LOCK_NAME, &locker.client, &locker.cookie) {
                 Ok(()) => {}
                 Err(e) if e.errno == libc::ENOENT => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -444,11 +466,16 @@ impl MemberFence {
     /// Takes the object map's own lock (cookie and tag empty, as librbd's
     /// `object_map::LockRequest`), breaking stale holders: the header lock is the guard.
     fn lock_object_map(&mut self) -> Result<()> {
-        let oid = wire::object_map_oid(&self.target.image.image_id, None);
-        let request =
-            wire::lock_request(RBD_LOCK_NAME, "", "", &self.config.description, self.config.lock_duration_secs);
+        let oid = objects::object_map(&self.target.image.image_id, None);
+        let request = LockRequest {
+            name: RBD_LOCK_NAME.into(),
+            cookie: String::new(),
+            tag: String::new(),
+            description: self.config.description.clone(),
+            duration_secs: self.config.lock_duration_secs,
+        };
         for _ in 0..3 {
-            match self.ioctx().exec_write(&oid, "lock", "lock", &request) {
+            match self.ioctx().call_write(&oid, &cls_lock::LOCK, &request) {
                 Ok(()) => {
                     self.object_map_locked = true;
                     return Ok(());
@@ -462,13 +489,11 @@ impl MemberFence {
                         match self.ioctx().break_lock(&oid, RBD_LOCK_NAME, &locker.client, &locker.cookie) {
                             Ok(()) => {}
                             Err(e) if e.errno == libc::ENOENT => {}
-                            Err(e) => return Err(e.into()),
+                            Err(e) => return Err(e),
                         }
                     }
                 }
-                Err(e) => {
-                    return Err(Error::from(e).context(format!("locking the object map of {}", self.target.label)))
-                }
+                Err(e) => return Err(e.context(format!("locking the object map of {}", self.target.label))),
             }
         }
         Err(Error::new(format!("the object map of {} stays locked", self.target.label), libc::EBUSY))
@@ -478,32 +503,32 @@ impl MemberFence {
     /// atomic op guarded by our lock. `ESTALE` means a newer snapshot id exists on the
     /// image: allocate another and call again. Once this succeeded the id belongs to the
     /// snapshot (librbd's `snap_remove` releases it); [`Self::finish_cut`] completes it.
-    pub(crate) fn add_snapshot(&self, snap_name: &str, snap_id: u64) -> Result<()> {
+    pub fn add_snapshot(&self, snap_name: &str, snap_id: u64) -> Result<()> {
         self.check_not_lost()?;
-        let guard = wire::assert_locked_request(RBD_LOCK_NAME, &self.cookie, RBD_LOCK_TAG);
-        let add = wire::snapshot_add_request(snap_name, snap_id);
-        self.ioctx()
-            .exec_write_batch(&self.header, &[("lock", "assert_locked", &guard), ("rbd", "snapshot_add", &add)])
-            .map_err(|e| {
-                let errno = e.errno;
-                let e = Error::from(e).context(format!("snapshotting {}", self.target.label));
-                if errno == libc::EBUSY {
-                    e.with_hint("Our fence was lost (lock expired or broken): nothing inconsistent was recorded.")
-                } else {
-                    e
-                }
-            })
+        let mut batch = WriteBatch::new();
+        batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
+        let add = SnapshotAdd { name: snap_name.into(), snap_id, namespace: SnapshotNamespace::User };
+        batch.add(&cls_rbd::SNAPSHOT_ADD, &add)?;
+        self.ioctx().write_batch(&self.header, &batch).map_err(|e| {
+            let errno = e.errno;
+            let e = e.context(format!("snapshotting {}", self.target.label));
+            if errno == libc::EBUSY {
+                e.with_hint("Our fence was lost (lock expired or broken): nothing inconsistent was recorded.")
+            } else {
+                e
+            }
+        })
     }
 
     /// An I/O context of its own on the member's pool (I/O contexts are not shared between
     /// our threads), for object-map work that overlaps the header's.
     fn own_ioctx(&self) -> Result<IoCtx> {
-        Ok(self.cluster.ioctx_in(self.target.image.pool_id, &self.target.image.namespace)?)
+        self.cluster.ioctx_in(self.target.image.pool_id, &self.target.image.namespace)
     }
 
     /// What [`write_snapshot_map`] needs to run on another thread (an I/O context of its
     /// own and the image id); `None` without the object-map feature.
-    pub(crate) fn snapshot_map_job(&self) -> Result<Option<(IoCtx, String)>> {
+    pub fn snapshot_map_job(&self) -> Result<Option<(IoCtx, String)>> {
         if !self.target.object_map {
             return Ok(None);
         }
@@ -512,13 +537,13 @@ impl MemberFence {
 
     /// Removes a snapshot object map written for an id that no snapshot got (best effort:
     /// a leftover is a few bytes nobody reads).
-    pub(crate) fn drop_snapshot_map(&self, snap_id: u64) {
+    pub fn drop_snapshot_map(&self, snap_id: u64) {
         if !self.target.object_map {
             return;
         }
         let removed = self
             .own_ioctx()
-            .and_then(|ioctx| Ok(ioctx.remove(&wire::object_map_oid(&self.target.image.image_id, Some(snap_id)))?));
+            .and_then(|ioctx| ioctx.remove(&objects::object_map(&self.target.image.image_id, Some(snap_id))));
         if let Err(e) = removed {
             if !e.is_not_found() {
                 log::warn!(
@@ -534,22 +559,23 @@ impl MemberFence {
     /// (`object_map_snap_add`, librbd's order: after the snapshot exists), under an assert
     /// of our object-map lock; overlapped with a `HEADER_UPDATE` that every watcher must
     /// acknowledge before we let go of the lock.
-    pub(crate) fn finish_cut(&self) -> Result<()> {
+    pub fn finish_cut(&self) -> Result<()> {
         let head_map = match self.target.object_map {
-            true => Some((self.own_ioctx()?, wire::object_map_oid(&self.target.image.image_id, None))),
+            true => Some((self.own_ioctx()?, objects::object_map(&self.target.image.image_id, None))),
             false => None,
         };
         let fast_diff = self.target.fast_diff;
         std::thread::scope(|scope| {
             let mark = head_map.map(|(ioctx, head)| {
                 scope.spawn(move || -> Result<()> {
-                    let guard = wire::assert_locked_request(RBD_LOCK_NAME, "", "");
+                    let guard = AssertLocked { name: RBD_LOCK_NAME.into(), cookie: String::new(), tag: String::new() };
                     if fast_diff {
-                        let calls: [(&str, &str, &[u8]); 2] =
-                            [("lock", "assert_locked", &guard), ("rbd", "object_map_snap_add", &[])];
-                        ioctx.exec_write_batch(&head, &calls)?;
+                        let mut batch = WriteBatch::new();
+                        batch.add(&cls_lock::ASSERT_LOCKED, &guard)?;
+                        batch.add(&cls_rbd::OBJECT_MAP_SNAP_ADD, &())?;
+                        ioctx.write_batch(&head, &batch)?;
                     } else {
-                        ioctx.exec_read(&head, "lock", "assert_locked", &guard)?;
+                        ioctx.call(&head, &cls_lock::ASSERT_LOCKED, &guard)?;
                     }
                     Ok(())
                 })
@@ -574,7 +600,7 @@ impl MemberFence {
         // snapshot is given up instead.
         let mut silent = Vec::new();
         for attempt in 1..=3 {
-            silent = self.notify(&wire::header_update())?.1;
+            silent = self.notify(&notify::header_update())?.1;
             if silent.is_empty() {
                 return Ok(());
             }
@@ -607,9 +633,9 @@ impl MemberFence {
 
     /// Hands the lock back: unlock, stop answering as owner, announce `RELEASED_LOCK` so
     /// queued writers acquire at once. Idempotent.
-    pub(crate) fn release(&mut self) {
+    pub fn release(&mut self) {
         if self.object_map_locked {
-            let oid = wire::object_map_oid(&self.target.image.image_id, None);
+            let oid = objects::object_map(&self.target.image.image_id, None);
             if let Err(e) = self.ioctx().unlock(&oid, RBD_LOCK_NAME, "") {
                 log::debug!("{}: object map unlock: {e}", self.target.label);
             }
@@ -635,7 +661,7 @@ impl MemberFence {
             // Waiters acquire at once on RELEASED_LOCK. A writer that wanted the lock while
             // we held it has asked us (so `wanted` is set); one that starts later finds it free.
             Ok(()) if self.shared.wanted.load(Ordering::SeqCst) => {
-                if let Err(e) = self.notify(&wire::released_lock(self.me)) {
+                if let Err(e) = self.notify(&notify::released_lock(self.me)) {
                     log::debug!("{}: RELEASED_LOCK notify: {e}", self.target.label);
                 }
             }
@@ -648,7 +674,7 @@ impl MemberFence {
     }
 }
 
-impl Drop for MemberFence {
+impl Drop for ExclusiveLock {
     fn drop(&mut self) {
         self.release();
     }
@@ -656,12 +682,12 @@ impl Drop for MemberFence {
 
 /// Writes the object map of snapshot `snap_id` of image `image_id`: a copy of the HEAD
 /// map, which cannot change while we are the lock owner, so the copy can overlap
-/// `snapshot_add` instead of following it. [`MemberFence::finish_cut`] then asserts our
+/// `snapshot_add` instead of following it. [`ExclusiveLock::finish_cut`] then asserts our
 /// object-map lock, which proves the copy was taken under it; if the snapshot is not added
-/// after all, [`MemberFence::drop_snapshot_map`] removes the copy.
-pub(crate) fn write_snapshot_map(ioctx: &IoCtx, image_id: &str, snap_id: u64) -> Result<()> {
-    let map = ioctx.read_full(&wire::object_map_oid(image_id, None), MAX_OBJECT_MAP_BYTES)?;
-    ioctx.write_full(&wire::object_map_oid(image_id, Some(snap_id)), &map)?;
+/// after all, [`ExclusiveLock::drop_snapshot_map`] removes the copy.
+pub fn write_snapshot_map(ioctx: &IoCtx, image_id: &str, snap_id: u64) -> Result<()> {
+    let map = ioctx.read_full(&objects::object_map(image_id, None), MAX_OBJECT_MAP_BYTES)?;
+    ioctx.write_full(&objects::object_map(image_id, Some(snap_id)), &map)?;
     Ok(())
 }
 

@@ -4,10 +4,10 @@
 //! (`rados_t`, `RBD_FEATURE_LAYERING`, ...) and bindgen's layout tests would
 //! trip the crate's lints, so the lint allowances live here and nowhere else.
 //! Nothing in this module is safe to call directly; the only callers are the
-//! safe wrappers in [`crate::rados`] and [`crate::rbd`], which own every
-//! `unsafe` block of the client and document each one.
+//! safe wrappers of this crate (cluster, I/O context, ops, watch, image),
+//! which own every `unsafe` block of the client side and document each one.
 //!
-//! The set of items is narrowed by the allowlist in `client/build.rs`; to call
+//! The set of items is narrowed by the allowlist in `rados/build.rs`; to call
 //! another C entry point, add it there first.
 
 mod bindings {

@@ -1,5 +1,5 @@
 //! Watch/notify, advisory locks, self-managed snapshot ids and blocklisting: the librados
-//! calls a fence (`crate::fence`) needs, made safe.
+//! calls an exclusive-lock owner ([`crate::exclusive_lock`]) needs, made safe.
 //!
 //! The one delicate part is the watch callback. librados calls it on its own threads with a
 //! `void *` we handed over; here that pointer is a leaked `Box<WatchContext>` that lives until
@@ -10,7 +10,9 @@
 use std::ffi::{c_char, c_void, CString};
 use std::ptr;
 
-use super::{check, cstring, IoCtx, RadosBuffer, RadosError, RadosResult};
+use crate::error::{check, cstring, RadosError, RadosResult};
+use crate::ioctx::IoCtx;
+use crate::op::RadosBuffer;
 use crate::sys;
 
 /// What a watch does with notifications; called on librados threads, so it must not block.
@@ -156,7 +158,7 @@ impl Drop for Watch {
     }
 }
 
-/// A notify's outcome: the raw reply (decode with `fence::wire::decode_notify_reply`)
+/// A notify's outcome: the raw reply (decode with [`crate::ceph::librbd_notify::decode_notify_reply`])
 /// and whether some watcher did not answer in time.
 #[derive(Debug, Clone)]
 pub struct NotifyOutcome {
@@ -164,6 +166,70 @@ pub struct NotifyOutcome {
     pub reply: Vec<u8>,
     /// `rados_notify2` returned `ETIMEDOUT`: at least one watcher did not ack.
     pub timed_out: bool,
+}
+
+/// Self-managed snapshot ids being allocated by librados ([`IoCtx::start_selfmanaged_snap_create`]).
+/// [`PendingSnapIds::wait`] collects them; dropping it waits for the requests still in
+/// flight (their ids are then not used), so librados never writes into freed memory.
+pub struct PendingSnapIds {
+    /// The pool's I/O context, kept open while requests use it.
+    ioctx: IoCtx,
+    /// One slot per started request, written by librados when it completes.
+    ids: Box<[u64]>,
+    /// The started requests, in slot order; empty once collected.
+    completions: Vec<sys::rados_completion_t>,
+    /// How many ids were asked for (requests that could not start count as failed).
+    requested: usize,
+}
+
+// SAFETY: librados completions have no thread affinity (any thread may wait for, query or
+// release them), and the id slots are only read after their request completed.
+unsafe impl Send for PendingSnapIds {}
+
+impl PendingSnapIds {
+    /// Whether every request has completed (waiting would not block).
+    pub fn is_complete(&self) -> bool {
+        // SAFETY: each completion is live (released only in `collect`).
+        self.completions.iter().all(|&c| unsafe { sys::rados_aio_is_complete(c) } != 0)
+    }
+
+    /// Waits for every request; one result per id asked for.
+    pub fn wait(mut self) -> Vec<RadosResult<u64>> {
+        self.collect()
+    }
+
+    fn collect(&mut self) -> Vec<RadosResult<u64>> {
+        let what = || "rados_aio_ioctx_selfmanaged_snap_create".to_owned();
+        let base = self.ids.as_ptr();
+        let mut results: Vec<RadosResult<u64>> = Vec::with_capacity(self.requested);
+        for (i, completion) in std::mem::take(&mut self.completions).into_iter().enumerate() {
+            // SAFETY: `completion` came from rados_aio_create_completion2 and carries a
+            // request; waited for, read and released exactly once, here. Once it completed,
+            // librados no longer writes slot `i`, which is in bounds.
+            let (ret, id) = unsafe {
+                sys::rados_aio_wait_for_complete(completion);
+                let ret = sys::rados_aio_get_return_value(completion);
+                sys::rados_aio_release(completion);
+                (ret, base.add(i).read())
+            };
+            results.push(check(ret, what).map(|_| id));
+        }
+        results.resize_with(self.requested, || Err(RadosError::new("rados_aio_create_completion2", libc::ENOMEM)));
+        results
+    }
+
+    /// The pool the ids belong to.
+    pub fn pool_id(&self) -> i64 {
+        self.ioctx.pool_id()
+    }
+}
+
+impl Drop for PendingSnapIds {
+    fn drop(&mut self) {
+        if !self.completions.is_empty() {
+            self.collect();
+        }
+    }
 }
 
 /// One holder of an advisory lock, as `rados_list_lockers` reports it.
@@ -306,13 +372,23 @@ impl IoCtx {
     /// together (asynchronous librados calls), so the monitor commits them in one or a few
     /// rounds instead of one round per worker thread's turn. One result per id.
     pub fn selfmanaged_snap_create_many(&self, count: usize) -> Vec<RadosResult<u64>> {
-        let what = || "rados_aio_ioctx_selfmanaged_snap_create".to_owned();
-        // Fixed slots, never moved while librados may write them, and only ever reached
-        // through `base` (no reference to the slice while requests are in flight).
+        match self.start_selfmanaged_snap_create(count) {
+            Ok(pending) => pending.wait(),
+            Err(e) => vec![Err(e); count],
+        }
+    }
+
+    /// Starts allocating `count` self-managed snapshot ids; [`PendingSnapIds`] collects
+    /// them. No thread of ours waits meanwhile: librados completes the requests.
+    pub fn start_selfmanaged_snap_create(&self, count: usize) -> RadosResult<PendingSnapIds> {
+        // An I/O context of the requests' own, kept open until they completed.
+        let ioctx = crate::Cluster { inner: std::sync::Arc::clone(&self.cluster) }.ioctx_by_id(self.pool_id())?;
+        // Fixed slots in a heap allocation that never moves while librados may write them
+        // (the Box moves into the returned value; its buffer does not), reached only
+        // through raw pointers while requests are in flight.
         let mut ids: Box<[u64]> = vec![0u64; count].into_boxed_slice();
         let base = ids.as_mut_ptr();
         let mut completions: Vec<sys::rados_completion_t> = Vec::with_capacity(count);
-        let mut results: Vec<RadosResult<u64>> = Vec::with_capacity(count);
         for i in 0..count {
             let mut completion: sys::rados_completion_t = ptr::null_mut();
             // SAFETY: no callback and no argument; `completion` is a valid out-pointer.
@@ -320,26 +396,13 @@ impl IoCtx {
             if ret < 0 || completion.is_null() {
                 break;
             }
-            // SAFETY: valid ioctx; `base.add(i)` is in bounds of `ids`, which outlives every
-            // request (all are waited for below before it is dropped).
-            unsafe { sys::rados_aio_ioctx_selfmanaged_snap_create(self.raw, base.add(i), completion) };
+            // SAFETY: valid ioctx (kept alive by the returned value until every request
+            // completed); `base.add(i)` is in bounds of `ids`, whose buffer outlives every
+            // request (PendingSnapIds waits for all of them before freeing it).
+            unsafe { sys::rados_aio_ioctx_selfmanaged_snap_create(ioctx.raw, base.add(i), completion) };
             completions.push(completion);
         }
-        for (i, completion) in completions.into_iter().enumerate() {
-            // SAFETY: `completion` came from rados_aio_create_completion2 and carries a
-            // request; waited for, read and released exactly once, here. Once it completed,
-            // librados no longer writes slot `i`, which is in bounds.
-            let (ret, id) = unsafe {
-                sys::rados_aio_wait_for_complete(completion);
-                let ret = sys::rados_aio_get_return_value(completion);
-                sys::rados_aio_release(completion);
-                (ret, base.add(i).read())
-            };
-            results.push(check(ret, what).map(|_| id));
-        }
-        drop(ids);
-        results.resize_with(count, || Err(RadosError::new("rados_aio_create_completion2", libc::ENOMEM)));
-        results
+        Ok(PendingSnapIds { ioctx, ids, completions, requested: count })
     }
 
     /// Releases a self-managed snapshot id that no snapshot uses.
@@ -350,7 +413,7 @@ impl IoCtx {
     }
 }
 
-impl super::Cluster {
+impl crate::Cluster {
     /// This connection's instance id (the `<gid>` of `client.<gid>`).
     pub fn instance_id(&self) -> u64 {
         // SAFETY: connected handle.

@@ -1,14 +1,17 @@
-//! Ceph's wire formats that a fence speaks: librbd's watch/notify messages on the image
-//! header, `cls_lock` requests, `cls_rbd`'s `snapshot_add`, and the notify reply librados
-//! hands back.
+//! librbd's watch/notify messages on an image header (`src/librbd/WatchNotifyTypes.h`),
+//! and the notify reply librados hands back (`librados.h`).
 //!
-//! These are Ceph's encodings, not ours, so they live here and not in `contract/`. They
-//! follow Ceph's `encoding.h`: little-endian integers, strings as `u32 length` + bytes, and
-//! versioned structs as `u8 struct_v, u8 compat, u32 length` + body. Decoders accept newer
-//! versions with more trailing fields (they skip to the length), as `DECODE_FINISH` does.
-//! Layouts and golden bytes: `docs/FENCING-DESIGN.md` §1, pinned by the tests at the bottom.
+//! An exclusive-lock owner of ours speaks these to librbd and krbd clients of the same
+//! image: it asks for the lock, answers lock requests, announces header updates and
+//! quiesces. Layouts and golden bytes: `docs/FENCING-DESIGN.md` §1, pinned by the tests
+//! below with bytes captured from a real librbd.
 
 use std::fmt;
+
+use super::encoding::{DecodeError, Reader, Writer};
+
+/// librbd's notify timeout (`watcher::Notifier::NOTIFY_TIMEOUT`), in milliseconds.
+pub const NOTIFY_TIMEOUT_MS: u64 = 5_000;
 
 /// librbd's `NotifyOp` (`WatchNotifyTypes.h`); only the ones a fence reacts to by name.
 pub mod op {
@@ -57,98 +60,8 @@ pub struct Notification {
     pub client: Option<ClientId>,
 }
 
-/// Why a buffer did not decode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError(pub &'static str);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// A little-endian reader over a byte slice; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError(what));
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        let b = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-    /// `ENCODE_START` header: returns (struct_v, a reader over exactly the body).
-    fn versioned(&mut self, max_compat: u8, what: &'static str) -> Result<(u8, Reader<'a>), DecodeError> {
-        let struct_v = self.u8(what)?;
-        let compat = self.u8(what)?;
-        if compat > max_compat {
-            return Err(DecodeError("incompatible struct version"));
-        }
-        let len = self.u32(what)? as usize;
-        Ok((struct_v, Reader { buf: self.take(len, what)? }))
-    }
-}
-
-/// A little-endian writer.
-#[derive(Default)]
-struct Writer {
-    buf: Vec<u8>,
-}
-
-impl Writer {
-    fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
-    }
-    fn u32(&mut self, v: u32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn i32(&mut self, v: i32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u64(&mut self, v: u64) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn string(&mut self, s: &str) -> &mut Self {
-        // Every string we encode is a short name; lengths beyond u32 cannot occur.
-        self.u32(s.len() as u32);
-        self.buf.extend_from_slice(s.as_bytes());
-        self
-    }
-    fn client(&mut self, c: ClientId) -> &mut Self {
-        self.u64(c.gid).u64(c.handle)
-    }
-    /// `ENCODE_START(v, compat)` … `ENCODE_FINISH` around what `body` writes.
-    fn versioned(&mut self, v: u8, compat: u8, body: impl FnOnce(&mut Writer)) -> &mut Self {
-        let mut inner = Writer::default();
-        body(&mut inner);
-        self.u8(v).u8(compat).u32(inner.buf.len() as u32);
-        self.buf.extend_from_slice(&inner.buf);
-        self
-    }
-    fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
-    }
+fn client(w: &mut Writer, c: ClientId) -> &mut Writer {
+    w.u64(c.gid).u64(c.handle)
 }
 
 fn notify_message(op: u32, payload: impl FnOnce(&mut Writer)) -> Vec<u8> {
@@ -163,21 +76,21 @@ fn notify_message(op: u32, payload: impl FnOnce(&mut Writer)) -> Vec<u8> {
 /// `REQUEST_LOCK{client, force = false}`.
 pub fn request_lock(me: ClientId) -> Vec<u8> {
     notify_message(op::REQUEST_LOCK, |w| {
-        w.client(me).u8(0);
+        client(w, me).u8(0);
     })
 }
 
 /// `ACQUIRED_LOCK{client}`.
 pub fn acquired_lock(me: ClientId) -> Vec<u8> {
     notify_message(op::ACQUIRED_LOCK, |w| {
-        w.client(me);
+        client(w, me);
     })
 }
 
 /// `RELEASED_LOCK{client}`.
 pub fn released_lock(me: ClientId) -> Vec<u8> {
     notify_message(op::RELEASED_LOCK, |w| {
-        w.client(me);
+        client(w, me);
     })
 }
 
@@ -189,14 +102,14 @@ pub fn header_update() -> Vec<u8> {
 /// `QUIESCE{AsyncRequestId(client, request_id)}`.
 pub fn quiesce(me: ClientId, request_id: u64) -> Vec<u8> {
     notify_message(op::QUIESCE, |w| {
-        w.client(me).u64(request_id);
+        client(w, me).u64(request_id);
     })
 }
 
 /// `UNQUIESCE{AsyncRequestId(client, request_id)}`.
 pub fn unquiesce(me: ClientId, request_id: u64) -> Vec<u8> {
     notify_message(op::UNQUIESCE, |w| {
-        w.client(me).u64(request_id);
+        client(w, me).u64(request_id);
     })
 }
 
@@ -205,7 +118,7 @@ pub fn decode_notification(buf: &[u8]) -> Result<Notification, DecodeError> {
     if buf.is_empty() {
         return Ok(Notification { op: op::HEADER_UPDATE, client: None });
     }
-    let (struct_v, mut body) = Reader { buf }.versioned(1, "truncated notify message")?;
+    let (struct_v, mut body) = Reader::new(buf).versioned(1, "truncated notify message")?;
     let op = body.u32("notify message without op")?;
     let lock_op = matches!(op, op::ACQUIRED_LOCK | op::RELEASED_LOCK | op::REQUEST_LOCK);
     let client = if lock_op && struct_v >= 2 {
@@ -227,7 +140,7 @@ pub fn response(result: i32) -> Vec<u8> {
 
 /// Decodes a `ResponseMessage` ack payload into its result.
 pub fn decode_response(buf: &[u8]) -> Result<i32, DecodeError> {
-    let (_, mut body) = Reader { buf }.versioned(1, "truncated response message")?;
+    let (_, mut body) = Reader::new(buf).versioned(1, "truncated response message")?;
     Ok(body.u32("response message without result")? as i32)
 }
 
@@ -256,7 +169,7 @@ const MAX_NOTIFY_ENTRIES: u32 = 65_536;
 
 /// Decodes the buffer `rados_notify2` returns (layout in `librados.h`).
 pub fn decode_notify_reply(buf: &[u8]) -> Result<NotifyReply, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let mut reply = NotifyReply::default();
     let acks = r.u32("truncated notify reply")?;
     if acks > MAX_NOTIFY_ENTRIES {
@@ -270,7 +183,7 @@ pub fn decode_notify_reply(buf: &[u8]) -> Result<NotifyReply, DecodeError> {
         reply.acks.push(NotifyAck { gid, cookie, payload });
     }
     // Older OSDs omit the timeout list when it is empty.
-    if r.buf.is_empty() {
+    if r.remaining().is_empty() {
         return Ok(reply);
     }
     let timeouts = r.u32("truncated notify reply")?;
@@ -281,101 +194,6 @@ pub fn decode_notify_reply(buf: &[u8]) -> Result<NotifyReply, DecodeError> {
         reply.timeouts.push((r.u64("truncated timeout")?, r.u64("truncated timeout")?));
     }
     Ok(reply)
-}
-
-/// librbd's exclusive-lock name on `rbd_header.<id>` and `rbd_object_map.<id>`.
-pub const RBD_LOCK_NAME: &str = "rbd_lock";
-/// The tag every librbd/krbd exclusive-lock owner uses.
-pub const RBD_LOCK_TAG: &str = "internal";
-/// `ClsLockType::EXCLUSIVE`.
-const LOCK_EXCLUSIVE: u8 = 1;
-
-/// librbd's lock cookie for a watch handle: `auto <handle>`.
-pub fn lock_cookie(handle: u64) -> String {
-    format!("auto {handle}")
-}
-
-/// The watch handle in an `auto <handle>` cookie; `None` for any other cookie (an
-/// "external" lock that librbd itself refuses to break).
-pub fn parse_lock_cookie(cookie: &str) -> Option<u64> {
-    cookie.strip_prefix("auto ")?.parse().ok()
-}
-
-/// `cls_lock_lock_op` for the `lock` class's `lock` method: an exclusive lock that
-/// expires after `duration_secs` (0 = never).
-pub fn lock_request(name: &str, cookie: &str, tag: &str, description: &str, duration_secs: u32) -> Vec<u8> {
-    Writer::default()
-        .versioned(1, 1, |w| {
-            w.string(name).u8(LOCK_EXCLUSIVE).string(cookie).string(tag).string(description);
-            w.u32(duration_secs).u32(0); // utime_t: seconds, nanoseconds
-            w.u8(0); // flags: no LOCK_FLAG_MAY_RENEW
-        })
-        .finish()
-}
-
-/// `cls_lock_assert_op` for the `lock` class's `assert_locked` method.
-pub fn assert_locked_request(name: &str, cookie: &str, tag: &str) -> Vec<u8> {
-    Writer::default()
-        .versioned(1, 1, |w| {
-            w.string(name).u8(LOCK_EXCLUSIVE).string(cookie).string(tag);
-        })
-        .finish()
-}
-
-/// `cls_rbd`'s `snapshot_add` input: name, id, and the user snapshot namespace.
-pub fn snapshot_add_request(snap_name: &str, snap_id: u64) -> Vec<u8> {
-    Writer::default()
-        .string(snap_name)
-        .u64(snap_id)
-        .versioned(1, 1, |w| {
-            w.u32(0); // SNAPSHOT_NAMESPACE_TYPE_USER, no fields
-        })
-        .finish()
-}
-
-/// A Ceph-encoded string (`u32` length + bytes): the input of `cls_rbd`'s `dir_get_name`.
-pub fn string_request(s: &str) -> Vec<u8> {
-    Writer::default().string(s).finish()
-}
-
-/// A `snapid_t` (`u64`): the input of `cls_rbd`'s `get_snapshot_name`.
-pub fn snap_id_request(snap_id: u64) -> Vec<u8> {
-    Writer::default().u64(snap_id).finish()
-}
-
-/// `CEPH_NOSNAP`: the image head, as a snapshot id.
-pub const CEPH_NOSNAP: u64 = u64::MAX - 1;
-
-/// `cls_rbd`'s `get_features` input for the image head, read-only: `snapid_t`, `bool`.
-pub fn get_features_request() -> Vec<u8> {
-    Writer::default().u64(CEPH_NOSNAP).u8(1).finish()
-}
-
-/// `cls_rbd`'s `get_features` reply: (features, incompatible features).
-pub fn decode_features(buf: &[u8]) -> Result<(u64, u64), DecodeError> {
-    let mut r = Reader { buf };
-    Ok((r.u64("truncated features")?, r.u64("truncated features")?))
-}
-
-/// `cls_rbd`'s `get_data_pool` reply: the data pool id, -1 for "the image's own pool".
-pub fn decode_data_pool(buf: &[u8]) -> Result<i64, DecodeError> {
-    Ok(Reader { buf }.u64("truncated data pool")? as i64)
-}
-
-/// Decodes a Ceph-encoded string reply (`dir_get_name`, `get_snapshot_name`).
-pub fn decode_string(buf: &[u8]) -> Result<String, DecodeError> {
-    let mut r = Reader { buf };
-    let len = r.u32("truncated string")? as usize;
-    let bytes = r.take(len, "truncated string")?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("string is not UTF-8"))
-}
-
-/// The object map object of an image (`snap_id: None`) or of one of its snapshots.
-pub fn object_map_oid(image_id: &str, snap_id: Option<u64>) -> String {
-    match snap_id {
-        None => format!("rbd_object_map.{image_id}"),
-        Some(id) => format!("rbd_object_map.{image_id}.{id:016x}"),
-    }
 }
 
 #[cfg(test)]
@@ -467,51 +285,5 @@ mod tests {
         assert_eq!(reply.timeouts, vec![(9, 10)]);
         assert!(decode_notify_reply(&buf[..buf.len() - 3]).is_err());
         assert!(decode_notify_reply(&u32::MAX.to_le_bytes()).is_err());
-    }
-
-    #[test]
-    fn cls_lock_requests_match_golden_bytes() {
-        let cookie = lock_cookie(0x0000_5600_1234_5678);
-        assert_eq!(cookie, "auto 94558305408632");
-        assert_eq!(parse_lock_cookie(&cookie), Some(0x0000_5600_1234_5678));
-        assert_eq!(parse_lock_cookie("external"), None);
-        let lock = lock_request(RBD_LOCK_NAME, &cookie, RBD_LOCK_TAG, "rbd-cg fence 0123456789abcdef/fedcba98", 30);
-        assert_eq!(lock.len(), 105);
-        assert_eq!(hex(&lock[..6]), "01 01 63 00 00 00");
-        assert_eq!(hex(&lock[lock.len() - 9..]), "1e 00 00 00 00 00 00 00 00");
-        let assert_op = assert_locked_request(RBD_LOCK_NAME, &cookie, RBD_LOCK_TAG);
-        assert_eq!(assert_op.len(), 54);
-        assert_eq!(hex(&assert_op[..6]), "01 01 30 00 00 00");
-    }
-
-    #[test]
-    fn snapshot_add_matches_golden_bytes() {
-        let name = ".rbd_cg.0000000000000002_0123456789abcdef_fedcba9876543210";
-        let req = snapshot_add_request(name, 0x1c);
-        assert_eq!(req.len(), 80);
-        assert_eq!(hex(&req[..4]), "3a 00 00 00");
-        assert_eq!(hex(&req[62..]), "1c 00 00 00 00 00 00 00 01 01 04 00 00 00 00 00 00 00");
-        assert_eq!(object_map_oid("abc", Some(0x1c)), "rbd_object_map.abc.000000000000001c");
-        assert_eq!(object_map_oid("abc", None), "rbd_object_map.abc");
-    }
-
-    #[test]
-    fn cls_rbd_features_and_data_pool() {
-        assert_eq!(hex(&get_features_request()), "fe ff ff ff ff ff ff ff 01");
-        let mut reply = 61u64.to_le_bytes().to_vec();
-        reply.extend_from_slice(&0u64.to_le_bytes());
-        assert_eq!(decode_features(&reply), Ok((61, 0)));
-        assert!(decode_features(&reply[..12]).is_err());
-        assert_eq!(decode_data_pool(&(-1i64).to_le_bytes()), Ok(-1));
-        assert_eq!(decode_data_pool(&7i64.to_le_bytes()), Ok(7));
-    }
-
-    #[test]
-    fn cls_rbd_strings_and_snap_ids() {
-        assert_eq!(hex(&string_request("ab")), "02 00 00 00 61 62");
-        assert_eq!(hex(&snap_id_request(0x1c)), "1c 00 00 00 00 00 00 00");
-        assert_eq!(decode_string(&string_request("disk-1")), Ok("disk-1".to_owned()));
-        assert!(decode_string(&[5, 0, 0, 0, b'a']).is_err());
-        assert!(decode_string(&[1, 0, 0, 0, 0xff]).is_err());
     }
 }

@@ -1,0 +1,112 @@
+//! `snap rm`, and the removal other operations share (`rm --force`, the undo of a failed
+//! create, `repair`).
+//!
+//! Steps (`docs/OPERATIONS.md`): 1 `snap_remove_begin` marks the snapshot `Removing`;
+//! 2 every member snapshot is removed, in parallel (already gone is fine); 3
+//! `snap_remove_finish` drops the record. Before step 1, `snap rm` unprotects member
+//! snapshots protected for clone-v1 children, or refuses with nothing changed.
+
+use crate::error::{ignore_missing, Error, Result};
+use crate::faults::{FaultPlan, Steps};
+use crate::groups::Groups;
+use crate::images::{open_member, remove_image_snapshot};
+use crate::parallel;
+use crate::progress::Progress;
+use rbd_cg_contract::methods::{SnapRequest, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH};
+use rbd_cg_contract::names::{header_object, image_snap_name, validate_snap_name};
+use rbd_cg_contract::records::{SnapshotRecord, SnapshotState};
+
+impl Groups {
+    /// Removes a group snapshot and its member image snapshots.
+    pub fn snap_remove(&self, group: &str, name: &str) -> Result<()> {
+        validate_snap_name(name)?;
+        let context = || format!("removing group snapshot {}@{name}", self.spec(group));
+        let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
+        if record.state == SnapshotState::Complete {
+            self.unprotect_member_snapshots(&entry.id, &record).map_err(|e| e.context(context()))?;
+        }
+        self.snap_remove_steps(&entry.id, &record).map_err(|e| e.context(context()))
+    }
+
+    /// Before a removal begins: member snapshots protected for clone-v1 children (by `clone`
+    /// or by hand) are unprotected, so the removal cannot stop half-way on one that still
+    /// has children. If any has, the ones unprotected here are protected again and the
+    /// removal is refused with `EBUSY`, nothing changed.
+    fn unprotect_member_snapshots(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let cluster = &self.cluster;
+        // Per member: Ok(true) if this call unprotected it.
+        let results = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<bool> {
+            let mut image = match open_member(cluster, &member.image) {
+                Err(e) if e.is_not_found() => return Ok(false),
+                other => other?,
+            };
+            match image.snap_is_protected(&snap_name) {
+                Ok(true) => image.snap_unprotect(&snap_name).map(|()| true).map_err(Error::from),
+                Ok(false) => Ok(false),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        });
+        let Some(failure) = results.iter().find_map(|r| r.as_ref().err().cloned()) else { return Ok(()) };
+        for (member, result) in record.members.iter().zip(&results) {
+            if matches!(result, Ok(true)) {
+                if let Err(e) = open_member(cluster, &member.image)
+                    .and_then(|mut image| image.snap_protect(&snap_name).map_err(Error::from))
+                {
+                    log::warn!("could not protect {snap_name} of image {} again: {e}", member.image.image_id);
+                }
+            }
+        }
+        Err(match failure.errno() {
+            libc::EBUSY => failure.with_hint(
+                "A member snapshot still has clone-v1 children (e.g. from `rbd-cg clone`): flatten \
+                 (`rbd flatten`) or remove them first.",
+            ),
+            _ => failure,
+        })
+    }
+
+    pub(crate) fn snap_remove_steps(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+        self.snap_remove_steps_with(group_id, record, &self.faults, &self.progress)
+    }
+
+    pub(crate) fn snap_remove_steps_with(
+        &self,
+        group_id: &str,
+        record: &SnapshotRecord,
+        faults: &FaultPlan,
+        progress: &Progress,
+    ) -> Result<()> {
+        let header = header_object(group_id);
+        let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let mut steps = Steps::new("snap-remove", faults);
+        steps.run("mark the snapshot removing", || self.ioctx.call_write(&header, &SNAP_REMOVE_BEGIN, &request))?;
+        let cluster = &self.cluster;
+        let counter = progress.start("Removing group snapshot", record.members.len() as u64);
+        steps.run(&format!("remove the snapshots of {} images", record.members.len()), || {
+            let removed = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| {
+                let removed = remove_image_snapshot(cluster, &member.image, &snap_name);
+                counter.tick();
+                removed
+            });
+            removed.into_iter().collect::<Result<Vec<()>>>().map(drop)
+        })?;
+        steps.run("drop the snapshot record", || {
+            ignore_missing(self.ioctx.call_write(&header, &SNAP_REMOVE_FINISH, &request))
+        })
+    }
+
+    /// Removes every snapshot of group `group_id` (used by `rm --force`).
+    pub(crate) fn remove_all_snapshots(&self, group_id: &str) -> Result<()> {
+        let (records, _) = self.snap_records(group_id)?;
+        let counter = self.progress.start("Removing group snapshots", records.len() as u64);
+        records.iter().try_for_each(|record| {
+            self.snap_remove_steps_with(group_id, record, &self.faults, &Progress::none())?;
+            counter.tick();
+            Ok(())
+        })
+    }
+}

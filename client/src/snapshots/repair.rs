@@ -1,0 +1,89 @@
+//! The snapshot part of `repair`: a `Creating` snapshot is undone, a `Removing` one removed,
+//! an interrupted rollback completed; then member snapshots with this group's prefix that
+//! no record names (orphans) are removed.
+
+use super::SnapCache;
+use crate::error::{ignore_missing, Error, Result};
+use crate::groups::Groups;
+use crate::images::open_member;
+use rbd_cg_contract::methods::{SnapRequest, SNAP_ROLLBACK_FINISH};
+use rbd_cg_contract::names::{header_object, image_snap_prefix};
+use rbd_cg_contract::records::{ImageRef, SnapOperation, SnapshotState};
+use std::collections::BTreeSet;
+
+impl Groups {
+    /// Finishes or undoes interrupted snapshot operations of group `group_id`, and
+    /// removes orphan member snapshots (our reserved name, no record). Returns findings.
+    pub(crate) fn repair_snapshots(&self, group_id: &str, check_only: bool) -> Result<Vec<String>> {
+        let mut findings = Vec::new();
+        let (records, in_progress) = self.snap_records(group_id)?;
+        for record in &records {
+            let rollback =
+                in_progress.as_ref().is_some_and(|p| p.seq == record.seq && p.operation == SnapOperation::Rollback);
+            match record.state {
+                SnapshotState::Creating => {
+                    findings
+                        .push(format!("snapshot {:?} was interrupted while being created: undoing it", record.name));
+                    if !check_only {
+                        self.snap_remove_steps(group_id, record)?;
+                    }
+                }
+                SnapshotState::Removing => {
+                    findings.push(format!("removal of snapshot {:?} was interrupted: completing it", record.name));
+                    if !check_only {
+                        self.snap_remove_steps(group_id, record)?;
+                    }
+                }
+                SnapshotState::Complete if rollback => {
+                    findings.push(format!("rollback to snapshot {:?} was interrupted: completing it", record.name));
+                    if !check_only {
+                        match self.rollback_steps(group_id, record, &mut |_, _, _, _, _| {}, false) {
+                            Ok(()) => {}
+                            // A member image or its snapshot is gone: the rollback cannot be
+                            // completed. Lift the mark so the group is usable again.
+                            Err(e) if e.is_not_found() => {
+                                findings.push(format!(
+                                    "rollback to {:?} cannot complete ({e}); lifting the mark: the snapshot is damaged",
+                                    record.name
+                                ));
+                                let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
+                                self.ioctx.call_write(&header_object(group_id), &SNAP_ROLLBACK_FINISH, &request)?;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                SnapshotState::Complete => {}
+            }
+        }
+        // Orphans: member snapshots with this group's prefix whose snapshot id has no record.
+        // Judged against a fresh list taken after the images are read, and skipped while
+        // another client is creating a snapshot (its new image snapshots have a record
+        // only from its first step on). Run repair when no other command is running.
+        let prefix = image_snap_prefix(self.ioctx.pool_id(), group_id);
+        let mut images: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
+        images.extend(records.iter().flat_map(|r| r.members.iter().map(|m| m.image.clone())));
+        let mut cache = SnapCache::default();
+        self.prefetch_image_snaps(&mut cache, &images)?;
+        let (fresh, in_progress) = self.snap_records(group_id)?;
+        if in_progress.is_some_and(|p| p.operation == SnapOperation::Create) {
+            return Ok(findings);
+        }
+        let known: BTreeSet<String> = fresh.iter().map(|r| r.id.clone()).collect();
+        for image in &images {
+            let Some(now) = self.image_snaps(&mut cache, image)?.clone() else { continue };
+            for snap in now.snaps.keys() {
+                // Snapshots of existing records (including ones undone above) are not orphans.
+                let Some(snap_id) = snap.strip_prefix(&prefix) else { continue };
+                if known.contains(snap_id) {
+                    continue;
+                }
+                findings.push(format!("image {} has orphan group snapshot {snap}: removing it", image.image_id));
+                if !check_only {
+                    ignore_missing(open_member(&self.cluster, image)?.snap_remove(snap).map_err(Error::from))?;
+                }
+            }
+        }
+        Ok(findings)
+    }
+}

@@ -1,0 +1,44 @@
+//! Talking to Ceph: everything the control plane, the data path and the mirror daemon
+//! need from a cluster, and nothing about groups.
+//!
+//! - [`sys`] (private) fences the bindgen bindings of librados and librbd; the safe layer
+//!   over them is [`cluster`] (connect, pools), [`ioctx`] (object I/O), [`op`] (compound
+//!   operations), [`watch`] (watch/notify, advisory locks, self-managed snapshot ids) and
+//!   [`image`] (librbd images). Every `unsafe` block of the client side lives in those
+//!   modules, each with a `// SAFETY:` comment.
+//! - [`cls`] makes object-class calls typed: a descriptor carries class, method, access
+//!   and message types. [`ceph`] declares stock Ceph's descriptors (`cls_rbd`, `cls_lock`),
+//!   object names and librbd's notify messages; [`rbd_cg`] checks our own class (its
+//!   descriptors come from `rbd_cg_contract`).
+//! - [`exclusive_lock`] is librbd's exclusive-lock protocol spoken from outside librbd:
+//!   becoming the owner of an image's lock so that its writers wait (or fail), and cutting
+//!   a snapshot under it.
+//!
+//! Errors are [`RadosError`]: what failed and the errno, like every Ceph tool reports.
+//!
+//! ```no_run
+//! use rbd_cg_rados::{ceph::cls_rbd, ceph::objects, Cluster, ConnectOptions};
+//! let cluster = Cluster::connect(&ConnectOptions::default())?;
+//! let ioctx = cluster.ioctx("rbd")?;
+//! let name = ioctx.call(objects::RBD_DIRECTORY, &cls_rbd::DIR_GET_NAME, &"10ab".to_owned())?;
+//! # Ok::<(), rbd_cg_rados::RadosError>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod ceph;
+pub mod cls;
+pub mod cluster;
+pub mod error;
+pub mod exclusive_lock;
+pub mod image;
+pub mod ioctx;
+pub mod op;
+pub mod rbd_cg;
+mod sys;
+pub mod watch;
+
+pub use cluster::{Cluster, ConnectOptions};
+pub use error::{RadosError, RadosResult};
+pub use ioctx::IoCtx;
+pub use watch::{LockInfo, Locker, NotifyOutcome, PendingSnapIds, Watch, WatchHandler};

@@ -1,0 +1,312 @@
+//! Class-method calls as librados compound operations: one read op or one atomic write op
+//! per object, with any number of `exec` calls inside.
+//!
+//! Each guard here owns one librados allocation (an op, an output buffer, an omap
+//! iterator) and releases it on drop, so an early return cannot leak or double-free.
+
+use std::ffi::{c_char, c_int, CString};
+use std::ptr;
+
+use crate::error::{check, cstring, RadosError, RadosResult};
+use crate::ioctx::IoCtx;
+use crate::sys;
+
+/// Page size of [`IoCtx::omap_get_all`] when the caller passes 0.
+const DEFAULT_OMAP_PAGE: u32 = 512;
+
+/// Owned `rados_read_op_t`, released on drop.
+pub(crate) struct ReadOp(pub(crate) sys::rados_read_op_t);
+
+impl ReadOp {
+    pub(crate) fn new(op: &str) -> RadosResult<ReadOp> {
+        // SAFETY: no preconditions; returns a new op or NULL.
+        let raw = unsafe { sys::rados_create_read_op() };
+        if raw.is_null() {
+            return Err(RadosError::new(format!("{op}: rados_create_read_op"), libc::ENOMEM));
+        }
+        Ok(ReadOp(raw))
+    }
+}
+
+impl Drop for ReadOp {
+    fn drop(&mut self) {
+        // SAFETY: the op came from `rados_create_read_op` and is released once;
+        // any operate on it has returned (all calls here are synchronous).
+        unsafe { sys::rados_release_read_op(self.0) };
+    }
+}
+
+/// Owned `rados_write_op_t`, released on drop.
+pub(crate) struct WriteOp(pub(crate) sys::rados_write_op_t);
+
+impl WriteOp {
+    pub(crate) fn new(op: &str) -> RadosResult<WriteOp> {
+        // SAFETY: no preconditions; returns a new op or NULL.
+        let raw = unsafe { sys::rados_create_write_op() };
+        if raw.is_null() {
+            return Err(RadosError::new(format!("{op}: rados_create_write_op"), libc::ENOMEM));
+        }
+        Ok(WriteOp(raw))
+    }
+}
+
+impl Drop for WriteOp {
+    fn drop(&mut self) {
+        // SAFETY: the op came from `rados_create_write_op` and is released
+        // once; any operate on it has returned.
+        unsafe { sys::rados_release_write_op(self.0) };
+    }
+}
+
+/// Output buffer allocated by librados, freed with `rados_buffer_free`.
+pub(crate) struct RadosBuffer {
+    pub(crate) ptr: *mut c_char,
+    pub(crate) len: usize,
+}
+
+impl RadosBuffer {
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        if self.ptr.is_null() || self.len == 0 {
+            return Vec::new();
+        }
+        // SAFETY: librados allocated `len` bytes at `ptr` (do_out_buffer) and
+        // they stay valid until `rados_buffer_free` in Drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }.to_vec()
+    }
+}
+
+impl Drop for RadosBuffer {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: the buffer was allocated by librados for us and is freed
+            // exactly once.
+            unsafe { sys::rados_buffer_free(self.ptr) };
+        }
+    }
+}
+
+/// Omap iterator, closed with `rados_omap_get_end`.
+pub(crate) struct OmapIter(pub(crate) sys::rados_omap_iter_t);
+
+impl Drop for OmapIter {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the iterator was created by rados_read_op_omap_get_vals2
+            // and is closed exactly once; no key/value pointer obtained from it
+            // is used after this point (they were copied).
+            unsafe { sys::rados_omap_get_end(self.0) };
+        }
+    }
+}
+
+impl IoCtx {
+    /// Runs a class method that only reads; returns its output bytes (any
+    /// length: librados sizes the buffer). The errno comes from the method's
+    /// return value or from the operation.
+    pub fn exec_read(&self, oid: &str, class: &str, method: &str, input: &[u8]) -> RadosResult<Vec<u8>> {
+        let mut results = self.exec_read_batch(oid, &[(class, method, input)])?;
+        results.pop().unwrap_or_else(|| Err(RadosError::new(format!("exec {class}.{method} on {oid}"), libc::EIO)))
+    }
+
+    /// Several read-method calls on one object in one read op (one round trip, one OSD
+    /// operation); each call succeeds or fails on its own (`FAILOK`), so the result has
+    /// one entry per call. The outer error is for the operation as a whole (e.g. no such
+    /// object).
+    pub fn exec_read_batch(&self, oid: &str, calls: &[(&str, &str, &[u8])]) -> RadosResult<Vec<RadosResult<Vec<u8>>>> {
+        let what = || format!("exec of {} read methods on {oid}", calls.len());
+        let c_oid = Self::oid(oid, &what())?;
+        let names = calls
+            .iter()
+            .map(|(class, method, _)| {
+                Ok((
+                    cstring(class, || format!("{}: class name", what()))?,
+                    cstring(method, || format!("{}: method", what()))?,
+                ))
+            })
+            .collect::<RadosResult<Vec<_>>>()?;
+        let op = ReadOp::new(&what())?;
+        // One fixed slot per call, never moved after its address is given to librados.
+        let mut outs: Box<[(*mut c_char, usize, c_int)]> =
+            vec![(ptr::null_mut(), 0, 0); calls.len()].into_boxed_slice();
+        for ((slot, (_, _, input)), (c_class, c_method)) in outs.iter_mut().zip(calls).zip(&names) {
+            // SAFETY: `op.0` is a live read op; class/method are NUL-terminated and `input`
+            // is readable for its length (copied into the op here). The three out-pointers
+            // point into `outs`, a boxed slice that is neither moved nor dropped before
+            // `rados_read_op_operate` below returns, which is when librados writes them.
+            unsafe {
+                sys::rados_read_op_exec(
+                    op.0,
+                    c_class.as_ptr(),
+                    c_method.as_ptr(),
+                    input.as_ptr().cast::<c_char>(),
+                    input.len(),
+                    &mut slot.0,
+                    &mut slot.1,
+                    &mut slot.2,
+                );
+                // The flag applies to the op just added: its failure ends only its call.
+                sys::rados_read_op_set_flags(op.0, sys::LIBRADOS_OP_FLAG_FAILOK as c_int);
+            }
+        }
+        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; synchronous, so the
+        // out-pointers registered above are written before it returns.
+        let ret = unsafe { sys::rados_read_op_operate(op.0, self.raw, c_oid.as_ptr(), 0) };
+        let buffers: Vec<(RadosBuffer, c_int)> =
+            outs.iter().map(|&(ptr, len, prval)| (RadosBuffer { ptr, len }, prval)).collect();
+        check(ret, what)?;
+        Ok(buffers
+            .iter()
+            .zip(calls)
+            .map(|((buffer, prval), (class, method, _))| {
+                check(*prval, || format!("exec {class}.{method} on {oid}")).map(|_| buffer.to_vec())
+            })
+            .collect())
+    }
+
+    /// Runs a class method that writes. The OSD drops the output of write
+    /// methods, so only the status is returned.
+    pub fn exec_write(&self, oid: &str, class: &str, method: &str, input: &[u8]) -> RadosResult<()> {
+        self.exec_write_batch(oid, &[(class, method, input)])
+    }
+
+    /// Several write-method calls on one object in one atomic write op: all
+    /// of them take effect or none does. An empty `calls` is a no-op.
+    ///
+    /// On failure the error names the first call whose return value was
+    /// negative, when the OSD reports it, else the whole batch.
+    pub fn exec_write_batch(&self, oid: &str, calls: &[(&str, &str, &[u8])]) -> RadosResult<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let batch_what = || {
+            if let [(class, method, _)] = calls {
+                format!("exec {class}.{method} on {oid}")
+            } else {
+                let names: Vec<String> = calls.iter().map(|(c, m, _)| format!("{c}.{m}")).collect();
+                format!("exec [{}] on {oid}", names.join(", "))
+            }
+        };
+        let c_oid = Self::oid(oid, &batch_what())?;
+        let mut names = Vec::with_capacity(calls.len());
+        for (class, method, _) in calls {
+            let call_what = || format!("exec {class}.{method} on {oid}");
+            names.push((
+                cstring(class, || format!("{}: class name", call_what()))?,
+                cstring(method, || format!("{}: method name", call_what()))?,
+            ));
+        }
+        let op = WriteOp::new(&batch_what())?;
+        // One slot per call; never resized, so pointers into it stay valid.
+        let mut prvals: Vec<c_int> = vec![0; calls.len()];
+        for (((_, _, input), (c_class, c_method)), prval) in calls.iter().zip(&names).zip(prvals.iter_mut()) {
+            // SAFETY: `op.0` is a live write op; class/method are
+            // NUL-terminated and outlive the op; `input` is readable for its
+            // length and copied here; `prval` points into `prvals`, which is
+            // neither moved nor resized until after operate returns.
+            unsafe {
+                sys::rados_write_op_exec(
+                    op.0,
+                    c_class.as_ptr(),
+                    c_method.as_ptr(),
+                    input.as_ptr().cast::<c_char>(),
+                    input.len(),
+                    prval,
+                );
+            }
+        }
+        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; NULL mtime means
+        // "now"; synchronous, so the prval slots are written before it returns.
+        let ret = unsafe { sys::rados_write_op_operate(op.0, self.raw, c_oid.as_ptr(), ptr::null_mut(), 0) };
+        if ret < 0 {
+            let failed = calls.iter().zip(&prvals).find(|(_, &rv)| rv < 0);
+            return Err(match failed {
+                Some(((class, method, _), &rv)) => RadosError::new(format!("exec {class}.{method} on {oid}"), rv),
+                None => RadosError::new(batch_what(), ret),
+            });
+        }
+        Ok(())
+    }
+
+    /// All omap entries of the object, in key order, fetched in pages of
+    /// `max_per_page` (0 = a default of 512). `ENOENT` if the object does not
+    /// exist; `EILSEQ` if a key is not UTF-8. Pages are separate reads, so a
+    /// concurrent writer may be observed mid-way.
+    pub fn omap_get_all(&self, oid: &str, max_per_page: u32) -> RadosResult<Vec<(String, Vec<u8>)>> {
+        let what = || format!("omap_get_vals({oid})");
+        let c_oid = Self::oid(oid, "omap_get_vals")?;
+        let page = if max_per_page == 0 { DEFAULT_OMAP_PAGE } else { max_per_page };
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut start_after = CString::default();
+        loop {
+            let op = ReadOp::new(&what())?;
+            let mut iter_raw: sys::rados_omap_iter_t = ptr::null_mut();
+            let mut more: u8 = 0;
+            let mut prval: c_int = 0;
+            // SAFETY: live read op; `start_after` and the empty filter prefix
+            // are NUL-terminated and copied into the op; the out-pointers refer
+            // to locals that stay untouched until operate below has returned.
+            unsafe {
+                sys::rados_read_op_omap_get_vals2(
+                    op.0,
+                    start_after.as_ptr(),
+                    c"".as_ptr(),
+                    u64::from(page),
+                    &mut iter_raw,
+                    &mut more,
+                    &mut prval,
+                );
+            }
+            // The iterator is allocated right away; own it before anything can fail.
+            let iter = OmapIter(iter_raw);
+            // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; synchronous.
+            let ret = unsafe { sys::rados_read_op_operate(op.0, self.raw, c_oid.as_ptr(), 0) };
+            check(ret, what)?;
+            check(prval, what)?;
+
+            let mut got = 0usize;
+            loop {
+                let mut key: *mut c_char = ptr::null_mut();
+                let mut val: *mut c_char = ptr::null_mut();
+                let mut key_len: usize = 0;
+                let mut val_len: usize = 0;
+                // SAFETY: `iter.0` is a live iterator filled by the operate
+                // above; all out-pointers refer to live locals.
+                let ret = unsafe { sys::rados_omap_get_next2(iter.0, &mut key, &mut val, &mut key_len, &mut val_len) };
+                check(ret, what)?;
+                if key.is_null() {
+                    break;
+                }
+                // SAFETY: librados returned `key_len` bytes at `key`, valid
+                // until `rados_omap_get_end` (when `iter` drops); copied now.
+                let k = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) }.to_vec();
+                let v = if val.is_null() || val_len == 0 {
+                    Vec::new()
+                } else {
+                    // SAFETY: as for the key: `val_len` bytes at `val`, valid
+                    // until the iterator is closed; copied now.
+                    unsafe { std::slice::from_raw_parts(val.cast::<u8>(), val_len) }.to_vec()
+                };
+                let k = String::from_utf8(k).map_err(|e| {
+                    RadosError::new(
+                        format!("{}: omap key {:?} is not UTF-8", what(), String::from_utf8_lossy(e.as_bytes())),
+                        libc::EILSEQ,
+                    )
+                })?;
+                entries.push((k, v));
+                got += 1;
+            }
+            drop(iter);
+
+            if more == 0 {
+                return Ok(entries);
+            }
+            let Some((last, _)) = entries.last().filter(|_| got > 0) else {
+                return Err(RadosError::new(
+                    format!("{}: OSD reported more entries but returned none", what()),
+                    libc::EIO,
+                ));
+            };
+            start_after = cstring(last, || format!("{}: omap key {last:?}", what()))?;
+        }
+    }
+}
