@@ -9,11 +9,22 @@
 //! offset 6  ...  payload      bincode 2.x, fixed-width little-endian integers
 //! ```
 //!
-//! A reader accepts any `struct_v` whose `compat_v` it understands; fields appended by a
-//! newer writer are skipped because the payload length is known. Decoding never trusts a
-//! length it has not checked: the whole input is bounded by the type's
-//! [`Versioned::MAX_ENCODED_LEN`] before anything is allocated, and bincode runs with a
-//! hard allocation limit. Nothing here can panic on hostile input.
+//! Versions work both ways, as Ceph's `DECODE_START` / `if (struct_v >= 2)` does:
+//!
+//! - **Newer writer, older reader.** A reader accepts any `struct_v` whose `compat_v` it
+//!   understands; fields appended by the newer writer are skipped because the payload
+//!   length is known. A writer raises `compat_v` for a value an older reader must not
+//!   decode, because dropping the new fields would change its meaning
+//!   ([`Versioned::compat_v`], e.g. a group header with a feature the old class does not
+//!   know: the old class then answers `EOPNOTSUPP` instead of rewriting it without it).
+//! - **Older writer, newer reader.** Every type keeps the layout of each earlier version
+//!   it had (`crate::history`) and converts it ([`Versioned::decode_older`]), so a record
+//!   written by any earlier release still reads — and is written back in the current
+//!   version by the next change.
+//!
+//! Decoding never trusts a length it has not checked: the whole input is bounded by the
+//! type's [`Versioned::MAX_ENCODED_LEN`] before anything is allocated, and bincode runs
+//! with a hard allocation limit. Nothing here can panic on hostile input.
 
 use crate::error::CgError;
 use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
@@ -43,9 +54,38 @@ pub trait Versioned: Serialize + DeserializeOwned {
     const COMPAT_V: u8;
     /// Longest encoded form (header included) accepted on decode.
     const MAX_ENCODED_LEN: usize;
+
+    /// The `compat_v` written for this value: the oldest reader that may decode it. Raised
+    /// above [`Self::COMPAT_V`] for values whose new fields an older reader must not drop.
+    fn compat_v(&self) -> u8 {
+        Self::COMPAT_V
+    }
+
+    /// Decodes the payload of an earlier version `struct_v` (< [`Self::STRUCT_V`]) into the
+    /// current layout. Types that never changed have no earlier version to read.
+    fn decode_older(struct_v: u8, _payload: &[u8]) -> Result<Self, CgError> {
+        Err(CgError::InvalidArgument(format!("{} has no version {struct_v}", Self::TYPE_NAME)))
+    }
 }
 
-/// Declares a [`Versioned`] implementation: `versioned!(Type, "name", struct_v, compat_v, max_len)`.
+/// Decodes a payload that must be exactly one `T` in the wire layout (no trailing bytes):
+/// for [`Versioned::decode_older`], with an earlier version's layout as `T`.
+pub fn decode_exact<T: DeserializeOwned>(type_name: &str, struct_v: u8, payload: &[u8]) -> Result<T, CgError> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(payload, wire_config())
+        .map_err(|e| CgError::InvalidArgument(format!("decoding {type_name} version {struct_v}: {e}")))?;
+    if used != payload.len() {
+        return Err(CgError::InvalidArgument(format!(
+            "{type_name} version {struct_v}: {} trailing bytes",
+            payload.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+/// Declares a [`Versioned`] implementation:
+/// `versioned!(Type, "name", struct_v, compat_v, max_len)`, or, for a type with earlier
+/// versions, `versioned!(Type, "name", struct_v, compat_v, max_len, older { 1 => V1Layout, ... })`
+/// where each `VnLayout` is that version's layout and converts `Into<Type>`.
 #[macro_export]
 macro_rules! versioned {
     ($ty:ty, $name:literal, $struct_v:literal, $compat_v:literal, $max_len:expr) => {
@@ -54,6 +94,20 @@ macro_rules! versioned {
             const STRUCT_V: u8 = $struct_v;
             const COMPAT_V: u8 = $compat_v;
             const MAX_ENCODED_LEN: usize = $max_len;
+        }
+    };
+    ($ty:ty, $name:literal, $struct_v:literal, $compat_v:literal, $max_len:expr, older { $($v:literal => $old:ty),+ $(,)? }) => {
+        impl $crate::encoding::Versioned for $ty {
+            const TYPE_NAME: &'static str = $name;
+            const STRUCT_V: u8 = $struct_v;
+            const COMPAT_V: u8 = $compat_v;
+            const MAX_ENCODED_LEN: usize = $max_len;
+            fn decode_older(struct_v: u8, payload: &[u8]) -> Result<Self, $crate::CgError> {
+                match struct_v {
+                    $($v => $crate::encoding::decode_exact::<$old>($name, struct_v, payload).map(Into::into),)+
+                    other => Err($crate::CgError::InvalidArgument(format!("{} has no version {other}", $name))),
+                }
+            }
         }
     };
 }
@@ -66,7 +120,7 @@ pub fn encode<T: Versioned>(value: &T) -> Result<Vec<u8>, CgError> {
         u32::try_from(payload.len()).map_err(|_| CgError::OutOfRange(format!("{} payload too large", T::TYPE_NAME)))?;
     let mut out = Vec::with_capacity(ENVELOPE_HEADER_LEN + payload.len());
     out.push(T::STRUCT_V);
-    out.push(T::COMPAT_V);
+    out.push(value.compat_v());
     out.extend_from_slice(&payload_len.to_le_bytes());
     out.extend_from_slice(&payload);
     if out.len() > T::MAX_ENCODED_LEN {
@@ -80,7 +134,8 @@ pub fn encode<T: Versioned>(value: &T) -> Result<Vec<u8>, CgError> {
     Ok(out)
 }
 
-/// Decodes an envelope holding a `T`.
+/// Decodes an envelope holding a `T`, of any version this build can read: the current one,
+/// a newer compatible one (its appended fields skipped), or an earlier one (converted).
 ///
 /// Errors: `ERANGE` when the input is longer than `T` may be, `EINVAL` when it is
 /// malformed or has trailing bytes, `EOPNOTSUPP` when it needs a newer reader.
@@ -119,10 +174,13 @@ pub fn decode<T: Versioned>(bytes: &[u8]) -> Result<T, CgError> {
             T::STRUCT_V
         )));
     }
+    if struct_v < T::STRUCT_V {
+        return T::decode_older(struct_v, payload);
+    }
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(payload, wire_config())
         .map_err(|e| CgError::InvalidArgument(format!("decoding {}: {e}", T::TYPE_NAME)))?;
     // Same version: every byte must be ours. Newer writer: the tail holds fields we skip.
-    if used != payload.len() && struct_v <= T::STRUCT_V {
+    if used != payload.len() && struct_v == T::STRUCT_V {
         return Err(CgError::InvalidArgument(format!("{}: {} trailing bytes", T::TYPE_NAME, payload.len() - used)));
     }
     Ok(value)
@@ -147,6 +205,78 @@ mod tests {
         extra: u64,
     }
     versioned!(ProbeV3, "Probe", 3, 1, 64);
+
+    /// Probe's version 1: `a` only.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct ProbeV1 {
+        a: u32,
+    }
+    versioned!(ProbeV1, "Probe", 1, 1, 64);
+
+    impl From<ProbeV1> for Probe {
+        fn from(v1: ProbeV1) -> Probe {
+            Probe { a: v1.a, s: "from v1".into() }
+        }
+    }
+
+    /// Probe as a reader that also knows version 1.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct ProbeReadsV1 {
+        a: u32,
+        s: String,
+    }
+    versioned!(ProbeReadsV1, "Probe", 2, 1, 64, older { 1 => ProbeV1 });
+
+    impl From<ProbeV1> for ProbeReadsV1 {
+        fn from(v1: ProbeV1) -> ProbeReadsV1 {
+            ProbeReadsV1 { a: v1.a, s: "from v1".into() }
+        }
+    }
+
+    /// A value whose compat_v depends on its content.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Guarded {
+        a: u32,
+        critical: bool,
+    }
+    impl Versioned for Guarded {
+        const TYPE_NAME: &'static str = "Guarded";
+        const STRUCT_V: u8 = 2;
+        const COMPAT_V: u8 = 1;
+        const MAX_ENCODED_LEN: usize = 64;
+        fn compat_v(&self) -> u8 {
+            if self.critical {
+                2
+            } else {
+                1
+            }
+        }
+    }
+
+    #[test]
+    fn an_older_version_is_read_through_its_own_layout() {
+        let v1 = encode(&ProbeV1 { a: 7 }).unwrap();
+        assert_eq!(v1[..2], [1, 1]);
+        assert_eq!(decode::<ProbeReadsV1>(&v1).unwrap(), ProbeReadsV1 { a: 7, s: "from v1".into() });
+        // The current layout is written back.
+        let rewritten = encode(&decode::<ProbeReadsV1>(&v1).unwrap()).unwrap();
+        assert_eq!(rewritten[..2], [2, 1]);
+        // A reader without the old layout refuses it; trailing bytes in an old layout too.
+        assert_eq!(decode::<Probe>(&v1).unwrap_err().errno(), libc::EINVAL);
+        let mut padded = v1.clone();
+        padded.push(0);
+        padded[2] += 1;
+        assert_eq!(decode::<ProbeReadsV1>(&padded).unwrap_err().errno(), libc::EINVAL);
+    }
+
+    #[test]
+    fn compat_v_follows_the_value() {
+        assert_eq!(encode(&Guarded { a: 1, critical: false }).unwrap()[..2], [2, 1]);
+        let critical = encode(&Guarded { a: 1, critical: true }).unwrap();
+        assert_eq!(critical[..2], [2, 2]);
+        // A version-1 reader of the same type refuses what it must not rewrite.
+        assert_eq!(decode::<ProbeV1>(&critical).unwrap_err().errno(), libc::EOPNOTSUPP);
+    }
 
     #[test]
     fn round_trips() {

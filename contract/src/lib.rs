@@ -10,6 +10,7 @@
 
 pub mod encoding;
 pub mod error;
+pub mod history;
 pub mod methods;
 pub mod names;
 pub mod records;

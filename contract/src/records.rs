@@ -48,8 +48,42 @@ pub struct GroupHeader {
     pub member_count: u32,
     /// Number of group snapshots (kept with the snapshots, in the same object).
     pub snapshot_count: u32,
+    /// Features of the group, [`GroupHeader::FEATURE_JOURNALING`] and so on (version 2;
+    /// 0 when read from version 1). A header with any feature is written with
+    /// `compat_v` 2: a class that does not know features refuses it (`EOPNOTSUPP`) instead
+    /// of rewriting it without them.
+    pub features: u64,
 }
-versioned!(GroupHeader, "GroupHeader", 1, 1, 4096);
+
+impl GroupHeader {
+    /// The group has one journal for all its members (`rbd-cg journal enable`).
+    pub const FEATURE_JOURNALING: u64 = 1 << 0;
+    /// Every feature this version knows; the class refuses any other bit.
+    pub const KNOWN_FEATURES: u64 = GroupHeader::FEATURE_JOURNALING;
+}
+
+impl crate::encoding::Versioned for GroupHeader {
+    const TYPE_NAME: &'static str = "GroupHeader";
+    const STRUCT_V: u8 = 2;
+    const COMPAT_V: u8 = 1;
+    const MAX_ENCODED_LEN: usize = 4096;
+
+    fn compat_v(&self) -> u8 {
+        if self.features == 0 {
+            1
+        } else {
+            2
+        }
+    }
+
+    fn decode_older(struct_v: u8, payload: &[u8]) -> Result<Self, CgError> {
+        match struct_v {
+            1 => crate::encoding::decode_exact::<crate::history::GroupHeaderV1>(Self::TYPE_NAME, 1, payload)
+                .map(Into::into),
+            other => Err(CgError::InvalidArgument(format!("GroupHeader has no version {other}"))),
+        }
+    }
+}
 
 /// Lifecycle of a name in the directory. Only `Ready` names are complete; the others
 /// mark a create or rename that a rerun of the same command, or `rbd-cg repair`, finishes.

@@ -148,7 +148,7 @@ fn envelope_versions_and_limits_of_every_type() {
     ];
     let expected = [
         ("GroupIdRecord", 1, 1, 256),
-        ("GroupHeader", 1, 1, 4096),
+        ("GroupHeader", 2, 1, 4096),
         ("DirEntry", 1, 1, 512),
         ("DirIdEntry", 1, 1, 256),
         ("Empty", 1, 1, 64),
@@ -177,13 +177,15 @@ fn group_id_record() {
 fn group_header_active() {
     // payload: id 24 + name (8 + 2) 10 + state 4 + created_ms 8 + member_count 4 + snapshot_count 4 = 54 = 0x36
     let expected = bytes(&[
-        &[0x01, 0x01, 0x36, 0x00, 0x00, 0x00],
+        // version 2, compat 1 (no features: a version-1 reader may read it)
+        &[0x02, 0x01, 0x3e, 0x00, 0x00, 0x00],
         &string(ID),
         &string("db"),
         &variant(0), // HeaderState::Active
         &u64le(CREATED_MS),
         &u32le(3),
         &u32le(7),
+        &u64le(0), // features
     ]);
     let header = GroupHeader {
         id: ID.into(),
@@ -192,6 +194,32 @@ fn group_header_active() {
         created_ms: CREATED_MS,
         member_count: 3,
         snapshot_count: 7,
+        features: 0,
+    };
+    golden(&header, &expected);
+}
+
+#[test]
+fn group_header_with_features_needs_a_version_2_reader() {
+    let expected = bytes(&[
+        &[0x02, 0x02, 0x3e, 0x00, 0x00, 0x00], // compat 2: features must not be dropped
+        &string(ID),
+        &string("db"),
+        &variant(0),
+        &u64le(CREATED_MS),
+        &u32le(1),
+        &u32le(0),
+        &u64le(GroupHeader::FEATURE_JOURNALING),
+    ]);
+    assert_eq!(GroupHeader::FEATURE_JOURNALING, 1);
+    let header = GroupHeader {
+        id: ID.into(),
+        name: "db".into(),
+        state: HeaderState::Active,
+        created_ms: CREATED_MS,
+        member_count: 1,
+        snapshot_count: 0,
+        features: GroupHeader::FEATURE_JOURNALING,
     };
     golden(&header, &expected);
 }
@@ -199,13 +227,14 @@ fn group_header_active() {
 #[test]
 fn group_header_removing() {
     let expected = bytes(&[
-        &[0x01, 0x01, 0x36, 0x00, 0x00, 0x00],
+        &[0x02, 0x01, 0x3e, 0x00, 0x00, 0x00],
         &string(ID),
         &string("db"),
         &variant(1), // HeaderState::Removing
         &u64le(CREATED_MS),
         &u32le(0),
         &u32le(0),
+        &u64le(0),
     ]);
     let header = GroupHeader {
         id: ID.into(),
@@ -214,6 +243,7 @@ fn group_header_removing() {
         created_ms: CREATED_MS,
         member_count: 0,
         snapshot_count: 0,
+        features: 0,
     };
     golden(&header, &expected);
 }
@@ -360,10 +390,11 @@ fn format_md_examples() {
     golden(&GroupIdRecord { id: ID.into() }, &id_record);
 
     let header = hex("
-        01 01 36 00 00 00 10 00 00 00 00 00 00 00 30 31
+        02 01 3e 00 00 00 10 00 00 00 00 00 00 00 30 31
         32 33 34 35 36 37 38 39 61 62 63 64 65 66 02 00
         00 00 00 00 00 00 64 62 00 00 00 00 00 68 e5 cf
-        8b 01 00 00 03 00 00 00 07 00 00 00");
+        8b 01 00 00 03 00 00 00 07 00 00 00 00 00 00 00
+        00 00 00 00");
     let value = GroupHeader {
         id: ID.into(),
         name: "db".into(),
@@ -371,6 +402,7 @@ fn format_md_examples() {
         created_ms: CREATED_MS,
         member_count: 3,
         snapshot_count: 7,
+        features: 0,
     };
     golden(&value, &header);
 
@@ -488,6 +520,7 @@ fn largest_valid_values_fit_their_limits() {
         created_ms: u64::MAX,
         member_count: u32::MAX,
         snapshot_count: u32::MAX,
+        features: u64::MAX,
     })
     .unwrap();
     encode(&renaming).unwrap();

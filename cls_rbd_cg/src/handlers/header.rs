@@ -19,6 +19,10 @@ pub(crate) fn load(store: &dyn ObjectStore, id: &str) -> Result<GroupHeader, CgE
     if header.id != id {
         return Err(CgError::InvalidArgument(format!("header holds group {}, not {id}", header.id)));
     }
+    let unknown = header.features & !GroupHeader::KNOWN_FEATURES;
+    if unknown != 0 {
+        return Err(CgError::Unsupported(format!("group {id} has features {unknown:#x} this class does not know")));
+    }
     Ok(header)
 }
 
@@ -51,6 +55,7 @@ pub fn create(store: &mut dyn ObjectStore, req: GroupCreateRequest) -> Result<()
                 created_ms: req.created_ms,
                 member_count: 0,
                 snapshot_count: 0,
+                features: 0,
             };
             save_data(store, &header)
         }
@@ -163,6 +168,7 @@ mod tests {
                 created_ms: 0,
                 member_count: members,
                 snapshot_count: snapshots,
+                features: 0,
             };
             save_data(&mut store, &header).unwrap();
             let mut h = Harness::default();
@@ -179,5 +185,57 @@ mod tests {
         h.write(HDR, &GROUP_CREATE, &create_req("db")).unwrap();
         let other = IdRequest { id: "b2".into() };
         assert_eq!(h.write(HDR, &GROUP_BEGIN_REMOVE, &other).unwrap_err().errno(), libc::EINVAL);
+    }
+
+    /// A header written by release 0.1.0 (version 1, no `features`), as its bytes sit in
+    /// the object: read by every method, and written back in version 2 by the next change.
+    #[test]
+    fn a_version_1_header_is_read_and_rewritten_in_version_2() {
+        use rbd_cg_contract::history::GroupHeaderV1;
+        use rbd_cg_contract::records::GroupHeader;
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct V1(GroupHeaderV1);
+        rbd_cg_contract::versioned!(V1, "GroupHeader", 1, 1, 4096);
+        let v1 = GroupHeaderV1 {
+            id: "a1".into(),
+            name: "db".into(),
+            state: HeaderState::Active,
+            created_ms: 42,
+            member_count: 0,
+            snapshot_count: 0,
+        };
+        let mut store = MemStore::new(None);
+        save_data(&mut store, &V1(v1)).unwrap();
+        let mut h = Harness::default();
+        h.put(HDR, store.commit());
+        assert_eq!(h.object(HDR).unwrap().data[0], 1, "stored in version 1");
+        let header: GroupHeader = h.read(HDR, &GROUP_GET, &Empty {}).unwrap();
+        assert_eq!((header.name.as_str(), header.features), ("db", 0));
+        let rename = RenameRequest { id: "a1".into(), old_name: "db".into(), new_name: "db2".into() };
+        h.write(HDR, &GROUP_SET_NAME, &rename).unwrap();
+        assert_eq!(h.object(HDR).unwrap().data[..2], [2, 1], "rewritten in version 2, readable by version 1");
+        assert_eq!(h.read(HDR, &GROUP_GET, &Empty {}).unwrap().name, "db2");
+    }
+
+    #[test]
+    fn a_header_with_unknown_features_is_refused_and_left_alone() {
+        let header = GroupHeader {
+            id: "a1".into(),
+            name: "db".into(),
+            state: HeaderState::Active,
+            created_ms: 0,
+            member_count: 0,
+            snapshot_count: 0,
+            features: 1 << 40,
+        };
+        let mut store = MemStore::new(None);
+        save_data(&mut store, &header).unwrap();
+        let mut h = Harness::default();
+        h.put(HDR, store.commit());
+        let before = h.object(HDR);
+        let rename = RenameRequest { id: "a1".into(), old_name: "db".into(), new_name: "db2".into() };
+        assert_eq!(h.write(HDR, &GROUP_SET_NAME, &rename).unwrap_err().errno(), libc::EOPNOTSUPP);
+        assert_eq!(h.write(HDR, &GROUP_BEGIN_REMOVE, &id()).unwrap_err().errno(), libc::EOPNOTSUPP);
+        assert_eq!(h.object(HDR), before);
     }
 }
