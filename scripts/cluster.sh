@@ -129,12 +129,17 @@ take_lock() {
 # ---------------------------------------------------------------------------------------------
 # processes: identified only by pid file + /proc/PID/cmdline naming our conf
 
-alive() { # PID -> true while the process exists and is not a zombie
-    local st
-    [[ -r /proc/$1/stat ]] || return 1
-    st=$(<"/proc/$1/stat") || return 1
-    st=${st##*) }
-    [[ ${st:0:1} != Z ]]
+alive() { # PID -> true while any thread of the process exists and is not a zombie
+    # Not only the thread-group leader: an exiting OSD's main thread can be a zombie while
+    # its other threads still run and still hold bluestore's fsid lock.
+    local st task
+    [[ -d /proc/$1/task ]] || return 1
+    for task in /proc/"$1"/task/*/stat; do
+        st=$(<"$task") 2>/dev/null || continue
+        st=${st##*) }
+        [[ ${st:0:1} != Z ]] && return 0
+    done
+    return 1
 }
 
 daemon_pid() { # NAME (mon.a|osd.0|mgr.x) -> prints pid if that daemon of DIR is running

@@ -33,6 +33,10 @@ cargo build --workspace --all-targets --locked
 cargo build -p cls_rbd_cg --features fault-injection --locked --target-dir target/fault-injection
 class_so=$repo/target/fault-injection/debug/libcls_rbd_cg.so
 
+say "previous release (tests/upgrade.rs starts from it)"
+eval "$(scripts/prev-release.sh)"
+export RBD_CG_PREV_VERSION RBD_CG_PREV_BIN RBD_CG_PREV_CLASS_SO
+
 say "throwaway cluster in $dir"
 # A leftover cluster from an interrupted run is ours to replace.
 scripts/cluster.sh destroy "$dir" >/dev/null 2>&1 || true
