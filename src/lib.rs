@@ -4,6 +4,8 @@
 //! objclass API. Only `cls_rbd_cg`'s `osd` module calls into it, through safe wrappers
 //! with `// SAFETY:` comments. The shim itself is compiled by `build.rs`.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 #[doc(hidden)]
 #[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, dead_code)]
 mod bindings {

@@ -407,3 +407,25 @@ fn progress_bars_show_on_a_terminal_unless_told_not_to() {
         "{drawn:?}"
     );
 }
+
+/// No thread of ours may be inside librados when `rbd-cg` ends: a process that takes a
+/// snapshot ends normally (exit status 0, no signal, no hang), every time, whether its
+/// snapshot ids came from the reserve, needed a refill, or had to be allocated first.
+#[test]
+fn the_cli_ends_normally_right_after_a_snapshot() {
+    let (_ns, group) = setup("cli-exit", &["a", "b"]);
+    for n in 0..10 {
+        let started = std::time::Instant::now();
+        let out = rbd_cg(&["snap", "create", &format!("{group}@s{n}")]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "snapshot {n}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("snapshot {n}: the process ended after {:?}", started.elapsed());
+    }
+    assert_eq!(snap_ls(&group).iter().filter(|s| s["state"] == "complete").count(), 10);
+    rbd_cg_ok(&["rm", "--force", &group]);
+}

@@ -76,9 +76,6 @@ GROUP_PREFIX = 'cinder-group-'
 GROUP_SNAP_PREFIX = 'cinder-gsnap-'
 # Temporary group snapshot of a source group while a new group is cloned from it.
 CLONE_SNAP_PREFIX = 'cinder-clone-'
-# Back-reference omap keys the class keeps on a member's rbd_header.<id>:
-# rbd_cg.group.<group pool id, 16 hex>_<group id>_<group namespace> (contract/src/names.rs).
-BACKREF_PREFIX = 'rbd_cg.group.'
 # librados errors after which the connection is made anew (once): not connected,
 # blocklisted (EBLOCKLISTED is ESHUTDOWN).
 _RECONNECT_ERRNOS = (errno.ENOTCONN, errno.ESHUTDOWN)
@@ -383,10 +380,15 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                 _('Volume %(vol)s could not join group %(group)s') %
                 {'vol': volume.id, 'group': name}, e)
 
-    def _memberships(self, image_name, hint=None):
-        """The rbd_cg groups image ``image_name`` of rbd_pool is a member of, from the
-        back-references on its header: a list of (pool, namespace, group name, image id).
-        ``hint``: the group name to try first when resolving a group id."""
+    def _memberships(self, image_name):
+        """The rbd_cg groups image ``image_name`` of rbd_pool is a member of: a list of
+        (pool, namespace, group name, image id), from ``Groups.groups_of_image``."""
+        try:
+            groups = self._cg('groups_of_image', image_name)
+        except rbd_cg.ObjectNotFound:
+            return []
+        if not groups:
+            return []
         with rbd_driver.RADOSClient(self) as client:
             try:
                 with rbd_driver.RBDVolumeProxy(self, image_name, read_only=True,
@@ -395,51 +397,16 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                     image_id = image.id()
             except self.rbd.ImageNotFound:
                 return []
-            with self.rados.ReadOpCtx() as op:
-                omap, _ret = client.ioctx.get_omap_vals(op, '', BACKREF_PREFIX, 4096)
-                self._blocking(client.ioctx.operate_read_op, op, 'rbd_header.' + image_id)
-                keys = [k for k, _v in omap]
-            refs = []
-            for key in keys:
-                try:
-                    pool_id, group_id, namespace = key[len(BACKREF_PREFIX):].split('_', 2)
-                    pool = client.cluster.pool_reverse_lookup(int(pool_id, 16))
-                except Exception:
-                    LOG.warning('Unreadable group back-reference %(key)s on %(image)s.',
-                                {'key': key, 'image': image_name})
-                    continue
-                if pool is None:
-                    continue
-                refs.append((pool, namespace, group_id))
         memberships = []
-        for pool, namespace, group_id in refs:
-            name = self._group_name_of(pool, namespace, group_id, hint)
-            if name is None:
+        for group in groups:
+            if group['name'] is None:
                 LOG.warning('%(image)s refers to group id %(id)s in %(pool)s/%(ns)s, '
                             'which has no name (anymore).',
-                            {'image': image_name, 'id': group_id, 'pool': pool,
-                             'ns': namespace})
+                            {'image': image_name, 'id': group['group_id'],
+                             'pool': group['pool'], 'ns': group['namespace']})
                 continue
-            memberships.append((pool, namespace, name, image_id))
+            memberships.append((group['pool'], group['namespace'], group['name'], image_id))
         return memberships
-
-    def _group_name_of(self, pool, namespace, group_id, hint=None):
-        """The name of group ``group_id`` in ``pool``/``namespace``: ``hint`` is tried first,
-        then every group there is looked at (only when the hint is wrong)."""
-        kw = {'_pool': pool, '_namespace': namespace}
-
-        def is_it(name):
-            try:
-                return self._cg('info', name, **kw)['id'] == group_id
-            except rbd_cg.ObjectNotFound:
-                return False
-
-        if hint and is_it(hint):
-            return hint
-        for name in self._cg('list', **kw):
-            if name != hint and is_it(name):
-                return name
-        return None
 
     def _reconcile_membership(self, volume, join=True):
         """Makes the rbd_cg memberships of ``volume``'s image follow ``volume.group_id``:
@@ -447,7 +414,7 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
         wanted = self._wanted_group(volume)
         pool = self.configuration.rbd_pool
         have = set()
-        for m_pool, m_ns, name, _image_id in self._memberships(volume.name, wanted):
+        for m_pool, m_ns, name, _image_id in self._memberships(volume.name):
             if (m_pool, m_ns) != (pool, '') or not name.startswith(GROUP_PREFIX):
                 continue
             if name == wanted:
@@ -901,8 +868,7 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
         its next group snapshot): if the group removal fails nothing is deleted; if the
         deletion fails the memberships are restored.
         """
-        hint = group_name(volume.group_id) if volume.get('group_id', None) else None
-        memberships = self._memberships(volume.name, hint)
+        memberships = self._memberships(volume.name)
         left = []
         for pool, namespace, name, image_id in memberships:
             LOG.info('Volume %(vol)s leaves group %(group)s.',

@@ -2,6 +2,8 @@
 //! `group`. Output and errors follow the `rbd` tool: plain or JSON on stdout, errors as
 //! `rbd-cg: <what failed>: (<errno>) <strerror>` on stderr with a non-zero exit status.
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rbd_cg_client::clone::{CloneFormat, CloneNaming, CloneOptions};
 use rbd_cg_client::faults::FaultPlan;

@@ -15,6 +15,8 @@
 //! - [`store`]: the small storage trait the handlers see, plus [`store::MemStore`], an
 //!   in-memory implementation with the OSD's transaction semantics for unit tests.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod handlers;
 pub mod methods;
 pub mod store;

@@ -4,7 +4,7 @@
 //!
 //! Two kinds of descriptor implement [`ClsMethod`]:
 //! - the `rbd_cg` class's own methods, [`rbd_cg_contract::methods::ReadMethod`] and
-//!   [`WriteMethod`](rbd_cg_contract::methods::WriteMethod), in the contract's versioned
+//!   `WriteMethod`, in the contract's versioned
 //!   envelope;
 //! - stock Ceph methods ([`StockRead`], [`StockWrite`], declared in [`crate::ceph`]), in
 //!   Ceph's own encoding.

@@ -1,8 +1,8 @@
 //! Errors of librados and librbd calls, and the C-string plumbing every call shares.
 //!
-//! A C call returns `>= 0` or `-errno`; [`check`] turns that into a [`RadosError`] that
+//! A C call returns `>= 0` or `-errno`; `check` turns that into a [`RadosError`] that
 //! names the operation, so a message reads like a Ceph tool's:
-//! `rados_connect: (2) No such file or directory`. C strings go through [`cstring`], so an
+//! `rados_connect: (2) No such file or directory`. C strings go through `cstring`, so an
 //! interior NUL is `EINVAL` instead of a silently truncated name.
 
 use std::ffi::{c_char, c_int, CStr, CString};

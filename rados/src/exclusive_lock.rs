@@ -555,7 +555,7 @@ impl ExclusiveLock {
     }
 
     /// Completes a snapshot [`Self::add_snapshot`] added (its object map written by
-    /// [`Self::write_snapshot_map`]): with fast-diff, marks the HEAD objects clean
+    /// [`write_snapshot_map`]): with fast-diff, marks the HEAD objects clean
     /// (`object_map_snap_add`, librbd's order: after the snapshot exists), under an assert
     /// of our object-map lock; overlapped with a `HEADER_UPDATE` that every watcher must
     /// acknowledge before we let go of the lock.

@@ -17,7 +17,7 @@ use crate::sys;
 const READ_CHUNK: usize = 4 << 20;
 
 /// An I/O context: one pool (and namespace) of a cluster. Keeps the cluster
-/// handle alive, so it may outlive the [`Cluster`] value it came from.
+/// handle alive, so it may outlive the [`crate::Cluster`] value it came from.
 ///
 /// `Send` but not `Sync`: move it to another thread, or open one per thread.
 #[derive(Debug)]

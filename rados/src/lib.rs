@@ -1,7 +1,7 @@
 //! Talking to Ceph: everything the control plane, the data path and the mirror daemon
 //! need from a cluster, and nothing about groups.
 //!
-//! - [`sys`] (private) fences the bindgen bindings of librados and librbd; the safe layer
+//! - `sys` (private) fences the bindgen bindings of librados and librbd; the safe layer
 //!   over them is [`cluster`] (connect, pools), [`ioctx`] (object I/O), [`op`] (compound
 //!   operations), [`watch`] (watch/notify, advisory locks, self-managed snapshot ids) and
 //!   [`image`] (librbd images). Every `unsafe` block of the client side lives in those

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -145,7 +146,7 @@ def rbd_cg_cli():
     """The rbd-cg binary (scripts/test.sh exports RBD_CG_BIN; else the debug build)."""
     path = os.environ.get("RBD_CG_BIN") or os.path.join(REPO, "target", "debug", "rbd-cg")
     if not os.access(path, os.X_OK):
-        pytest.fail(f"rbd-cg not found at {path}: build it (cargo build -p rbd_cg_client) or set RBD_CG_BIN")
+        pytest.fail(f"rbd-cg not found at {path}: build it (cargo build -p rbd_cg_cli) or set RBD_CG_BIN")
     return path
 
 
@@ -173,3 +174,67 @@ def test_repair_finishes_an_interrupted_create(groups, names, conffile):
     assert report["changed"] is True and len(report["findings"]) == 1
     assert groups.info(group)["state"] == "ready" and groups.info(group)["id"] == info["id"]
     assert group in groups.list()
+
+
+def test_groups_of_image_and_group_name(groups, names, make_image, cluster):
+    """Which groups an image is in, with names, without knowing how the class stores it."""
+    g1, g2 = names("g1"), names("g2")
+    id1, id2 = groups.create(g1), groups.create(g2)
+    a, b = make_image("a"), make_image("b")
+    assert groups.groups_of_image(a) == []
+    groups.add_image(g1, a)
+    groups.add_image(g2, a)
+    groups.add_image(g2, b)
+    found = sorted(groups.groups_of_image(a), key=lambda g: g["name"])
+    pool_id = found[0]["pool_id"]
+    assert found == [
+        {"pool": POOL, "pool_id": pool_id, "namespace": "", "group_id": id1, "name": g1},
+        {"pool": POOL, "pool_id": pool_id, "namespace": "", "group_id": id2, "name": g2},
+    ]
+    assert [g["name"] for g in groups.groups_of_image(f"{POOL}/{b}")] == [g2]
+    assert groups.group_name(id1) == g1
+    assert groups.group_name("0000000000000000") is None
+    groups.rename(g1, names("g1b"))
+    assert groups.group_name(id1) == names("g1b")
+    with pytest.raises(rbd_cg.ObjectNotFound):
+        groups.groups_of_image(names("no-such-image"))
+    with pytest.raises(rbd_cg.InvalidArgument):
+        groups.group_name("NOT-AN-ID")
+    groups.remove(names("g1b"), force=True)
+    groups.remove(g2, force=True)
+    assert groups.groups_of_image(a) == []
+
+
+def test_an_interpreter_that_exits_right_after_a_snapshot_ends_normally(names, make_image, conffile):
+    """No thread of the binding may be inside librados when the interpreter tears down: a
+    process that takes a snapshot and exits at once neither hangs nor crashes (repeated,
+    with and without closing the objects first)."""
+    group = names("exit")
+    image = make_image("m")
+    script = f"""
+import sys, rbd_cg
+cluster = rbd_cg.Cluster(conffile={conffile!r})
+groups = cluster.groups({POOL!r})
+groups.snap_create({group!r}, sys.argv[1])
+if sys.argv[2] == "close":
+    groups.close()
+    cluster.close()
+"""
+    setup = f"""
+import rbd_cg
+g = rbd_cg.Cluster(conffile={conffile!r}).groups({POOL!r})
+g.create({group!r})
+g.add_image({group!r}, {image!r})
+"""
+    subprocess.run([sys.executable, "-c", setup], check=True, timeout=60)
+    for n in range(6):
+        mode = "close" if n % 2 else "leave"
+        done = subprocess.run([sys.executable, "-c", script, f"s{n}", mode], capture_output=True, timeout=60)
+        assert done.returncode == 0, (mode, done.returncode, done.stderr)
+    check = f"""
+import rbd_cg
+g = rbd_cg.Cluster(conffile={conffile!r}).groups({POOL!r})
+assert [s["state"] for s in g.snap_list({group!r})] == ["complete"] * 6
+g.remove({group!r}, force=True)
+"""
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=60)

@@ -84,7 +84,7 @@ impl SnapCreateOptions {
 
 impl Groups {
     /// Creates group snapshot `name` of group `group`: crash-consistent across the members
-    /// unless `options` say otherwise (see [`crate::fence`]).
+    /// unless `options` say otherwise (`docs/FENCING.md`).
     pub fn snap_create(&self, group: &str, name: &str, options: &SnapCreateOptions) -> Result<SnapshotInfo> {
         validate_snap_name(name)?;
         let context = || format!("creating group snapshot {}@{name}", self.spec(group));

@@ -4,6 +4,8 @@
 //! decides, and only then writes. Repeating a step that already happened succeeds
 //! (idempotence), so an interrupted client sequence can simply be rerun.
 
+#![forbid(unsafe_code)]
+
 pub mod backrefs;
 pub mod clone;
 pub mod directory;

@@ -7,6 +7,8 @@
 //!   and then writes. (Inside the OSD, omap reads do not see the same call's writes.)
 //! - Setting omap keys on an absent object creates it.
 
+#![forbid(unsafe_code)]
+
 mod memory;
 
 pub use memory::{MemObject, MemStore};
