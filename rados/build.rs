@@ -61,6 +61,26 @@ const FUNCTIONS: &[&str] = &[
     "rados_release_write_op",
     "rados_write_op_exec",
     "rados_write_op_operate",
+    "rados_write_op_create",
+    "rados_write_op_write",
+    "rados_write_op_zero",
+    "rados_write_op_truncate",
+    "rados_write_op_remove",
+    // asynchronous operations (src/aio.rs)
+    "rados_aio_write_op_operate",
+    "rados_aio_read_op_operate",
+    "rados_aio_read",
+    "rados_read_op_read",
+    "rados_ioctx_selfmanaged_snap_set_write_ctx",
+    "rbd_aio_create_completion",
+    "rbd_aio_get_return_value",
+    "rbd_aio_release",
+    "rbd_aio_write",
+    "rbd_aio_read",
+    "rbd_aio_discard",
+    "rbd_aio_write_zeroes",
+    "rbd_aio_flush",
+    "rbd_get_size",
     // watch/notify, advisory locks, self-managed snapshot ids (fencing, src/fence)
     "rados_get_instance_id",
     "rados_watch3",
@@ -127,6 +147,7 @@ const VARS: &[&str] = &[
     "RBD_SNAP_REMOVE_.*",
     "LIBRADOS_OPERATION_.*",
     "LIBRADOS_OP_FLAG_.*",
+    "LIBRADOS_CREATE_.*",
 ];
 
 /// Prints a build error that says what to do, then stops the build.

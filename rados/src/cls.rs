@@ -156,11 +156,28 @@ impl<Req: Encode> WriteCall for StockWrite<Req> {}
 /// One encoded call: class, method, request bytes.
 type Encoded = (&'static str, &'static str, Vec<u8>);
 
-/// Several calls on one object in one atomic write op: all take effect or none does.
-/// Read methods may be part of it (e.g. `lock.assert_locked` guarding a write).
+/// Several steps on one object in one atomic write op: all take effect or none does.
+/// Class calls (read methods too, e.g. `lock.assert_locked` guarding a write) and plain
+/// data steps (write, zero, truncate, remove, create) mix freely, in order.
 #[derive(Default)]
 pub struct WriteBatch {
-    calls: Vec<Encoded>,
+    pub(crate) steps: Vec<WriteStep>,
+}
+
+/// One step of a [`WriteBatch`].
+pub(crate) enum WriteStep {
+    /// `rados_write_op_exec`.
+    Exec { class: &'static str, method: &'static str, input: Vec<u8> },
+    /// `rados_write_op_create`.
+    Create { exclusive: bool },
+    /// `rados_write_op_write`.
+    Write { offset: u64, data: Vec<u8> },
+    /// `rados_write_op_zero`.
+    Zero { offset: u64, len: u64 },
+    /// `rados_write_op_truncate`.
+    Truncate { offset: u64 },
+    /// `rados_write_op_remove`.
+    Remove,
 }
 
 impl WriteBatch {
@@ -171,13 +188,70 @@ impl WriteBatch {
 
     /// Adds `method(request)`.
     pub fn add<M: ClsMethod>(&mut self, method: &M, request: &M::Request) -> RadosResult<&mut Self> {
-        self.calls.push((method.class(), method.method(), method.encode_request(request)?));
+        let input = method.encode_request(request)?;
+        self.steps.push(WriteStep::Exec { class: method.class(), method: method.method(), input });
         Ok(self)
+    }
+
+    /// Adds a call of `class.method` with input bytes already encoded (a raw method).
+    pub fn add_raw(&mut self, class: &'static str, method: &'static str, input: Vec<u8>) -> &mut Self {
+        self.steps.push(WriteStep::Exec { class, method, input });
+        self
+    }
+
+    /// Creates the object (`EEXIST` when `exclusive` and it exists).
+    pub fn create(&mut self, exclusive: bool) -> &mut Self {
+        self.steps.push(WriteStep::Create { exclusive });
+        self
+    }
+
+    /// Writes `data` at `offset`.
+    pub fn write(&mut self, offset: u64, data: Vec<u8>) -> &mut Self {
+        self.steps.push(WriteStep::Write { offset, data });
+        self
+    }
+
+    /// Zeroes `len` bytes at `offset` (a hole where the store can).
+    pub fn zero(&mut self, offset: u64, len: u64) -> &mut Self {
+        self.steps.push(WriteStep::Zero { offset, len });
+        self
+    }
+
+    /// Truncates the object to `offset` bytes.
+    pub fn truncate(&mut self, offset: u64) -> &mut Self {
+        self.steps.push(WriteStep::Truncate { offset });
+        self
+    }
+
+    /// Removes the object.
+    pub fn remove(&mut self) -> &mut Self {
+        self.steps.push(WriteStep::Remove);
+        self
     }
 
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
+        self.steps.is_empty()
+    }
+
+    /// What the batch does, for messages: `exec [lock.assert_locked, rbd.snapshot_add]`.
+    pub(crate) fn describe(&self, oid: &str) -> String {
+        let names: Vec<String> = self
+            .steps
+            .iter()
+            .map(|step| match step {
+                WriteStep::Exec { class, method, .. } => format!("{class}.{method}"),
+                WriteStep::Create { .. } => "create".to_owned(),
+                WriteStep::Write { .. } => "write".to_owned(),
+                WriteStep::Zero { .. } => "zero".to_owned(),
+                WriteStep::Truncate { .. } => "truncate".to_owned(),
+                WriteStep::Remove => "remove".to_owned(),
+            })
+            .collect();
+        match names.as_slice() {
+            [one] => format!("{one} on {oid}"),
+            _ => format!("[{}] on {oid}", names.join(", ")),
+        }
     }
 }
 
@@ -261,10 +335,5 @@ impl IoCtx {
     pub fn read_batch(&self, oid: &str, batch: &ReadBatch) -> RadosResult<BatchReplies> {
         let replies = self.exec_read_batch(oid, &borrowed(&batch.calls))?;
         Ok(BatchReplies { oid: oid.to_owned(), replies: replies.into_iter().map(Some).collect() })
-    }
-
-    /// Runs every call of `batch` on `oid` in one atomic write op.
-    pub fn write_batch(&self, oid: &str, batch: &WriteBatch) -> RadosResult<()> {
-        self.exec_write_batch(oid, &borrowed(&batch.calls))
     }
 }

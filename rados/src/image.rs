@@ -281,6 +281,11 @@ type RbdOpenFn = unsafe extern "C" fn(
 ) -> std::ffi::c_int;
 
 impl Image {
+    /// The raw handle, for the asynchronous layer ([`crate::aio::AioImage`]).
+    pub(crate) fn raw(&self) -> sys::rbd_image_t {
+        self.raw
+    }
+
     fn from_raw(raw: sys::rbd_image_t, ioctx: &IoCtx) -> Image {
         Image { raw, _cluster: ioctx.cluster_handle() }
     }

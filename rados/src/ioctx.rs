@@ -6,7 +6,7 @@
 //! everything above it is safe Rust. Class-method calls are in [`crate::op`], watches,
 //! notifies and locks in [`crate::watch`].
 
-use std::ffi::{c_char, c_uint, CString};
+use std::ffi::{c_char, c_int, c_uint, CString};
 use std::sync::Arc;
 
 use crate::cluster::ClusterHandle;
@@ -79,6 +79,19 @@ impl IoCtx {
     #[must_use]
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// Sets the snapshot context that writes through this context carry (an RBD image's
+    /// `seq` and its snapshot ids): what makes the OSD preserve each object's data for the
+    /// image's snapshots before a write changes it. `snaps` must be sorted newest first.
+    pub fn selfmanaged_snap_set_write_ctx(&mut self, seq: u64, snaps: &[u64]) -> RadosResult<()> {
+        let mut ids = snaps.to_vec();
+        let count =
+            c_int::try_from(ids.len()).map_err(|_| RadosError::new("snapshot context too large", libc::E2BIG))?;
+        // SAFETY: valid ioctx, exclusively borrowed; `ids` is readable for `count` entries and
+        // copied by librados.
+        let ret = unsafe { sys::rados_ioctx_selfmanaged_snap_set_write_ctx(self.raw, seq, ids.as_mut_ptr(), count) };
+        check(ret, || format!("rados_ioctx_selfmanaged_snap_set_write_ctx(seq {seq}, {count} snapshots)")).map(drop)
     }
 
     /// Id of this context's pool.

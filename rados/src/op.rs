@@ -7,6 +7,7 @@
 use std::ffi::{c_char, c_int, CString};
 use std::ptr;
 
+use crate::cls::{WriteBatch, WriteStep};
 use crate::error::{check, cstring, RadosError, RadosResult};
 use crate::ioctx::IoCtx;
 use crate::sys;
@@ -165,66 +166,25 @@ impl IoCtx {
 
     /// Runs a class method that writes. The OSD drops the output of write
     /// methods, so only the status is returned.
-    pub fn exec_write(&self, oid: &str, class: &str, method: &str, input: &[u8]) -> RadosResult<()> {
-        self.exec_write_batch(oid, &[(class, method, input)])
+    pub fn exec_write(&self, oid: &str, class: &'static str, method: &'static str, input: &[u8]) -> RadosResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.add_raw(class, method, input.to_vec());
+        self.write_batch(oid, &batch)
     }
 
-    /// Several write-method calls on one object in one atomic write op: all
-    /// of them take effect or none does. An empty `calls` is a no-op.
-    ///
-    /// On failure the error names the first call whose return value was
-    /// negative, when the OSD reports it, else the whole batch.
-    pub fn exec_write_batch(&self, oid: &str, calls: &[(&str, &str, &[u8])]) -> RadosResult<()> {
-        if calls.is_empty() {
+    /// Runs every step of `batch` on `oid` in one atomic write op: all take effect or none
+    /// does. An empty batch is a no-op. On failure the error names the first class call
+    /// whose return value was negative, when the OSD reports it, else the whole batch.
+    pub fn write_batch(&self, oid: &str, batch: &WriteBatch) -> RadosResult<()> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let batch_what = || {
-            if let [(class, method, _)] = calls {
-                format!("exec {class}.{method} on {oid}")
-            } else {
-                let names: Vec<String> = calls.iter().map(|(c, m, _)| format!("{c}.{m}")).collect();
-                format!("exec [{}] on {oid}", names.join(", "))
-            }
-        };
-        let c_oid = Self::oid(oid, &batch_what())?;
-        let mut names = Vec::with_capacity(calls.len());
-        for (class, method, _) in calls {
-            let call_what = || format!("exec {class}.{method} on {oid}");
-            names.push((
-                cstring(class, || format!("{}: class name", call_what()))?,
-                cstring(method, || format!("{}: method name", call_what()))?,
-            ));
-        }
-        let op = WriteOp::new(&batch_what())?;
-        // One slot per call; never resized, so pointers into it stay valid.
-        let mut prvals: Vec<c_int> = vec![0; calls.len()];
-        for (((_, _, input), (c_class, c_method)), prval) in calls.iter().zip(&names).zip(prvals.iter_mut()) {
-            // SAFETY: `op.0` is a live write op; class/method are
-            // NUL-terminated and outlive the op; `input` is readable for its
-            // length and copied here; `prval` points into `prvals`, which is
-            // neither moved nor resized until after operate returns.
-            unsafe {
-                sys::rados_write_op_exec(
-                    op.0,
-                    c_class.as_ptr(),
-                    c_method.as_ptr(),
-                    input.as_ptr().cast::<c_char>(),
-                    input.len(),
-                    prval,
-                );
-            }
-        }
-        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; NULL mtime means
-        // "now"; synchronous, so the prval slots are written before it returns.
-        let ret = unsafe { sys::rados_write_op_operate(op.0, self.raw, c_oid.as_ptr(), ptr::null_mut(), 0) };
-        if ret < 0 {
-            let failed = calls.iter().zip(&prvals).find(|(_, &rv)| rv < 0);
-            return Err(match failed {
-                Some(((class, method, _), &rv)) => RadosError::new(format!("exec {class}.{method} on {oid}"), rv),
-                None => RadosError::new(batch_what(), ret),
-            });
-        }
-        Ok(())
+        let c_oid = Self::oid(oid, &batch.describe(oid))?;
+        let built = BuiltWriteOp::new(batch, oid)?;
+        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; NULL mtime means "now";
+        // synchronous, so the prval slots of `built` are written before it returns.
+        let ret = unsafe { sys::rados_write_op_operate(built.op.0, self.raw, c_oid.as_ptr(), ptr::null_mut(), 0) };
+        built.result(ret)
     }
 
     /// All omap entries of the object, in key order, fetched in pages of
@@ -308,5 +268,101 @@ impl IoCtx {
             };
             start_after = cstring(last, || format!("{}: omap key {last:?}", what()))?;
         }
+    }
+}
+
+/// A librados write op built from a [`WriteBatch`], with the return-value slots of its
+/// class calls, which librados writes when the op completes (so they live as long as it).
+pub(crate) struct BuiltWriteOp {
+    pub(crate) op: WriteOp,
+    /// One slot per step, in step order; only class calls fill theirs.
+    prvals: Box<[c_int]>,
+    /// `class.method` of each step that is a class call, for errors.
+    calls: Vec<Option<String>>,
+    /// What the whole op does, for errors.
+    what: String,
+}
+
+// SAFETY: the op handle has no thread affinity (it may be operated on and released from any
+// thread) and the prval slots are plain integers read only after completion.
+unsafe impl Send for BuiltWriteOp {}
+
+impl BuiltWriteOp {
+    pub(crate) fn new(batch: &WriteBatch, oid: &str) -> RadosResult<BuiltWriteOp> {
+        let what = batch.describe(oid);
+        let op = WriteOp::new(&what)?;
+        let mut prvals: Box<[c_int]> = vec![0; batch.steps.len()].into_boxed_slice();
+        let mut calls = Vec::with_capacity(batch.steps.len());
+        for (step, prval) in batch.steps.iter().zip(prvals.iter_mut()) {
+            match step {
+                WriteStep::Exec { class, method, input } => {
+                    let call = format!("{class}.{method}");
+                    let c_class = cstring(class, || format!("{call} on {oid}: class name"))?;
+                    let c_method = cstring(method, || format!("{call} on {oid}: method name"))?;
+                    // SAFETY: `op.0` is a live write op; class and method are NUL-terminated
+                    // and `input` readable for its length, all copied into the op here;
+                    // `prval` points into the boxed slice `prvals`, which moves with this
+                    // value (the heap slots themselves never move) and outlives the op's
+                    // completion (the caller keeps this value until then).
+                    unsafe {
+                        sys::rados_write_op_exec(
+                            op.0,
+                            c_class.as_ptr(),
+                            c_method.as_ptr(),
+                            input.as_ptr().cast::<c_char>(),
+                            input.len(),
+                            prval,
+                        );
+                    }
+                    calls.push(Some(call));
+                }
+                WriteStep::Create { exclusive } => {
+                    let mode =
+                        if *exclusive { sys::LIBRADOS_CREATE_EXCLUSIVE } else { sys::LIBRADOS_CREATE_IDEMPOTENT };
+                    // SAFETY: live write op; integer flags; NULL category (deprecated).
+                    unsafe { sys::rados_write_op_create(op.0, mode as c_int, ptr::null()) };
+                    calls.push(None);
+                }
+                WriteStep::Write { offset, data } => {
+                    // SAFETY: live write op; `data` readable for its length and copied into
+                    // the op by librados.
+                    unsafe { sys::rados_write_op_write(op.0, data.as_ptr().cast::<c_char>(), data.len(), *offset) };
+                    calls.push(None);
+                }
+                WriteStep::Zero { offset, len } => {
+                    // SAFETY: live write op; integer arguments.
+                    unsafe { sys::rados_write_op_zero(op.0, *offset, *len) };
+                    calls.push(None);
+                }
+                WriteStep::Truncate { offset } => {
+                    // SAFETY: live write op; integer argument.
+                    unsafe { sys::rados_write_op_truncate(op.0, *offset) };
+                    calls.push(None);
+                }
+                WriteStep::Remove => {
+                    // SAFETY: live write op.
+                    unsafe { sys::rados_write_op_remove(op.0) };
+                    calls.push(None);
+                }
+            }
+        }
+        Ok(BuiltWriteOp { op, prvals, calls, what })
+    }
+
+    /// The op's outcome from the operate return value `ret`: names the first class call
+    /// that failed, when the OSD reports it.
+    pub(crate) fn result(&self, ret: c_int) -> RadosResult<()> {
+        if ret >= 0 {
+            return Ok(());
+        }
+        let failed = self.calls.iter().zip(self.prvals.iter()).find(|(call, &rv)| call.is_some() && rv < 0);
+        Err(match failed {
+            Some((Some(call), &rv)) => RadosError::new(format!("exec {call} on {}", self.what_oid()), rv),
+            _ => RadosError::new(format!("exec {}", self.what), ret),
+        })
+    }
+
+    fn what_oid(&self) -> &str {
+        self.what.rsplit_once(" on ").map_or(self.what.as_str(), |(_, oid)| oid)
     }
 }
