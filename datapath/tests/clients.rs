@@ -153,7 +153,8 @@ fn qemu_img_convert_and_compare() {
     let src = dir.path("src.img");
     let img = make_image(&src, 24 << 20, 7);
     let src_s = src.to_str().unwrap();
-    let out = run(Command::new("qemu-img").args(["convert", "-n", "-f", "raw", "-O", "raw", src_s, &srv.uri("img")]), T);
+    let out =
+        run(Command::new("qemu-img").args(["convert", "-n", "-f", "raw", "-O", "raw", src_s, &srv.uri("img")]), T);
     assert!(out.ok(), "{}", out.all());
     assert_eq!(srv.backend().export("img").unwrap().snapshot(0, img.len()), img);
     let out = run(Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "raw", src_s, &srv.unix_uri("img")]), T);

@@ -27,6 +27,8 @@ use super::server::ShutdownSignal;
 
 const READ_BUF: usize = 64 * 1024;
 const WRITE_BUF: usize = 64 * 1024;
+/// How long a closing connection keeps draining what the client still sends (see `run`).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Per-connection limits, from the server config.
 #[derive(Debug, Clone, Copy)]
@@ -313,7 +315,20 @@ where
             tokio::time::sleep(limits.shutdown_grace).await;
         } => {}
     }
-    if !writer_done {
+    if writer_done {
+        // Lingering close: the writer has sent every reply and a FIN, but requests the
+        // reader never read may still sit in the socket. Closing a socket with unread data
+        // sends a reset, and a reset makes the client's kernel discard replies it has not
+        // yet handed to the client. So read and discard until the client closes (it does
+        // on the FIN), for a bounded time.
+        if !matches!(end, End::Eof | End::Io(_) | End::WriterFailed) {
+            let _ = tokio::time::timeout(LINGER, async {
+                let mut sink = [0u8; 16 * 1024];
+                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
+    } else {
         // Shutting down and the client does not take its replies: stop writing them, but
         // still let every submitted request complete (the permits come back when the
         // completions' replies are dropped).

@@ -136,9 +136,8 @@ impl Out {
 
 /// Fails the test with an install hint unless `tool` is on PATH.
 pub fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     assert!(found, "{tool} not found: install the Debian package {package} (apt-get install -y {package})");
 }
 
@@ -343,10 +342,7 @@ impl Raw {
         let replies = self.info_or_go(proto::OPT_GO, name, &[proto::INFO_BLOCK_SIZE]);
         let last = replies.last().expect("replies");
         assert_eq!(last.kind, proto::REP_ACK, "OPT_GO {name:?} refused: {replies:?}");
-        let e = replies
-            .iter()
-            .find(|r| r.kind == proto::REP_INFO && r.data[0..2] == [0, 0])
-            .expect("NBD_INFO_EXPORT");
+        let e = replies.iter().find(|r| r.kind == proto::REP_INFO && r.data[0..2] == [0, 0]).expect("NBD_INFO_EXPORT");
         (u64::from_be_bytes(e.data[2..10].try_into().unwrap()), u16::from_be_bytes([e.data[10], e.data[11]]))
     }
 
@@ -371,8 +367,15 @@ impl Raw {
 
     /// One request, one reply (with `read_len` payload bytes on success); returns
     /// (error, payload).
-    pub fn call(&mut self, command: u16, flags: u16, offset: u64, len: u32, payload: &[u8], read_len: usize)
-        -> (u32, Vec<u8>) {
+    pub fn call(
+        &mut self,
+        command: u16,
+        flags: u16,
+        offset: u64,
+        len: u32,
+        payload: &[u8],
+        read_len: usize,
+    ) -> (u32, Vec<u8>) {
         self.request(command, flags, 0x1234, offset, len, payload);
         let (err, handle) = self.reply().expect("reply");
         assert_eq!(handle, 0x1234);
