@@ -60,8 +60,17 @@
 //! [`ShutdownHandle::shutdown`] (or SIGTERM/SIGINT via [`shutdown_on_signals`]) stops the
 //! listeners, stops every connection from reading further requests, waits until every
 //! request already read has completed in the backend and been answered, then closes the
-//! connections; `serve_*` return after that. A backend future that never completes blocks
-//! shutdown: the backend must bound its own I/O.
+//! connections; `serve_*` return after that. Connections still negotiating are simply
+//! closed. A backend future that never completes blocks shutdown: the backend must bound
+//! its own I/O. A client that stops reading its replies gets
+//! [`ServerConfig::shutdown_grace`] before its replies are dropped (its requests still
+//! complete in the backend).
+//!
+//! Every close after the transmission phase is a *lingering* close: the server sends its
+//! last reply and a FIN, then reads and discards what the client still sends until the
+//! client closes (at most 2 s). Closing with unread requests in the socket would send a
+//! reset, and a reset makes the client's kernel drop replies it has received but not yet
+//! delivered, i.e. acknowledged writes the client would never hear about.
 
 mod backend;
 mod handshake;

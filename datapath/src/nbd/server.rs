@@ -361,3 +361,73 @@ async fn run_connection<B: ExportSet, S: Transport>(inner: Arc<Inner<B>>, mut st
     let s = transmission::run(&*inner.backend, &export, &info, r, w, limits, shutdown, Arc::clone(&peer)).await;
     info!("nbd: {peer}: closed export {:?}: {}; {} requests", info.name, s.end, s.requests);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nbd::proto::{self, RequestHeader};
+    use crate::nbd::{ExportInfo, MemBackend};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn option(c: &mut DuplexStream, opt: u32, data: &[u8]) {
+        let mut b = proto::IHAVEOPT.to_be_bytes().to_vec();
+        b.extend_from_slice(&opt.to_be_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        b.extend_from_slice(data);
+        c.write_all(&b).await.unwrap();
+    }
+
+    async fn reply(c: &mut DuplexStream) -> (u32, u32, Vec<u8>) {
+        let mut h = [0u8; 20];
+        c.read_exact(&mut h).await.unwrap();
+        let kind = u32::from_be_bytes(h[12..16].try_into().unwrap());
+        let mut d = vec![0u8; u32::from_be_bytes(h[16..20].try_into().unwrap()) as usize];
+        c.read_exact(&mut d).await.unwrap();
+        (u32::from_be_bytes(h[8..12].try_into().unwrap()), kind, d)
+    }
+
+    /// A whole session over an in-memory stream through `serve_connection`.
+    #[tokio::test]
+    async fn session_over_a_duplex_stream() {
+        let backend = Arc::new(MemBackend::new(vec![ExportInfo::new("m", 1 << 20)]));
+        let server = Server::new(Arc::clone(&backend), ServerConfig::default());
+        let (mut c, s) = tokio::io::duplex(1 << 20);
+        let task = tokio::spawn({
+            let server = server.clone();
+            async move { server.serve_connection(s, "duplex".into()).await }
+        });
+        let mut g = [0u8; proto::GREETING_LEN];
+        c.read_exact(&mut g).await.unwrap();
+        assert_eq!(g, proto::encode_greeting());
+        c.write_all(&3u32.to_be_bytes()).await.unwrap();
+        option(&mut c, proto::OPT_STRUCTURED_REPLY, &[]).await;
+        assert_eq!(reply(&mut c).await.1, proto::REP_ERR_UNSUP);
+        option(&mut c, proto::OPT_GO, &[0, 0, 0, 1, b'm', 0, 0]).await;
+        let (opt, kind, d) = reply(&mut c).await;
+        assert_eq!((opt, kind, &d[0..2]), (proto::OPT_GO, proto::REP_INFO, &[0u8, 0][..]));
+        assert_eq!(u64::from_be_bytes(d[2..10].try_into().unwrap()), 1 << 20);
+        assert_eq!(reply(&mut c).await.1, proto::REP_INFO); // block size, sent unasked
+        assert_eq!(reply(&mut c).await.1, proto::REP_ACK);
+
+        let mut req =
+            RequestHeader { flags: 0, command: proto::CMD_WRITE, handle: 7, offset: 10, len: 3 }.encode().to_vec();
+        req.extend_from_slice(b"xyz");
+        req.extend_from_slice(
+            &RequestHeader { flags: 0, command: proto::CMD_READ, handle: 8, offset: 9, len: 5 }.encode(),
+        );
+        c.write_all(&req).await.unwrap();
+        let mut r = [0u8; 16];
+        c.read_exact(&mut r).await.unwrap();
+        assert_eq!(r, proto::encode_simple_reply(7, 0));
+        let mut r = [0u8; 16 + 5];
+        c.read_exact(&mut r).await.unwrap();
+        assert_eq!(&r[..16], &proto::encode_simple_reply(8, 0));
+        assert_eq!(&r[16..], b"\0xyz\0");
+        c.write_all(&RequestHeader { flags: 0, command: proto::CMD_DISC, handle: 9, offset: 0, len: 0 }.encode())
+            .await
+            .unwrap();
+        drop(c);
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert_eq!(backend.export("m").unwrap().snapshot(10, 3), b"xyz");
+    }
+}
