@@ -293,12 +293,17 @@ impl Raw {
     }
 
     pub fn send_option(&mut self, option: u32, data: &[u8]) {
+        self.try_send_option(option, data).expect("send option");
+    }
+
+    /// Like `send_option`, for fuzzing: the server may already have closed.
+    pub fn try_send_option(&mut self, option: u32, data: &[u8]) -> std::io::Result<()> {
         let mut b = Vec::new();
         b.extend_from_slice(b"IHAVEOPT");
         b.extend_from_slice(&option.to_be_bytes());
         b.extend_from_slice(&(data.len() as u32).to_be_bytes());
         b.extend_from_slice(data);
-        self.send(&b).expect("send option");
+        self.send(&b)
     }
 
     pub fn option_reply(&mut self) -> std::io::Result<OptReply> {
