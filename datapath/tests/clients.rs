@@ -201,8 +201,10 @@ fn fio_nbd_randwrite_verify_crc32c() {
         MemBackend::new(vec![ExportInfo::new("fio", 32 << 20).multi_conn(true)]),
         ServerConfig::default(),
     );
+    let dir = Scratch::new("fio");
     let out = run(
-        Command::new("fio").args([
+        Command::new("fio").current_dir(&dir.0).args([
+            "--verify_state_save=0",
             "--name=verify",
             "--ioengine=nbd",
             &format!("--uri={}", srv.uri("fio")),

@@ -46,6 +46,7 @@ fn py_shutdown_with_writes_in_flight_keeps_every_acknowledged_write() {
     let mut srv = TestServer::start(backend, ServerConfig::default());
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/shutdown.py");
     let mut child = Command::new("/usr/bin/python3")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(script)
         .args([&srv.uri("s"), &count.to_string()])
         .stdout(Stdio::piped())

@@ -181,7 +181,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Out {
 pub fn python(script: &str, args: &[&str], timeout: Duration) -> Out {
     require("python3", "python3");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
-    run(Command::new("/usr/bin/python3").arg(path).args(args), timeout)
+    run(Command::new("/usr/bin/python3").env("PYTHONDONTWRITEBYTECODE", "1").arg(path).args(args), timeout)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).
