@@ -11,6 +11,7 @@ PACKAGES=(
     libclang-dev clang                              # bindgen
     python3-rados python3-rbd                       # independent librbd clients in tests
     python3-venv python3-pip                        # target/pyenv: the binding and the Cinder driver (scripts/pyenv.sh)
+    qemu-utils libnbd-bin python3-libnbd fio        # userspace NBD clients: this kernel has no nbd module
     g++ pkg-config
 )
 
