@@ -8,9 +8,12 @@
 //! every record and request is pinned by golden tests (`tests/golden.rs`) and written
 //! down in `docs/FORMAT.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod encoding;
 pub mod error;
 pub mod history;
+pub mod journal;
 pub mod methods;
 pub mod names;
 pub mod records;

@@ -453,6 +453,76 @@ pub const CLONE_GET: ReadMethod<IdRequest, ClonePlan> = ReadMethod::new("clone_g
 /// Drops the clone plan (the clone is finished or undone). Repeating it succeeds.
 pub const CLONE_FINISH: WriteMethod<IdRequest> = WriteMethod::new("clone_finish");
 
+// ---- the group journal (crate::journal) ------------------------------------------------
+
+/// A write method whose input is not one envelope but a raw framing of its own (the journal
+/// append: a small envelope and megabytes of entries, `journal::encode_append`).
+pub struct RawWriteMethod {
+    /// Method name as registered with the OSD.
+    pub name: &'static str,
+}
+
+/// Records the group's journal `Enabling` with its member tags and sets the header's
+/// journaling feature, on `cg_header.<id>`. `EBUSY` while a snapshot, a membership change
+/// or a clone is in progress; `EINVAL` unless the tags name exactly the attached members;
+/// repeating it with the same members succeeds.
+pub const JOURNAL_ENABLE: WriteMethod<crate::journal::JournalEnableRequest> = WriteMethod::new("journal_enable");
+/// `Enabling` → `Enabled` (idempotent).
+pub const JOURNAL_ENABLED: WriteMethod<crate::journal::JournalGroupRequest> = WriteMethod::new("journal_enabled");
+/// `Enabled`/`Enabling` → `Disabling` (idempotent); `EBUSY` while a writer holds the lease.
+pub const JOURNAL_DISABLE_BEGIN: WriteMethod<crate::journal::JournalGroupRequest> =
+    WriteMethod::new("journal_disable_begin");
+/// Drops the journal record and its consumers and clears the journaling feature: only in
+/// `Disabling`, without a writer. Repeating it succeeds.
+pub const JOURNAL_DISABLE_FINISH: WriteMethod<crate::journal::JournalGroupRequest> =
+    WriteMethod::new("journal_disable_finish");
+/// The journal and its consumers (`ENOENT` when the group has no journal).
+pub const JOURNAL_GET: ReadMethod<crate::journal::JournalGroupRequest, crate::journal::JournalStatus> =
+    ReadMethod::new("journal_get");
+/// Records a new writer with a new epoch (larger than all before, else `ESTALE`). Sent in
+/// one op after `lock.assert_locked` on the writer lock, which makes the lease exclusive.
+pub const JOURNAL_TAKE: WriteMethod<crate::journal::JournalTakeRequest> = WriteMethod::new("journal_take");
+/// The writer with this epoch gives the lease up (no writer recorded afterwards); another
+/// epoch is `ESTALE`, no writer succeeds.
+pub const JOURNAL_RELEASE: WriteMethod<crate::journal::JournalReleaseRequest> = WriteMethod::new("journal_release");
+/// The current writer moved to a newer segment (`ESTALE` for another epoch, `ERANGE` when
+/// the segment or sequence number would move back).
+pub const JOURNAL_ROLL: WriteMethod<crate::journal::JournalRollRequest> = WriteMethod::new("journal_roll");
+/// Moves the trim point forward (`ERANGE` backwards or past the active segment).
+pub const JOURNAL_TRIM: WriteMethod<crate::journal::JournalTrimRequest> = WriteMethod::new("journal_trim");
+/// Registers a consumer or moves its position forward (`ERANGE` backwards unless `reset`).
+pub const JOURNAL_CONSUMER_SET: WriteMethod<crate::journal::ConsumerSetRequest> =
+    WriteMethod::new("journal_consumer_set");
+/// Marks a consumer `Disconnected` (idempotent; `ENOENT` if unknown).
+pub const JOURNAL_CONSUMER_DISCONNECT: WriteMethod<crate::journal::ConsumerRequest> =
+    WriteMethod::new("journal_consumer_disconnect");
+/// Removes a consumer (absent is fine); the local consumer cannot be removed (`EPERM`).
+pub const JOURNAL_CONSUMER_REMOVE: WriteMethod<crate::journal::ConsumerRequest> =
+    WriteMethod::new("journal_consumer_remove");
+
+/// Records the journal position a snapshot of a journaled group was cut at, while it is
+/// `Creating` (`EINVAL` otherwise): sent in one atomic op with `snap_create_finish`.
+/// `snap_remove_finish` drops it with the snapshot.
+pub const SNAP_SET_JOURNAL_POSITION: WriteMethod<crate::journal::SnapJournalPositionRequest> =
+    WriteMethod::new("snap_set_journal_position");
+/// The journal position of a snapshot (`ENOENT` when it has none).
+pub const SNAP_GET_JOURNAL_POSITION: ReadMethod<SnapRequest, crate::journal::SnapJournalPosition> =
+    ReadMethod::new("snap_get_journal_position");
+
+/// Creates a segment object for a writer (`EEXIST` when it exists for another epoch or
+/// first sequence number; the same ones succeed).
+pub const SEGMENT_OPEN: WriteMethod<crate::journal::SegmentOpenRequest> = WriteMethod::new("segment_open");
+/// Appends entries: `ESTALE` for another epoch or a sealed segment, `ERANGE` unless the
+/// first entry continues the segment's sequence, `ENOSPC` when the segment is full (a batch
+/// never spans segments), `EINVAL` for malformed entries (every header is checked:
+/// magic, checksum, contiguous sequence numbers, the epoch). Nothing is written on error.
+pub const SEGMENT_APPEND: RawWriteMethod = RawWriteMethod { name: "segment_append" };
+/// Closes a segment to appends (idempotent); `ESTALE` when the sealer's epoch is older
+/// than the segment's.
+pub const SEGMENT_SEAL: WriteMethod<crate::journal::SegmentSealRequest> = WriteMethod::new("segment_seal");
+/// The segment's record.
+pub const SEGMENT_GET: ReadMethod<Empty, crate::journal::SegmentRecord> = ReadMethod::new("segment_get");
+
 /// Every method the class registers in a normal build, with its access.
 pub const ALL_METHODS: &[(&str, Access)] = &[
     (GET_VERSION.name, Access::Read),
@@ -494,4 +564,22 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (CLONE_BEGIN.name, Access::Write),
     (CLONE_GET.name, Access::Read),
     (CLONE_FINISH.name, Access::Write),
+    (JOURNAL_ENABLE.name, Access::Write),
+    (JOURNAL_ENABLED.name, Access::Write),
+    (JOURNAL_DISABLE_BEGIN.name, Access::Write),
+    (JOURNAL_DISABLE_FINISH.name, Access::Write),
+    (JOURNAL_GET.name, Access::Read),
+    (JOURNAL_TAKE.name, Access::Write),
+    (JOURNAL_RELEASE.name, Access::Write),
+    (JOURNAL_ROLL.name, Access::Write),
+    (JOURNAL_TRIM.name, Access::Write),
+    (JOURNAL_CONSUMER_SET.name, Access::Write),
+    (JOURNAL_CONSUMER_DISCONNECT.name, Access::Write),
+    (JOURNAL_CONSUMER_REMOVE.name, Access::Write),
+    (SNAP_SET_JOURNAL_POSITION.name, Access::Write),
+    (SNAP_GET_JOURNAL_POSITION.name, Access::Read),
+    (SEGMENT_OPEN.name, Access::Write),
+    (SEGMENT_APPEND.name, Access::Write),
+    (SEGMENT_SEAL.name, Access::Write),
+    (SEGMENT_GET.name, Access::Read),
 ];
