@@ -1337,3 +1337,21 @@ fn journal_names_keys_and_limits() {
     }
     assert!(!snap_journal_key(1).starts_with(CONSUMER_KEY_PREFIX));
 }
+
+#[test]
+fn format_md_journal_examples() {
+    use rbd_cg_contract::journal::encode_append;
+    let segment = hex("
+        01 01 29 00 00 00 03 00 00 00 00 00 00 00 64 00
+        00 00 00 00 00 00 66 00 00 00 00 00 00 00 a0 00
+        00 00 00 00 00 00 00 00 00 01 00 00 00 00 01");
+    let record =
+        SegmentRecord { epoch: 3, first_seq: 100, next_seq: 102, committed_len: 160, capacity: 16 * MIB, sealed: true };
+    golden(&record, &segment);
+    let prefix = hex("
+        1a 00 00 00 01 01 14 00 00 00 03 00 00 00 00 00
+        00 00 64 00 00 00 00 00 00 00 01 00 00 00");
+    let entry = hex(ENTRY_DUMP);
+    let input = encode_append(&SegmentAppend { epoch: 3, first_seq: 100, count: 1 }, &entry).unwrap();
+    assert_eq!(input, bytes(&[&prefix, &entry]));
+}
