@@ -61,6 +61,19 @@ int cg_shim_stat(cg_method_ctx ctx, uint64_t *size) CG_NOEXCEPT;
 /** cls_cxx_read() of [0, len): the bytes go to sink. */
 int cg_shim_read(cg_method_ctx ctx, uint64_t len, cg_bytes_sink sink, void *sink_arg) CG_NOEXCEPT;
 
+/**
+ * cls_cxx_read() of up to len bytes at offset (fewer at the end of the data): the bytes go
+ * to sink. -ERANGE if offset or len exceeds INT32_MAX (the OSD API takes ints).
+ */
+int cg_shim_read_at(cg_method_ctx ctx, uint64_t offset, uint64_t len, cg_bytes_sink sink,
+                    void *sink_arg) CG_NOEXCEPT;
+
+/**
+ * cls_cxx_write() of len bytes at offset (creating the object; the data is copied).
+ * -ERANGE if offset or len exceeds INT32_MAX (the OSD API takes ints).
+ */
+int cg_shim_write(cg_method_ctx ctx, uint64_t offset, const uint8_t *data, size_t len) CG_NOEXCEPT;
+
 /** cls_cxx_create(exclusive): -EEXIST if exclusive and the object exists. */
 int cg_shim_create(cg_method_ctx ctx, int exclusive) CG_NOEXCEPT;
 

@@ -117,6 +117,36 @@ extern "C" int cg_shim_read(cg_method_ctx ctx, uint64_t len, cg_bytes_sink sink,
   });
 }
 
+extern "C" int cg_shim_read_at(cg_method_ctx ctx, uint64_t offset, uint64_t len,
+                               cg_bytes_sink sink, void *sink_arg) noexcept {
+  return guarded("read at", [&] {
+    if (offset > static_cast<uint64_t>(INT32_MAX) || len > static_cast<uint64_t>(INT32_MAX)) {
+      return -ERANGE;
+    }
+    ceph::bufferlist bl;
+    int r = cls_cxx_read(ctx, static_cast<int>(offset), static_cast<int>(len), &bl);
+    if (r < 0) {
+      return r;
+    }
+    drain(bl, sink, sink_arg);
+    return 0;
+  });
+}
+
+extern "C" int cg_shim_write(cg_method_ctx ctx, uint64_t offset, const uint8_t *data,
+                             size_t len) noexcept {
+  return guarded("write", [&] {
+    if (offset > static_cast<uint64_t>(INT32_MAX) || len > static_cast<size_t>(INT32_MAX)) {
+      return -ERANGE;
+    }
+    // One copy, into memory the bufferlist owns: the transaction outlives this call and
+    // the caller's buffer.
+    ceph::bufferlist bl;
+    bl.append(reinterpret_cast<const char *>(data), len);
+    return cls_cxx_write(ctx, static_cast<int>(offset), static_cast<int>(len), &bl);
+  });
+}
+
 extern "C" int cg_shim_create(cg_method_ctx ctx, int exclusive) noexcept {
   return guarded("create", [&] { return cls_cxx_create(ctx, exclusive != 0); });
 }

@@ -7,9 +7,9 @@
 //! (in the OSD build) the `extern "C"` trampoline the OSD calls. Unit tests run the very
 //! same `invoke` functions against [`crate::store::MemStore`].
 
-use crate::handlers::{backrefs, clone, directory, header, id_object, members, snapshots, version};
+use crate::handlers::{backrefs, clone, directory, header, id_object, journal, members, snapshots, version};
 use crate::ObjectStore;
-use rbd_cg_contract::methods::{self as m, Access, ReadMethod, WriteMethod};
+use rbd_cg_contract::methods::{self as m, Access, RawWriteMethod, ReadMethod, WriteMethod};
 use rbd_cg_contract::{decode, encode, CgError, Versioned};
 
 /// Decodes, runs and encodes one call; the reply bytes (empty for write methods).
@@ -51,6 +51,18 @@ pub fn invoke_write<Req: Versioned>(
     Ok(Vec::new())
 }
 
+/// Runs a write method with a raw framing of its own: the handler gets the input as it
+/// came (no copy), decodes it under its own limits, and replies with a status only.
+pub fn invoke_raw(
+    _method: &RawWriteMethod,
+    handler: fn(&mut dyn ObjectStore, &[u8]) -> Result<(), CgError>,
+    store: &mut dyn ObjectStore,
+    input: &[u8],
+) -> Result<Vec<u8>, CgError> {
+    handler(store, input)?;
+    Ok(Vec::new())
+}
+
 macro_rules! method_table {
     ($( $(#[$attr:meta])* $kind:ident $method:path => $handler:path, )*) => {
         /// Every method, in registration order.
@@ -89,8 +101,12 @@ macro_rules! method_table {
     (@invoke write, $method:expr, $handler:path, $store:ident, $input:ident) => {
         invoke_write($method, $handler, $store, $input)
     };
+    (@invoke raw, $method:expr, $handler:path, $store:ident, $input:ident) => {
+        invoke_raw($method, $handler, $store, $input)
+    };
     (@access read) => { Access::Read };
     (@access write) => { Access::Write };
+    (@access raw) => { Access::Write };
 }
 
 method_table! {
@@ -133,6 +149,24 @@ method_table! {
     write m::CLONE_BEGIN        => clone::begin,
     read  m::CLONE_GET          => clone::get,
     write m::CLONE_FINISH       => clone::finish,
+    write m::JOURNAL_ENABLE     => journal::enable,
+    write m::JOURNAL_ENABLED    => journal::enabled,
+    write m::JOURNAL_DISABLE_BEGIN  => journal::disable_begin,
+    write m::JOURNAL_DISABLE_FINISH => journal::disable_finish,
+    read  m::JOURNAL_GET        => journal::get,
+    write m::JOURNAL_TAKE       => journal::take,
+    write m::JOURNAL_RELEASE    => journal::release,
+    write m::JOURNAL_ROLL       => journal::roll,
+    write m::JOURNAL_TRIM       => journal::trim,
+    write m::JOURNAL_CONSUMER_SET        => journal::consumer_set,
+    write m::JOURNAL_CONSUMER_DISCONNECT => journal::consumer_disconnect,
+    write m::JOURNAL_CONSUMER_REMOVE     => journal::consumer_remove,
+    write m::SNAP_SET_JOURNAL_POSITION   => journal::snap_set_position,
+    read  m::SNAP_GET_JOURNAL_POSITION   => journal::snap_get_position,
+    write m::SEGMENT_OPEN       => journal::segment_open,
+    raw   m::SEGMENT_APPEND     => journal::segment_append,
+    write m::SEGMENT_SEAL       => journal::segment_seal,
+    read  m::SEGMENT_GET        => journal::segment_get,
     #[cfg(feature = "fault-injection")]
     read  m::TEST_PANIC         => version::test_panic,
 }

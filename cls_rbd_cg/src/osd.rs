@@ -10,7 +10,7 @@
 //!   sink callbacks that copy into Rust vectors, so no allocation crosses allocators.
 
 use crate::methods::{Invoker, MethodEntry};
-use crate::store::{ObjectStore, OmapPage};
+use crate::store::{check_io_range, ObjectStore, OmapPage};
 use cls_rbd_cg_sys as sys;
 use rbd_cg_contract::{CgError, CLASS_NAME};
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -241,6 +241,23 @@ impl ObjectStore for OsdStore {
     fn write_full(&mut self, data: &[u8]) -> Result<(), CgError> {
         // SAFETY: `data` is valid for `data.len()` bytes during the call; the shim copies.
         check(unsafe { sys::cg_shim_write_full(self.ctx, data.as_ptr(), data.len()) })
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), CgError> {
+        check_io_range(offset, data.len())?;
+        // SAFETY: `data` is valid for `data.len()` bytes during the call; the shim copies.
+        check(unsafe { sys::cg_shim_write(self.ctx, offset, data.as_ptr(), data.len()) })
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, CgError> {
+        check_io_range(offset, len)?;
+        let mut data: Vec<u8> = Vec::new();
+        // SAFETY: `bytes_sink` matches cg_bytes_sink and gets `&mut data`, which outlives
+        // the synchronous call.
+        check(unsafe {
+            sys::cg_shim_read_at(self.ctx, offset, len as u64, Some(bytes_sink), (&mut data as *mut Vec<u8>).cast())
+        })?;
+        Ok(data)
     }
 
     fn remove(&mut self) -> Result<(), CgError> {

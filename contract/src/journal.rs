@@ -39,14 +39,17 @@ pub const LOCAL_CONSUMER: &str = "local";
 
 /// Smallest and largest segment size (`--object-size`).
 pub const MIN_SEGMENT_SIZE: u64 = 1 << 20;
-/// See [`MIN_SEGMENT_SIZE`].
-pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
+/// See [`MIN_SEGMENT_SIZE`]. 128 MiB: Ceph's default `osd_max_object_size`, past which
+/// the OSD refuses writes (`EFBIG`).
+pub const MAX_SEGMENT_SIZE: u64 = 128 << 20;
 /// Default segment size: 16 MiB, like a librbd journal object.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 /// Default bound of journal space (`--max-size`): 1 GiB.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// Longest consumer name.
 pub const MAX_CONSUMER_NAME_LEN: usize = 128;
+/// Most bytes of a consumer's opaque [`ConsumerRecord::data`].
+pub const MAX_CONSUMER_DATA_LEN: usize = 64 * 1024;
 /// Most bytes one `segment_append` carries (entries, headers included).
 pub const MAX_APPEND_BYTES: usize = 64 << 20;
 /// Most entries one `segment_append` carries.
@@ -622,29 +625,69 @@ pub struct ScannedEntry {
 /// with the entries before it.
 pub fn scan_entries(bytes: &[u8], check_payloads: bool) -> (Vec<ScannedEntry>, Option<EntryError>) {
     let mut entries = Vec::new();
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let header = match EntryHeader::decode(&bytes[at..]) {
-            Ok(h) => h,
+    for entry in iter_entries(bytes, check_payloads) {
+        match entry {
+            Ok(entry) => entries.push(entry),
             Err(e) => return (entries, Some(e)),
-        };
-        let payload_at = at + ENTRY_HEADER_LEN;
-        let end = at + entry_len(header.payload_len);
-        let Some(payload) = bytes.get(payload_at..payload_at + header.payload_len as usize) else {
-            return (entries, Some(EntryError::Truncated("payload")));
-        };
-        if end > bytes.len() {
-            return (entries, Some(EntryError::Truncated("padding")));
         }
-        if check_payloads {
-            if let Err(e) = check_payload(&header, payload) {
-                return (entries, Some(e));
-            }
-        }
-        entries.push(ScannedEntry { header, payload_at, end });
-        at = end;
     }
     (entries, None)
+}
+
+/// The entries in `bytes` one at a time, checked exactly as [`scan_entries`] checks them,
+/// without collecting them: the class validates an append with it and allocates nothing
+/// per entry. Yields an error at most once, as its last item.
+pub fn iter_entries(bytes: &[u8], check_payloads: bool) -> EntryIter<'_> {
+    EntryIter { bytes, at: 0, check_payloads, failed: false }
+}
+
+/// Iterator of [`iter_entries`].
+#[derive(Debug, Clone)]
+pub struct EntryIter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    check_payloads: bool,
+    failed: bool,
+}
+
+impl EntryIter<'_> {
+    fn next_entry(&self) -> Result<ScannedEntry, EntryError> {
+        let at = self.at;
+        let rest = self.bytes.get(at..).unwrap_or_default();
+        let header = EntryHeader::decode(rest)?;
+        let payload_at = at + ENTRY_HEADER_LEN;
+        let end = at + entry_len(header.payload_len);
+        let Some(payload) = self.bytes.get(payload_at..payload_at + header.payload_len as usize) else {
+            return Err(EntryError::Truncated("payload"));
+        };
+        if end > self.bytes.len() {
+            return Err(EntryError::Truncated("padding"));
+        }
+        if self.check_payloads {
+            check_payload(&header, payload)?;
+        }
+        Ok(ScannedEntry { header, payload_at, end })
+    }
+}
+
+impl Iterator for EntryIter<'_> {
+    type Item = Result<ScannedEntry, EntryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.at >= self.bytes.len() {
+            return None;
+        }
+        match self.next_entry() {
+            Ok(entry) => {
+                self.at = entry.end;
+                Some(Ok(entry))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -462,38 +462,55 @@ pub struct RawWriteMethod {
     pub name: &'static str,
 }
 
-/// Records the group's journal `Enabling` with its member tags and sets the header's
-/// journaling feature, on `cg_header.<id>`. `EBUSY` while a snapshot, a membership change
-/// or a clone is in progress; `EINVAL` unless the tags name exactly the attached members;
-/// repeating it with the same members succeeds.
+/// Records the group's journal `Enabling` with its member tags, registers the consumer
+/// `local` at position 0 and sets the header's journaling feature, on `cg_header.<id>`.
+/// `ERANGE` for a segment size outside `MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE` or a bound
+/// below two segments; `EBUSY` while the group is being removed, or a snapshot, a
+/// membership change or a clone is in progress; `EINVAL` unless the tags (distinct, ≥ 1)
+/// name exactly the attached members; repeating it with the same members, segment size
+/// and bound succeeds (another journal is `EEXIST`, one being disabled `EBUSY`). While the
+/// `journal` key exists, `member_add_begin`, `member_remove_begin`, `snap_rollback_begin`,
+/// `group_begin_remove` and `clone_begin` on the header are `EBUSY`.
 pub const JOURNAL_ENABLE: WriteMethod<crate::journal::JournalEnableRequest> = WriteMethod::new("journal_enable");
 /// `Enabling` → `Enabled` (idempotent).
 pub const JOURNAL_ENABLED: WriteMethod<crate::journal::JournalGroupRequest> = WriteMethod::new("journal_enabled");
 /// `Enabled`/`Enabling` → `Disabling` (idempotent); `EBUSY` while a writer holds the lease.
 pub const JOURNAL_DISABLE_BEGIN: WriteMethod<crate::journal::JournalGroupRequest> =
     WriteMethod::new("journal_disable_begin");
-/// Drops the journal record and its consumers and clears the journaling feature: only in
-/// `Disabling`, without a writer. Repeating it succeeds.
+/// Drops the journal record, its consumers and the snapshots' journal positions (positions
+/// in a journal that is gone) and clears the journaling feature: only in `Disabling`,
+/// without a writer (`EBUSY`). Repeating it succeeds.
 pub const JOURNAL_DISABLE_FINISH: WriteMethod<crate::journal::JournalGroupRequest> =
     WriteMethod::new("journal_disable_finish");
 /// The journal and its consumers (`ENOENT` when the group has no journal).
 pub const JOURNAL_GET: ReadMethod<crate::journal::JournalGroupRequest, crate::journal::JournalStatus> =
     ReadMethod::new("journal_get");
-/// Records a new writer with a new epoch (larger than all before, else `ESTALE`). Sent in
-/// one op after `lock.assert_locked` on the writer lock, which makes the lease exclusive.
+/// Records a new writer with a new epoch (larger than all before, else `ESTALE`); only while
+/// `Enabled` (`EBUSY`). Repeating it with the very lease recorded succeeds. Sent in one op
+/// after `lock.assert_locked` on the writer lock, which makes the lease exclusive.
 pub const JOURNAL_TAKE: WriteMethod<crate::journal::JournalTakeRequest> = WriteMethod::new("journal_take");
 /// The writer with this epoch gives the lease up (no writer recorded afterwards); another
 /// epoch is `ESTALE`, no writer succeeds.
 pub const JOURNAL_RELEASE: WriteMethod<crate::journal::JournalReleaseRequest> = WriteMethod::new("journal_release");
-/// The current writer moved to a newer segment (`ESTALE` for another epoch, `ERANGE` when
-/// the segment or sequence number would move back).
+/// The current writer moved to a newer segment (`ESTALE` unless `epoch` is the recorded
+/// writer's, `ERANGE` when the segment would not move forward or the sequence number back,
+/// `EINVAL` for sequence number 0). Segment numbers may skip; the same segment and first
+/// sequence number again succeed.
 pub const JOURNAL_ROLL: WriteMethod<crate::journal::JournalRollRequest> = WriteMethod::new("journal_roll");
-/// Moves the trim point forward (`ERANGE` backwards or past the active segment).
+/// Moves the trim point forward (`ERANGE` backwards, past the active segment or its first
+/// sequence number, or — for `trimmed_seq` — past `position + 1` of a `Connected`
+/// consumer). The same trim point again succeeds.
 pub const JOURNAL_TRIM: WriteMethod<crate::journal::JournalTrimRequest> = WriteMethod::new("journal_trim");
-/// Registers a consumer or moves its position forward (`ERANGE` backwards unless `reset`).
+/// Registers a consumer or moves its position forward (`ERANGE` backwards unless `reset`;
+/// no upper bound). The record must be `Connected` (`EINVAL`; use
+/// `journal_consumer_disconnect`); a `Disconnected` consumer must register anew with
+/// `reset` (`ESTALE` otherwise). `EINVAL` for a bad name, `ERANGE` for more than
+/// `MAX_CONSUMER_DATA_LEN` bytes of data, or for a consumer that would grow `journal_get`'s
+/// reply past what it can return with a writer lease recorded.
 pub const JOURNAL_CONSUMER_SET: WriteMethod<crate::journal::ConsumerSetRequest> =
     WriteMethod::new("journal_consumer_set");
-/// Marks a consumer `Disconnected` (idempotent; `ENOENT` if unknown).
+/// Marks a consumer `Disconnected` (idempotent; `ENOENT` if unknown). The local consumer
+/// cannot be (`EPERM`): its entries would be trimmed before they reach the images.
 pub const JOURNAL_CONSUMER_DISCONNECT: WriteMethod<crate::journal::ConsumerRequest> =
     WriteMethod::new("journal_consumer_disconnect");
 /// Removes a consumer (absent is fine); the local consumer cannot be removed (`EPERM`).
@@ -501,8 +518,9 @@ pub const JOURNAL_CONSUMER_REMOVE: WriteMethod<crate::journal::ConsumerRequest> 
     WriteMethod::new("journal_consumer_remove");
 
 /// Records the journal position a snapshot of a journaled group was cut at, while it is
-/// `Creating` (`EINVAL` otherwise): sent in one atomic op with `snap_create_finish`.
-/// `snap_remove_finish` drops it with the snapshot.
+/// `Creating` (`EINVAL` otherwise; `ENOENT` without a journal): sent in one atomic op with
+/// `snap_create_finish`. The same position already recorded succeeds in any state (that op
+/// sent again). `snap_remove_finish` drops it with the snapshot.
 pub const SNAP_SET_JOURNAL_POSITION: WriteMethod<crate::journal::SnapJournalPositionRequest> =
     WriteMethod::new("snap_set_journal_position");
 /// The journal position of a snapshot (`ENOENT` when it has none).
@@ -510,17 +528,21 @@ pub const SNAP_GET_JOURNAL_POSITION: ReadMethod<SnapRequest, crate::journal::Sna
     ReadMethod::new("snap_get_journal_position");
 
 /// Creates a segment object for a writer (`EEXIST` when it exists for another epoch or
-/// first sequence number; the same ones succeed).
+/// first sequence number, or is not a segment; the same ones succeed). `EINVAL` for epoch or
+/// sequence number 0, `ERANGE` for a capacity outside `MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE`.
 pub const SEGMENT_OPEN: WriteMethod<crate::journal::SegmentOpenRequest> = WriteMethod::new("segment_open");
-/// Appends entries: `ESTALE` for another epoch or a sealed segment, `ERANGE` unless the
-/// first entry continues the segment's sequence, `ENOSPC` when the segment is full (a batch
-/// never spans segments), `EINVAL` for malformed entries (every header is checked:
-/// magic, checksum, contiguous sequence numbers, the epoch). Nothing is written on error.
+/// Appends entries: `ENOENT` without a segment, `ESTALE` for another epoch or a sealed
+/// segment, `ERANGE` unless the first entry continues the segment's sequence, `ENOSPC` when
+/// the segment is full (a batch never spans segments; an empty segment takes one batch of
+/// any size), `EINVAL` for malformed entries (every header is checked: magic, checksum,
+/// exactly `count` entries with contiguous sequence numbers and the append's epoch, no
+/// bytes after them; payload checksums are left to readers). Nothing is written on error;
+/// otherwise one write at the committed length and the segment record.
 pub const SEGMENT_APPEND: RawWriteMethod = RawWriteMethod { name: "segment_append" };
 /// Closes a segment to appends (idempotent); `ESTALE` when the sealer's epoch is older
 /// than the segment's.
 pub const SEGMENT_SEAL: WriteMethod<crate::journal::SegmentSealRequest> = WriteMethod::new("segment_seal");
-/// The segment's record.
+/// The segment's record (`ENOENT` without one).
 pub const SEGMENT_GET: ReadMethod<Empty, crate::journal::SegmentRecord> = ReadMethod::new("segment_get");
 
 /// Every method the class registers in a normal build, with its access.

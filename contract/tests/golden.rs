@@ -16,6 +16,12 @@
 //! - enum: variant index as u32 LE (declaration order from 0), then the variant's data.
 
 use rbd_cg_contract::encoding::{ENVELOPE_HEADER_LEN, MAX_PAYLOAD_LEN};
+use rbd_cg_contract::journal::{
+    ConsumerRecord, ConsumerRequest, ConsumerSetRequest, ConsumerState, EntryHeader, EntryOp, JournalEnableRequest,
+    JournalGroupRequest, JournalMember, JournalRecord, JournalReleaseRequest, JournalRollRequest, JournalState,
+    JournalStatus, JournalTakeRequest, JournalTrimRequest, SegmentAppend, SegmentOpenRequest, SegmentRecord,
+    SegmentSealRequest, SnapJournalPosition, SnapJournalPositionRequest, WriterLease,
+};
 use rbd_cg_contract::methods::{
     Access, DirListItem, DirListReply, DirListRequest, Empty, GroupCreateRequest, IdRequest, NameAndId, NameRequest,
     ReadMethod, RenameRequest, VersionReply, WriteMethod, ALL_METHODS, CLS_METHOD_RD, CLS_METHOD_WR, DIR_ADD, DIR_GET,
@@ -29,6 +35,12 @@ use rbd_cg_contract::methods::{
     MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
 };
 use rbd_cg_contract::methods::{CloneBeginRequest, CLONE_BEGIN, CLONE_FINISH, CLONE_GET};
+use rbd_cg_contract::methods::{
+    RawWriteMethod, JOURNAL_CONSUMER_DISCONNECT, JOURNAL_CONSUMER_REMOVE, JOURNAL_CONSUMER_SET, JOURNAL_DISABLE_BEGIN,
+    JOURNAL_DISABLE_FINISH, JOURNAL_ENABLE, JOURNAL_ENABLED, JOURNAL_GET, JOURNAL_RELEASE, JOURNAL_ROLL, JOURNAL_TAKE,
+    JOURNAL_TRIM, SEGMENT_APPEND, SEGMENT_GET, SEGMENT_OPEN, SEGMENT_SEAL, SNAP_GET_JOURNAL_POSITION,
+    SNAP_SET_JOURNAL_POSITION,
+};
 use rbd_cg_contract::methods::{
     SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
     SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
@@ -583,6 +595,24 @@ fn method_names_and_access() {
         ("clone_begin", Access::Write),
         ("clone_get", Access::Read),
         ("clone_finish", Access::Write),
+        ("journal_enable", Access::Write),
+        ("journal_enabled", Access::Write),
+        ("journal_disable_begin", Access::Write),
+        ("journal_disable_finish", Access::Write),
+        ("journal_get", Access::Read),
+        ("journal_take", Access::Write),
+        ("journal_release", Access::Write),
+        ("journal_roll", Access::Write),
+        ("journal_trim", Access::Write),
+        ("journal_consumer_set", Access::Write),
+        ("journal_consumer_disconnect", Access::Write),
+        ("journal_consumer_remove", Access::Write),
+        ("snap_set_journal_position", Access::Write),
+        ("snap_get_journal_position", Access::Read),
+        ("segment_open", Access::Write),
+        ("segment_append", Access::Write),
+        ("segment_seal", Access::Write),
+        ("segment_get", Access::Read),
     ];
     assert_eq!(ALL_METHODS, expected);
     assert_eq!(TEST_PANIC.name, "test_panic");
@@ -604,6 +634,11 @@ fn read<Req, Reply>(method: &ReadMethod<Req, Reply>) -> (&'static str, Access) {
 
 /// The name of a write method whose request type is exactly `Req`.
 fn write<Req>(method: &WriteMethod<Req>) -> (&'static str, Access) {
+    (method.name, Access::Write)
+}
+
+/// The name of a write method with a raw framing of its own.
+fn raw(method: &RawWriteMethod) -> (&'static str, Access) {
     (method.name, Access::Write)
 }
 
@@ -651,6 +686,24 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         write::<CloneBeginRequest>(&CLONE_BEGIN),
         read::<IdRequest, rbd_cg_contract::records::ClonePlan>(&CLONE_GET),
         write::<IdRequest>(&CLONE_FINISH),
+        write::<JournalEnableRequest>(&JOURNAL_ENABLE),
+        write::<JournalGroupRequest>(&JOURNAL_ENABLED),
+        write::<JournalGroupRequest>(&JOURNAL_DISABLE_BEGIN),
+        write::<JournalGroupRequest>(&JOURNAL_DISABLE_FINISH),
+        read::<JournalGroupRequest, JournalStatus>(&JOURNAL_GET),
+        write::<JournalTakeRequest>(&JOURNAL_TAKE),
+        write::<JournalReleaseRequest>(&JOURNAL_RELEASE),
+        write::<JournalRollRequest>(&JOURNAL_ROLL),
+        write::<JournalTrimRequest>(&JOURNAL_TRIM),
+        write::<ConsumerSetRequest>(&JOURNAL_CONSUMER_SET),
+        write::<ConsumerRequest>(&JOURNAL_CONSUMER_DISCONNECT),
+        write::<ConsumerRequest>(&JOURNAL_CONSUMER_REMOVE),
+        write::<SnapJournalPositionRequest>(&SNAP_SET_JOURNAL_POSITION),
+        read::<SnapRequest, SnapJournalPosition>(&SNAP_GET_JOURNAL_POSITION),
+        write::<SegmentOpenRequest>(&SEGMENT_OPEN),
+        raw(&SEGMENT_APPEND),
+        write::<SegmentSealRequest>(&SEGMENT_SEAL),
+        read::<Empty, SegmentRecord>(&SEGMENT_GET),
     ];
     assert_eq!(&descriptors[..], ALL_METHODS);
     let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
@@ -953,4 +1006,352 @@ fn clone_plan() {
     golden(&request, &expected);
     assert_eq!(envelope_of::<ClonePlan>(), ("ClonePlan", 1, 1, 8 * 1024 * 1024));
     assert_eq!(envelope_of::<CloneBeginRequest>(), ("CloneBeginRequest", 1, 1, 8 * 1024 * 1024 + 256));
+}
+
+// ---- the group journal -----------------------------------------------------------------------
+
+const MIB: u64 = 1 << 20;
+
+fn journal_member() -> JournalMember {
+    JournalMember { tag: 1, image: image_ref() }
+}
+
+/// JournalMember bare: tag u32 + ImageRef 30 = 34 bytes.
+fn journal_member_bytes() -> Vec<u8> {
+    bytes(&[&u32le(1), &image_ref_bytes()])
+}
+
+fn lease() -> WriterLease {
+    WriterLease {
+        epoch: 3,
+        client: "client.4123".into(),
+        addr: "a".into(),
+        description: "d".into(),
+        since_ms: CREATED_MS,
+    }
+}
+
+/// WriterLease bare: epoch 8 + client (8 + 11) + addr (8 + 1) + description (8 + 1) +
+/// since_ms 8 = 53 bytes.
+fn lease_bytes() -> Vec<u8> {
+    bytes(&[&u64le(3), &string("client.4123"), &string("a"), &string("d"), &u64le(CREATED_MS)])
+}
+
+fn journal_record() -> JournalRecord {
+    JournalRecord {
+        state: JournalState::Enabled,
+        segment_size: 16 * MIB,
+        max_bytes: 1 << 30,
+        members: vec![journal_member()],
+        epoch: 3,
+        writer: Some(lease()),
+        first_segment: 1,
+        active_segment: 2,
+        active_first_seq: 100,
+        trimmed_seq: 50,
+        created_ms: CREATED_MS,
+    }
+}
+
+/// JournalRecord bare: state 4 + segment_size 8 + max_bytes 8 + members (8 + 34) + epoch 8 +
+/// writer (1 + 53) + first_segment 8 + active_segment 8 + active_first_seq 8 +
+/// trimmed_seq 8 + created_ms 8 = 164 = 0xa4 bytes.
+fn journal_record_bytes() -> Vec<u8> {
+    bytes(&[
+        &variant(1), // Enabled
+        &u64le(16 * MIB),
+        &u64le(1 << 30),
+        &u64le(1),
+        &journal_member_bytes(),
+        &u64le(3),
+        &[1], // Some
+        &lease_bytes(),
+        &u64le(1),
+        &u64le(2),
+        &u64le(100),
+        &u64le(50),
+        &u64le(CREATED_MS),
+    ])
+}
+
+fn consumer_record() -> ConsumerRecord {
+    ConsumerRecord {
+        name: "local".into(),
+        state: ConsumerState::Connected,
+        position: 7,
+        updated_ms: CREATED_MS,
+        data: vec![0xde, 0xad],
+    }
+}
+
+/// ConsumerRecord bare: name (8 + 5) + state 4 + position 8 + updated_ms 8 + data (8 + 2) =
+/// 43 = 0x2b bytes.
+fn consumer_record_bytes() -> Vec<u8> {
+    bytes(&[&string("local"), &variant(0), &u64le(7), &u64le(CREATED_MS), &u64le(2), &[0xde, 0xad]])
+}
+
+#[test]
+fn journal_record_with_and_without_a_writer() {
+    let payload = journal_record_bytes();
+    assert_eq!(payload.len(), 0xa4);
+    golden(&journal_record(), &bytes(&[&[0x01, 0x01, 0xa4, 0x00, 0x00, 0x00], &payload]));
+    // The states and a record without a writer (Option tag 00, no lease).
+    for (state, index) in [(JournalState::Enabling, 0), (JournalState::Disabling, 2)] {
+        let mut expected = bytes(&[&[0x01, 0x01, 0xa4, 0x00, 0x00, 0x00], &payload]);
+        expected[6..10].copy_from_slice(&variant(index));
+        golden(&JournalRecord { state, ..journal_record() }, &expected);
+    }
+    let without_writer = bytes(&[
+        &[0x01, 0x01, 0x6f, 0x00, 0x00, 0x00], // 164 - 53 = 111 = 0x6f
+        &variant(0),
+        &u64le(16 * MIB),
+        &u64le(1 << 30),
+        &u64le(1),
+        &journal_member_bytes(),
+        &u64le(0),
+        &[0], // None
+        &u64le(0),
+        &u64le(0),
+        &u64le(1),
+        &u64le(0),
+        &u64le(CREATED_MS),
+    ]);
+    let enabling = JournalRecord {
+        state: JournalState::Enabling,
+        epoch: 0,
+        writer: None,
+        first_segment: 0,
+        active_segment: 0,
+        active_first_seq: 1,
+        trimmed_seq: 0,
+        ..journal_record()
+    };
+    golden(&enabling, &without_writer);
+}
+
+#[test]
+fn journal_consumer_segment_and_position_records() {
+    let expected = bytes(&[&[0x01, 0x01, 0x2b, 0x00, 0x00, 0x00], &consumer_record_bytes()]);
+    golden(&consumer_record(), &expected);
+    let mut disconnected = expected.clone();
+    disconnected[6 + 13..6 + 17].copy_from_slice(&variant(1));
+    golden(&ConsumerRecord { state: ConsumerState::Disconnected, ..consumer_record() }, &disconnected);
+
+    // SegmentRecord: five u64 and a bool = 41 = 0x29.
+    let segment =
+        SegmentRecord { epoch: 3, first_seq: 100, next_seq: 102, committed_len: 160, capacity: 16 * MIB, sealed: true };
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x29, 0x00, 0x00, 0x00],
+        &u64le(3),
+        &u64le(100),
+        &u64le(102),
+        &u64le(160),
+        &u64le(16 * MIB),
+        &[1],
+    ]);
+    golden(&segment, &expected);
+
+    let expected = bytes(&[&[0x01, 0x01, 0x10, 0x00, 0x00, 0x00], &u64le(2), &u64le(99)]);
+    golden(&SnapJournalPosition { snap_seq: 2, position: 99 }, &expected);
+}
+
+#[test]
+fn journal_requests_and_replies() {
+    // JournalEnableRequest: group_id 24 + segment_size 8 + max_bytes 8 + members (8 + 34) +
+    // created_ms 8 = 90 = 0x5a.
+    let enable = JournalEnableRequest {
+        group_id: ID.into(),
+        segment_size: 16 * MIB,
+        max_bytes: 1 << 30,
+        members: vec![journal_member()],
+        created_ms: CREATED_MS,
+    };
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x5a, 0x00, 0x00, 0x00],
+        &string(ID),
+        &u64le(16 * MIB),
+        &u64le(1 << 30),
+        &u64le(1),
+        &journal_member_bytes(),
+        &u64le(CREATED_MS),
+    ]);
+    golden(&enable, &expected);
+    golden(&JournalGroupRequest { group_id: ID.into() }, &bytes(&[&[0x01, 0x01, 0x18, 0, 0, 0], &string(ID)]));
+    // JournalTakeRequest: 24 + 53 = 77 = 0x4d.
+    let expected = bytes(&[&[0x01, 0x01, 0x4d, 0, 0, 0], &string(ID), &lease_bytes()]);
+    golden(&JournalTakeRequest { group_id: ID.into(), lease: lease() }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x20, 0, 0, 0], &string(ID), &u64le(3)]);
+    golden(&JournalReleaseRequest { group_id: ID.into(), epoch: 3 }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x30, 0, 0, 0], &string(ID), &u64le(3), &u64le(2), &u64le(100)]);
+    golden(&JournalRollRequest { group_id: ID.into(), epoch: 3, segment: 2, first_seq: 100 }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x28, 0, 0, 0], &string(ID), &u64le(1), &u64le(50)]);
+    golden(&JournalTrimRequest { group_id: ID.into(), first_segment: 1, trimmed_seq: 50 }, &expected);
+    // ConsumerSetRequest: 24 + 43 + reset 1 = 68 = 0x44.
+    let expected = bytes(&[&[0x01, 0x01, 0x44, 0, 0, 0], &string(ID), &consumer_record_bytes(), &[1]]);
+    golden(&ConsumerSetRequest { group_id: ID.into(), consumer: consumer_record(), reset: true }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x24, 0, 0, 0], &string(ID), &string("peer")]);
+    golden(&ConsumerRequest { group_id: ID.into(), name: "peer".into() }, &expected);
+    // JournalStatus: journal 164 + count 8 + consumer 43 = 215 = 0xd7.
+    let status = JournalStatus { journal: journal_record(), consumers: vec![consumer_record()] };
+    let expected = bytes(&[&[0x01, 0x01, 0xd7, 0, 0, 0], &journal_record_bytes(), &u64le(1), &consumer_record_bytes()]);
+    golden(&status, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x18, 0, 0, 0], &u64le(3), &u64le(100), &u64le(16 * MIB)]);
+    golden(&SegmentOpenRequest { epoch: 3, first_seq: 100, capacity: 16 * MIB }, &expected);
+    golden(&SegmentSealRequest { epoch: 4 }, &bytes(&[&[0x01, 0x01, 0x08, 0, 0, 0], &u64le(4)]));
+    // SnapJournalPositionRequest: 24 + name 9 + position 8 = 41 = 0x29.
+    let expected = bytes(&[&[0x01, 0x01, 0x29, 0, 0, 0], &string(ID), &string("s"), &u64le(99)]);
+    golden(&SnapJournalPositionRequest { group_id: ID.into(), name: "s".into(), position: 99 }, &expected);
+    // SegmentAppend: epoch 8 + first_seq 8 + count 4 = 20 = 0x14.
+    let expected = bytes(&[&[0x01, 0x01, 0x14, 0, 0, 0], &u64le(3), &u64le(100), &u32le(2)]);
+    golden(&SegmentAppend { epoch: 3, first_seq: 100, count: 2 }, &expected);
+}
+
+#[test]
+fn journal_envelopes() {
+    let actual = [
+        envelope_of::<JournalRecord>(),
+        envelope_of::<ConsumerRecord>(),
+        envelope_of::<SegmentRecord>(),
+        envelope_of::<SnapJournalPosition>(),
+        envelope_of::<JournalEnableRequest>(),
+        envelope_of::<JournalGroupRequest>(),
+        envelope_of::<JournalTakeRequest>(),
+        envelope_of::<JournalReleaseRequest>(),
+        envelope_of::<JournalRollRequest>(),
+        envelope_of::<JournalTrimRequest>(),
+        envelope_of::<ConsumerSetRequest>(),
+        envelope_of::<ConsumerRequest>(),
+        envelope_of::<JournalStatus>(),
+        envelope_of::<SegmentOpenRequest>(),
+        envelope_of::<SegmentSealRequest>(),
+        envelope_of::<SnapJournalPositionRequest>(),
+        envelope_of::<SegmentAppend>(),
+    ];
+    let expected = [
+        ("JournalRecord", 1, 1, 1_048_576),
+        ("ConsumerRecord", 1, 1, 81_920),
+        ("SegmentRecord", 1, 1, 256),
+        ("SnapJournalPosition", 1, 1, 64),
+        ("JournalEnableRequest", 1, 1, 1_048_576),
+        ("JournalGroupRequest", 1, 1, 256),
+        ("JournalTakeRequest", 1, 1, 4096),
+        ("JournalReleaseRequest", 1, 1, 256),
+        ("JournalRollRequest", 1, 1, 256),
+        ("JournalTrimRequest", 1, 1, 256),
+        ("ConsumerSetRequest", 1, 1, 82_176),
+        ("ConsumerRequest", 1, 1, 512),
+        ("JournalStatus", 1, 1, 1_048_576),
+        ("SegmentOpenRequest", 1, 1, 256),
+        ("SegmentSealRequest", 1, 1, 64),
+        ("SnapJournalPositionRequest", 1, 1, 1024),
+        ("SegmentAppend", 1, 1, 64),
+    ];
+    assert_eq!(actual, expected);
+}
+
+/// The entry shown in `docs/FORMAT.md`: a write of `hello` at 4096 on member tag 1, seq
+/// 100, epoch 3, ack_floor 99, timestamp 1.7e18 ns. CRC32C (Castagnoli, reflected, as
+/// in iSCSI and Ceph) of `hello` is 9a71bb4c; of header bytes 0..68, f4dae576.
+const ENTRY_DUMP: &str = "
+    43 47 4a 31 01 01 00 00 01 00 00 00 05 00 00 00
+    64 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00
+    63 00 00 00 00 00 00 00 00 10 00 00 00 00 00 00
+    05 00 00 00 00 00 00 00 00 00 2a 36 fe 9c 97 17
+    4c bb 71 9a 76 e5 da f4 68 65 6c 6c 6f 00 00 00";
+
+fn dump_entry() -> EntryHeader {
+    EntryHeader {
+        op: EntryOp::Write,
+        tag: 1,
+        payload_len: 5,
+        seq: 100,
+        epoch: 3,
+        ack_floor: 99,
+        offset: 4096,
+        length: 5,
+        timestamp_ns: 1_700_000_000_000_000_000,
+        payload_crc: 0x9a71_bb4c,
+    }
+}
+
+#[test]
+fn journal_entry_layout() {
+    use rbd_cg_contract::journal::{entry_len, ENTRY_HEADER_LEN, ENTRY_MAGIC, ENTRY_VERSION, MAX_ENTRY_PAYLOAD};
+    assert_eq!((ENTRY_MAGIC, ENTRY_VERSION, ENTRY_HEADER_LEN, MAX_ENTRY_PAYLOAD), (*b"CGJ1", 1, 72, 32 << 20));
+    assert_eq!(
+        [EntryOp::Write, EntryOp::Discard, EntryOp::WriteZeroes, EntryOp::Mark].map(EntryOp::code),
+        [1, 2, 3, 4]
+    );
+    assert_eq!((entry_len(0), entry_len(1), entry_len(5), entry_len(8), entry_len(9)), (72, 80, 80, 80, 88));
+    let expected = hex(ENTRY_DUMP);
+    let mut encoded = Vec::new();
+    EntryHeader { payload_len: 0, payload_crc: 0, ..dump_entry() }.encode_entry(b"hello", &mut encoded);
+    assert_eq!(encoded, expected);
+    assert_eq!(EntryHeader::decode(&expected).unwrap(), dump_entry());
+    // Field by field, as docs/FORMAT.md lists them.
+    assert_eq!(&expected[0..4], b"CGJ1");
+    assert_eq!((expected[4], expected[5], &expected[6..8]), (1, 1, &[0u8, 0][..]));
+    assert_eq!(&expected[8..12], u32le(1));
+    assert_eq!(&expected[12..16], u32le(5));
+    assert_eq!(&expected[16..24], u64le(100));
+    assert_eq!(&expected[24..32], u64le(3));
+    assert_eq!(&expected[32..40], u64le(99));
+    assert_eq!(&expected[40..48], u64le(4096));
+    assert_eq!(&expected[48..56], u64le(5));
+    assert_eq!(&expected[56..64], u64le(1_700_000_000_000_000_000));
+    assert_eq!(&expected[64..68], u32le(0x9a71_bb4c));
+    assert_eq!(&expected[68..72], u32le(0xf4da_e576));
+    assert_eq!(&expected[72..], b"hello\0\0\0");
+}
+
+#[test]
+fn journal_append_framing() {
+    use rbd_cg_contract::journal::{decode_append, encode_append, MAX_APPEND_BYTES, MAX_APPEND_ENTRIES};
+    assert_eq!((MAX_APPEND_BYTES, MAX_APPEND_ENTRIES), (64 << 20, 65_536));
+    let entry = hex(ENTRY_DUMP);
+    let append = SegmentAppend { epoch: 3, first_seq: 100, count: 1 };
+    // u32 LE length of the envelope (26 = 0x1a), the envelope, the entries as stored.
+    let expected = bytes(&[&u32le(0x1a), &[0x01, 0x01, 0x14, 0, 0, 0], &u64le(3), &u64le(100), &u32le(1), &entry]);
+    assert_eq!(encode_append(&append, &entry).unwrap(), expected);
+    let (decoded, entries) = decode_append(&expected).unwrap();
+    assert_eq!((decoded, entries), (append, &entry[..]));
+}
+
+#[test]
+fn journal_names_keys_and_limits() {
+    use rbd_cg_contract::journal::*;
+    assert_eq!(segment_object(ID, 2), "cg_journal.0123456789abcdef.0000000000000002");
+    assert_eq!(SEGMENT_OBJECT_PREFIX, "cg_journal.");
+    assert_eq!(
+        (JOURNAL_KEY, SEGMENT_KEY, WRITER_LOCK_NAME, LOCAL_CONSUMER),
+        ("journal", "segment", "rbd_cg_journal", "local")
+    );
+    assert_eq!(consumer_key("local"), "journal_consumer_local");
+    assert_eq!(snap_journal_key(2), "journalpos_0000000000000002");
+    assert_eq!((MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE, DEFAULT_SEGMENT_SIZE), (1 << 20, 128 << 20, 16 << 20));
+    assert_eq!((DEFAULT_MAX_BYTES, MAX_CONSUMER_NAME_LEN, MAX_CONSUMER_DATA_LEN), (1 << 30, 128, 65_536));
+    assert_eq!(GroupHeader::FEATURE_JOURNALING, 1);
+    // No journal key falls under another listed prefix of the header.
+    for key in [JOURNAL_KEY.to_owned(), consumer_key("x"), snap_journal_key(1)] {
+        assert!(!key.starts_with("snap_") && !key.starts_with("member_"), "{key}");
+    }
+    assert!(!snap_journal_key(1).starts_with(CONSUMER_KEY_PREFIX));
+}
+
+#[test]
+fn format_md_journal_examples() {
+    use rbd_cg_contract::journal::encode_append;
+    let segment = hex("
+        01 01 29 00 00 00 03 00 00 00 00 00 00 00 64 00
+        00 00 00 00 00 00 66 00 00 00 00 00 00 00 a0 00
+        00 00 00 00 00 00 00 00 00 01 00 00 00 00 01");
+    let record =
+        SegmentRecord { epoch: 3, first_seq: 100, next_seq: 102, committed_len: 160, capacity: 16 * MIB, sealed: true };
+    golden(&record, &segment);
+    let prefix = hex("
+        1a 00 00 00 01 01 14 00 00 00 03 00 00 00 00 00
+        00 00 64 00 00 00 00 00 00 00 01 00 00 00");
+    let entry = hex(ENTRY_DUMP);
+    let input = encode_append(&SegmentAppend { epoch: 3, first_seq: 100, count: 1 }, &entry).unwrap();
+    assert_eq!(input, bytes(&[&prefix, &entry]));
 }

@@ -33,6 +33,7 @@ pub fn begin(store: &mut dyn ObjectStore, req: CloneBeginRequest) -> Result<(), 
         return store.omap_set(&[(CLONE_PLAN_KEY, &encode(&req.plan)?)]);
     }
     let header = load_active(store, &req.group_id)?;
+    super::journal::refuse_while_journaled(store, "cloning into the group")?;
     if header.name != req.name {
         return Err(CgError::Exists(format!("header of group {} is named {:?}", header.id, header.name)));
     }

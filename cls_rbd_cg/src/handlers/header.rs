@@ -92,6 +92,7 @@ pub fn begin_remove(store: &mut dyn ObjectStore, req: IdRequest) -> Result<(), C
     if header.state == HeaderState::Removing {
         return Ok(());
     }
+    super::journal::refuse_while_journaled(store, "removing the group")?;
     if header.member_count > 0 || header.snapshot_count > 0 {
         return Err(CgError::Busy(format!(
             "group has {} members and {} snapshots",

@@ -11,6 +11,7 @@ pub mod clone;
 pub mod directory;
 pub mod header;
 pub mod id_object;
+pub mod journal;
 pub mod members;
 pub mod snapshots;
 pub mod version;

@@ -17,6 +17,7 @@ use super::header::{load as header, load_active};
 use super::members::validate_image;
 use crate::store::{decode_listed, for_each_with_prefix, load_key, save_data};
 use crate::ObjectStore;
+use rbd_cg_contract::journal::snap_journal_key;
 use rbd_cg_contract::methods::{
     Empty, SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
     SnapReservePutRequest, MAX_LIST_PAGE, MAX_SNAP_PAGE_BYTES,
@@ -40,7 +41,7 @@ fn in_progress(store: &dyn ObjectStore) -> Result<Option<SnapInProgress>, CgErro
 }
 
 /// The record of snapshot `name`; `ENOENT` if there is none.
-fn record(store: &dyn ObjectStore, name: &str) -> Result<SnapshotRecord, CgError> {
+pub(crate) fn record(store: &dyn ObjectStore, name: &str) -> Result<SnapshotRecord, CgError> {
     validate_snap_name(name)?;
     let entry = load_key::<SnapNameEntry>(store, &snap_name_key(name))?
         .ok_or_else(|| CgError::NotFound(format!("no group snapshot {name:?}")))?;
@@ -54,7 +55,7 @@ fn save_record(store: &mut dyn ObjectStore, record: &SnapshotRecord) -> Result<(
 }
 
 /// Every member, all of which must be `Attached` (`EBUSY` otherwise), in key order.
-fn attached_members(store: &dyn ObjectStore) -> Result<Vec<ImageRef>, CgError> {
+pub(crate) fn attached_members(store: &dyn ObjectStore) -> Result<Vec<ImageRef>, CgError> {
     let mut images = Vec::new();
     for_each_with_prefix(store, MEMBER_KEY_PREFIX, |key, value| {
         let member: MemberRecord = decode_listed(key, value)?;
@@ -218,6 +219,7 @@ pub fn remove_finish(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<()
     }
     store.omap_remove(&snap_key(record.seq))?;
     store.omap_remove(&snap_name_key(&req.name))?;
+    store.omap_remove(&snap_journal_key(record.seq))?;
     if in_progress(store)?.is_some_and(|p| p.seq == record.seq) {
         store.omap_remove(SNAPSHOT_IN_PROGRESS_KEY)?;
     }
@@ -246,6 +248,7 @@ pub fn rename(store: &mut dyn ObjectStore, req: SnapRenameRequest) -> Result<(),
 /// Marks a rollback to a `Complete` snapshot as in progress.
 pub fn rollback_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
     load_active(store, &req.group_id)?;
+    super::journal::refuse_while_journaled(store, "rolling the group back")?;
     let record = record(store, &req.name)?;
     if record.state != SnapshotState::Complete {
         return Err(CgError::Busy(format!("snapshot {:?} is {:?}", req.name, record.state)));

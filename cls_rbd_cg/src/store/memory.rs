@@ -4,7 +4,7 @@
 //! state from before the call. A handler that returns an error is simply not committed,
 //! exactly as the OSD drops the transaction of a failed method.
 
-use super::{ObjectStore, OmapPage, OSD_OMAP_ENTRIES_PER_CALL};
+use super::{check_io_range, ObjectStore, OmapPage, OSD_OMAP_ENTRIES_PER_CALL};
 use rbd_cg_contract::CgError;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -74,6 +74,26 @@ impl ObjectStore for MemStore {
     fn write_full(&mut self, data: &[u8]) -> Result<(), CgError> {
         self.staged_or_created().data = data.to_vec();
         Ok(())
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), CgError> {
+        check_io_range(offset, data.len())?;
+        let object = self.staged_or_created();
+        let start = offset as usize;
+        let end = start + data.len();
+        if object.data.len() < end {
+            object.data.resize(end, 0);
+        }
+        object.data[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, CgError> {
+        check_io_range(offset, len)?;
+        let object = self.committed.as_ref().ok_or_else(|| CgError::NotFound("object".into()))?;
+        let start = (offset as usize).min(object.data.len());
+        let end = start.saturating_add(len).min(object.data.len());
+        Ok(object.data[start..end].to_vec())
     }
 
     fn remove(&mut self) -> Result<(), CgError> {
@@ -148,6 +168,23 @@ mod tests {
         let page = store.omap_list("b_2", "b_", 2).unwrap();
         assert_eq!(page.entries.len(), 1);
         assert!(!page.more);
+    }
+
+    #[test]
+    fn writes_at_offsets_extend_with_zeros_and_reads_see_the_state_before() {
+        let mut store = MemStore::new(None);
+        assert_eq!(store.read(0, 4).unwrap_err().errno(), libc::ENOENT);
+        store.write(4, b"abcd").unwrap();
+        let object = store.commit().unwrap();
+        assert_eq!(object.data, b"\0\0\0\0abcd");
+        let mut store = MemStore::new(Some(object));
+        store.write(6, b"XYZ").unwrap();
+        assert_eq!(store.read(2, 4).unwrap(), b"\0\0ab", "reads see the state before the call");
+        assert_eq!(store.read(6, 100).unwrap(), b"cd", "a short read at the end");
+        assert!(store.read(100, 4).unwrap().is_empty(), "nothing past the end");
+        assert_eq!(store.write(1 << 31, b"x").unwrap_err().errno(), libc::ERANGE);
+        assert_eq!(store.read(0, 1 << 31).unwrap_err().errno(), libc::ERANGE);
+        assert_eq!(store.commit().unwrap().data, b"\0\0\0\0abXYZ");
     }
 
     #[test]

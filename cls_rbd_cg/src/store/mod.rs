@@ -32,6 +32,18 @@ pub const OSD_OMAP_ENTRIES_PER_CALL: u32 = 1024;
 /// Largest object data a handler ever reads (headers and id records are far smaller).
 pub const MAX_OBJECT_DATA_LEN: usize = 64 * 1024;
 
+/// Largest offset and length of [`ObjectStore::write`] and [`ObjectStore::read`]: the
+/// OSD's `cls_cxx_write`/`cls_cxx_read` take both as a C `int`.
+pub const MAX_IO_OFFSET: u64 = i32::MAX as u64;
+
+/// `ERANGE` unless `offset` and `len` fit [`MAX_IO_OFFSET`].
+pub(crate) fn check_io_range(offset: u64, len: usize) -> Result<(), CgError> {
+    if offset > MAX_IO_OFFSET || len as u64 > MAX_IO_OFFSET {
+        return Err(CgError::OutOfRange(format!("I/O of {len} bytes at offset {offset}")));
+    }
+    Ok(())
+}
+
 /// The object a method runs on.
 pub trait ObjectStore {
     /// Size of the data, or `None` when the object does not exist.
@@ -42,6 +54,13 @@ pub trait ObjectStore {
     fn create(&mut self, exclusive: bool) -> Result<(), CgError>;
     /// Replaces the data (creating the object).
     fn write_full(&mut self, data: &[u8]) -> Result<(), CgError>;
+    /// Writes `data` at `offset` of the data (creating the object; a gap before `offset`
+    /// reads as zeros). `ERANGE` when `offset` or the length exceeds [`MAX_IO_OFFSET`].
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), CgError>;
+    /// Up to `len` bytes of the data from `offset`: fewer at the end of the data, none
+    /// past it. `ENOENT` when absent, `ERANGE` when `offset` or `len` exceeds
+    /// [`MAX_IO_OFFSET`].
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, CgError>;
     /// Removes the object, data and omap; `ENOENT` when absent.
     fn remove(&mut self) -> Result<(), CgError>;
     /// One omap value, `None` when the key (or the object) is absent.
