@@ -10,6 +10,7 @@ use rbd_cg_rados::cls::ReadBatch;
 use rbd_cg_rados::image::Image;
 use rbd_cg_rados::{Cluster, IoCtx};
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 /// What one image holds now: its snapshots (name → id).
 #[derive(Clone)]
@@ -54,12 +55,35 @@ pub(crate) fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<O
     }
 }
 
+/// How long removing a member snapshot waits out another client's exclusive lock: a group
+/// snapshot being cut on a shared image holds its fence (and refuses lock requests with
+/// `EBUSY`) for at most its fence timeout, so a `snap rm` racing one waits instead of leaving
+/// its snapshot half removed.
+const LOCK_BUSY_WAIT: Duration = Duration::from_secs(60);
+
 /// Removes image snapshot `snap_name` of one member; a gone image, pool or snapshot is fine.
+/// `EBUSY` from a lock owner refusing to let go is retried for [`LOCK_BUSY_WAIT`]; `EBUSY`
+/// for a protected snapshot is not (it stays protected until someone unprotects it).
 pub(crate) fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<()> {
-    match open_member(cluster, image_ref) {
-        Ok(mut image) => ignore_missing(image.snap_remove(snap_name).map_err(Error::from)),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
+    let mut image = match open_member(cluster, image_ref) {
+        Ok(image) => image,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let deadline = Instant::now() + LOCK_BUSY_WAIT;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match image.snap_remove(snap_name) {
+            Err(e) if e.errno == libc::EBUSY && Instant::now() < deadline => {
+                if image.snap_is_protected(snap_name).unwrap_or(true) {
+                    return Err(e.into());
+                }
+                log::debug!("removing {snap_name}: the image's lock owner is busy; retrying in {pause:?}");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            result => return ignore_missing(result.map_err(Error::from)),
+        }
     }
 }
 

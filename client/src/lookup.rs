@@ -6,21 +6,16 @@
 use crate::error::{Error, Result};
 use crate::groups::Groups;
 use rbd_cg_contract::methods::{
-    Empty, IdRequest, MemberListRequest, NameRequest, SnapListRequest, SnapRequest, CLONE_GET, DIR_GET, GROUP_GET,
-    MAX_LIST_PAGE, MEMBER_LIST, SNAP_GET, SNAP_LIST,
+    Empty, IdRequest, SnapListRequest, SnapRequest, CLONE_GET, GROUP_GET, MAX_LIST_PAGE, SNAP_GET, SNAP_LIST,
 };
-use rbd_cg_contract::names::{header_object, DIRECTORY_OBJECT};
+use rbd_cg_contract::names::header_object;
 use rbd_cg_contract::records::{
     ClonePlan, DirEntry, DirState, GroupHeader, GroupRef, MemberRecord, SnapInProgress, SnapshotRecord,
 };
 
 impl Groups {
     pub(crate) fn dir_entry(&self, name: &str) -> Result<Option<DirEntry>> {
-        match self.ioctx.call(DIRECTORY_OBJECT, &DIR_GET, &NameRequest { name: name.into() }) {
-            Ok(entry) => Ok(Some(entry)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(rbd_cg_rados::rbd_cg::dir_entry(&self.ioctx, name)?)
     }
 
     pub(crate) fn header(&self, id: &str) -> Result<Option<GroupHeader>> {
@@ -52,17 +47,7 @@ impl Groups {
 
     /// Every member record of group `group_id`, page by page.
     pub(crate) fn member_records(&self, group_id: &str) -> Result<Vec<MemberRecord>> {
-        let mut records = Vec::new();
-        let mut start_after = None;
-        loop {
-            let request = MemberListRequest { start_after: start_after.clone(), max_entries: MAX_LIST_PAGE };
-            let page = self.ioctx.call(&header_object(group_id), &MEMBER_LIST, &request)?;
-            start_after = page.members.last().map(|m| m.image.clone());
-            records.extend(page.members);
-            if !page.more || start_after.is_none() {
-                return Ok(records);
-            }
-        }
+        Ok(rbd_cg_rados::rbd_cg::member_records(&self.ioctx, group_id)?)
     }
 
     pub(crate) fn snap_record(&self, group_id: &str, name: &str) -> Result<SnapshotRecord> {

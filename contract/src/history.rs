@@ -7,6 +7,7 @@
 //! dispatches to it by `struct_v`. Never change a layout here: it describes bytes already
 //! on disks. Golden bytes of every version are in `tests/released.rs`.
 
+use crate::methods::SnapRemoveRequest;
 use crate::records::{GroupHeader, HeaderState};
 use serde::{Deserialize, Serialize};
 
@@ -39,5 +40,22 @@ impl From<GroupHeaderV1> for GroupHeader {
             snapshot_count: v1.snapshot_count,
             features: 0,
         }
+    }
+}
+
+/// [`SnapRemoveRequest`] version 1 (release 0.1.0, where `snap_remove_begin` took a
+/// `SnapRequest`): without `undo_create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapRemoveRequestV1 {
+    /// The group.
+    pub group_id: String,
+    /// Snapshot name.
+    pub name: String,
+}
+
+impl From<SnapRemoveRequestV1> for SnapRemoveRequest {
+    /// Release 0.1.0 removed `Creating` snapshots whoever asked.
+    fn from(v1: SnapRemoveRequestV1) -> SnapRemoveRequest {
+        SnapRemoveRequest { group_id: v1.group_id, name: v1.name, undo_create: true }
     }
 }

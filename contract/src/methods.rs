@@ -372,6 +372,29 @@ pub struct SnapRequest {
 }
 versioned!(SnapRequest, "SnapRequest", 1, 1, 1024);
 
+/// Starts removing snapshot `name` of group `group_id` (`snap_remove_begin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapRemoveRequest {
+    /// The group.
+    pub group_id: String,
+    /// Snapshot name.
+    pub name: String,
+    /// Whether a snapshot still `Creating` may be removed: only to undo a creation (its
+    /// creator's own undo, or `repair` after a crash). A plain `snap rm` of a snapshot that
+    /// another client is still creating is refused (`EBUSY`), so the creator never cuts member
+    /// snapshots that nobody records (version 2; version-1 requests of release 0.1.0 mean
+    /// `true`, as that release removed `Creating` snapshots unconditionally).
+    pub undo_create: bool,
+}
+versioned!(
+    SnapRemoveRequest,
+    "SnapRemoveRequest",
+    2,
+    1,
+    1024,
+    older { 1 => crate::history::SnapRemoveRequestV1 }
+);
+
 /// Renames a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapRenameRequest {
@@ -420,9 +443,10 @@ pub const SNAP_CREATE_BEGIN: WriteMethod<SnapCreateRequest> = WriteMethod::new("
 /// Records the image snapshot ids, `Creating` → `Complete`, clears the in-progress mark.
 /// `EINVAL` if the images differ from the record's members. Repeating it succeeds.
 pub const SNAP_CREATE_FINISH: WriteMethod<SnapFinishRequest> = WriteMethod::new("snap_create_finish");
-/// `Creating`/`Complete` → `Removing`; repeating it succeeds. `EBUSY` while the group is
-/// being rolled back to it.
-pub const SNAP_REMOVE_BEGIN: WriteMethod<SnapRequest> = WriteMethod::new("snap_remove_begin");
+/// `Complete` → `Removing`, and `Creating` → `Removing` only with `undo_create`; repeating it
+/// succeeds. `EBUSY` for a `Creating` snapshot without `undo_create` (another client may be
+/// creating it), and while the group is being rolled back to it.
+pub const SNAP_REMOVE_BEGIN: WriteMethod<SnapRemoveRequest> = WriteMethod::new("snap_remove_begin");
 /// Drops a `Removing` snapshot (count − 1, in-progress mark cleared if it was its).
 pub const SNAP_REMOVE_FINISH: WriteMethod<SnapRequest> = WriteMethod::new("snap_remove_finish");
 /// Renames a `Complete` snapshot. `EEXIST` if the new name is taken.

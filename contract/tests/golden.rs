@@ -42,9 +42,9 @@ use rbd_cg_contract::methods::{
     SNAP_SET_JOURNAL_POSITION,
 };
 use rbd_cg_contract::methods::{
-    SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
-    SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH, SNAP_RENAME,
-    SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
+    SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRemoveRequest, SnapRenameRequest,
+    SnapRequest, SNAP_CREATE_BEGIN, SNAP_CREATE_FINISH, SNAP_GET, SNAP_LIST, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH,
+    SNAP_RENAME, SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
 };
 use rbd_cg_contract::methods::{SnapReservePutRequest, SNAP_RESERVE_GET, SNAP_RESERVE_PUT};
 use rbd_cg_contract::names::{backref_key, member_key};
@@ -674,7 +674,7 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         read::<Empty, GroupRefList>(&IMAGE_GROUP_LIST),
         write::<SnapCreateRequest>(&SNAP_CREATE_BEGIN),
         write::<SnapFinishRequest>(&SNAP_CREATE_FINISH),
-        write::<SnapRequest>(&SNAP_REMOVE_BEGIN),
+        write::<SnapRemoveRequest>(&SNAP_REMOVE_BEGIN),
         write::<SnapRequest>(&SNAP_REMOVE_FINISH),
         write::<SnapRenameRequest>(&SNAP_RENAME),
         write::<SnapRequest>(&SNAP_ROLLBACK_BEGIN),
@@ -935,6 +935,13 @@ fn snapshot_requests() {
     golden(&finish, &expected);
     let expected = bytes(&[&[0x01, 0x01, 0x21, 0x00, 0x00, 0x00], &string(ID), &string("s")]);
     golden(&SnapRequest { group_id: ID.into(), name: "s".into() }, &expected);
+    // SnapRemoveRequest version 2: a SnapRequest plus `undo_create` (one byte): 34 = 0x22.
+    let remove = SnapRemoveRequest { group_id: ID.into(), name: "s".into(), undo_create: false };
+    let expected = bytes(&[&[0x02, 0x01, 0x22, 0x00, 0x00, 0x00], &string(ID), &string("s"), &[0]]);
+    golden(&remove, &expected);
+    // What release 0.1.0 sent to `snap_remove_begin` (a SnapRequest) reads as an undo.
+    let old = bytes(&[&[0x01, 0x01, 0x21, 0x00, 0x00, 0x00], &string(ID), &string("s")]);
+    assert_eq!(decode::<SnapRemoveRequest>(&old), Ok(SnapRemoveRequest { undo_create: true, ..remove }));
     let expected = bytes(&[&[0x01, 0x01, 0x2a, 0x00, 0x00, 0x00], &string(ID), &string("s"), &string("t")]);
     golden(&SnapRenameRequest { group_id: ID.into(), old_name: "s".into(), new_name: "t".into() }, &expected);
     let expected = bytes(&[&[0x01, 0x01, 0x0c, 0x00, 0x00, 0x00], &u64le(5), &u32le(10)]);

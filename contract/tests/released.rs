@@ -331,3 +331,17 @@ fn a_version_2_group_header_with_features_is_refused_by_a_version_1_reader() {
     let old = decode::<OldHeaderReader>(&plain).unwrap();
     assert_eq!(old.0.member_count, 1);
 }
+
+/// Requests change versions too: a class must understand what older clients send (mixed
+/// versions during an upgrade). Release 0.1.0's `snap_remove_begin` took a `SnapRequest`.
+#[test]
+fn release_0_1_0_snap_remove_request() {
+    use rbd_cg_contract::methods::SnapRemoveRequest;
+    reads(
+        "
+        01 01 21 00 00 00 10 00 00 00 00 00 00 00 30 31
+        32 33 34 35 36 37 38 39 61 62 63 64 65 66 01 00
+        00 00 00 00 00 00 73",
+        SnapRemoveRequest { group_id: ID.into(), name: "s".into(), undo_create: true },
+    );
+}

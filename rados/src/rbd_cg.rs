@@ -1,5 +1,6 @@
 //! Our own class, `rbd_cg`, as a client sees it: whether the OSDs run it, and which
-//! version.
+//! version; and the two reads every client of a group starts with (a name's directory entry,
+//! a group's members), shared by the control plane and the data path.
 //!
 //! Its method descriptors come from `rbd_cg_contract::methods` and are called like any
 //! other class method through [`crate::cls`] (`ioctx.call(oid, &GROUP_GET, &Empty {})`),
@@ -8,8 +9,11 @@
 
 use crate::error::{RadosError, RadosResult};
 use crate::ioctx::IoCtx;
-use rbd_cg_contract::methods::{Empty, VersionReply, GET_VERSION};
-use rbd_cg_contract::names::DIRECTORY_OBJECT;
+use rbd_cg_contract::methods::{
+    Empty, MemberListRequest, NameRequest, VersionReply, DIR_GET, GET_VERSION, MAX_LIST_PAGE, MEMBER_LIST,
+};
+use rbd_cg_contract::names::{header_object, DIRECTORY_OBJECT};
+use rbd_cg_contract::records::{DirEntry, MemberRecord};
 use rbd_cg_contract::{CLASS_NAME, PROTOCOL_MAX, PROTOCOL_MIN};
 
 /// What [`check_class`] learned.
@@ -70,5 +74,30 @@ pub fn check_class(ioctx: &IoCtx) -> RadosResult<ClassStatus> {
             Err(e.context(context()).with_hint(install_hint()))
         }
         Err(e) => Err(e.context(context())),
+    }
+}
+
+/// The directory entry of group `name` in `ioctx`'s pool and namespace; `None` when there is
+/// no such group (or no directory yet).
+pub fn dir_entry(ioctx: &IoCtx, name: &str) -> RadosResult<Option<DirEntry>> {
+    match ioctx.call(DIRECTORY_OBJECT, &DIR_GET, &NameRequest { name: name.into() }) {
+        Ok(entry) => Ok(Some(entry)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every member record of group `group_id`, page by page.
+pub fn member_records(ioctx: &IoCtx, group_id: &str) -> RadosResult<Vec<MemberRecord>> {
+    let mut records = Vec::new();
+    let mut start_after = None;
+    loop {
+        let request = MemberListRequest { start_after: start_after.clone(), max_entries: MAX_LIST_PAGE };
+        let page = ioctx.call(&header_object(group_id), &MEMBER_LIST, &request)?;
+        start_after = page.members.last().map(|m| m.image.clone());
+        records.extend(page.members);
+        if !page.more || start_after.is_none() {
+            return Ok(records);
+        }
     }
 }

@@ -160,7 +160,7 @@ impl Groups {
             Err(e) => {
                 log::warn!("group snapshot {name:?} failed ({e}); undoing it");
                 // The undo is not part of the fault plan: it runs to completion.
-                self.snap_remove_steps_with(group_id, &record, &FaultPlan::none(), &Progress::none()).map_err(
+                self.snap_remove_steps_with(group_id, &record, &FaultPlan::none(), &Progress::none(), true).map_err(
                     |undo| e.clone().with_hint(format!("Undoing it failed too ({undo}); run `rbd-cg repair`.")),
                 )?;
                 Err(e)

@@ -12,7 +12,7 @@ use crate::groups::Groups;
 use crate::images::{open_member, remove_image_snapshot};
 use crate::parallel;
 use crate::progress::Progress;
-use rbd_cg_contract::methods::{SnapRequest, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH};
+use rbd_cg_contract::methods::{SnapRemoveRequest, SnapRequest, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH};
 use rbd_cg_contract::names::{header_object, image_snap_name, validate_snap_name};
 use rbd_cg_contract::records::{SnapshotRecord, SnapshotState};
 
@@ -26,7 +26,7 @@ impl Groups {
         if record.state == SnapshotState::Complete {
             self.unprotect_member_snapshots(&entry.id, &record).map_err(|e| e.context(context()))?;
         }
-        self.snap_remove_steps(&entry.id, &record).map_err(|e| e.context(context()))
+        self.snap_remove_steps(&entry.id, &record, false).map_err(|e| e.context(context()))
     }
 
     /// Before a removal begins: member snapshots protected for clone-v1 children (by `clone`
@@ -68,8 +68,10 @@ impl Groups {
         })
     }
 
-    pub(crate) fn snap_remove_steps(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
-        self.snap_remove_steps_with(group_id, record, &self.faults, &self.progress)
+    /// The removal steps; `undo` also removes a snapshot still `Creating` (the creator's own
+    /// undo, or `repair`): a plain removal leaves that to whoever is creating it.
+    pub(crate) fn snap_remove_steps(&self, group_id: &str, record: &SnapshotRecord, undo: bool) -> Result<()> {
+        self.snap_remove_steps_with(group_id, record, &self.faults, &self.progress, undo)
     }
 
     pub(crate) fn snap_remove_steps_with(
@@ -78,12 +80,21 @@ impl Groups {
         record: &SnapshotRecord,
         faults: &FaultPlan,
         progress: &Progress,
+        undo: bool,
     ) -> Result<()> {
         let header = header_object(group_id);
         let request = SnapRequest { group_id: group_id.into(), name: record.name.clone() };
+        let begin = SnapRemoveRequest { group_id: group_id.into(), name: record.name.clone(), undo_create: undo };
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let mut steps = Steps::new("snap-remove", faults);
-        steps.run("mark the snapshot removing", || self.ioctx.call_write(&header, &SNAP_REMOVE_BEGIN, &request))?;
+        steps.run("mark the snapshot removing", || {
+            self.ioctx.call_write(&header, &SNAP_REMOVE_BEGIN, &begin).map_err(|e| match e.errno {
+                libc::EBUSY if record.state == SnapshotState::Creating => Error::from(e).with_hint(
+                    "Another command is creating this snapshot; if it was interrupted, `rbd-cg repair` undoes it.",
+                ),
+                _ => Error::from(e),
+            })
+        })?;
         let cluster = &self.cluster;
         let counter = progress.start("Removing group snapshot", record.members.len() as u64);
         steps.run(&format!("remove the snapshots of {} images", record.members.len()), || {
@@ -104,7 +115,7 @@ impl Groups {
         let (records, _) = self.snap_records(group_id)?;
         let counter = self.progress.start("Removing group snapshots", records.len() as u64);
         records.iter().try_for_each(|record| {
-            self.snap_remove_steps_with(group_id, record, &self.faults, &Progress::none())?;
+            self.snap_remove_steps_with(group_id, record, &self.faults, &Progress::none(), false)?;
             counter.tick();
             Ok(())
         })

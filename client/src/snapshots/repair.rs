@@ -9,6 +9,7 @@ use crate::images::open_member;
 use rbd_cg_contract::methods::{SnapRequest, SNAP_ROLLBACK_FINISH};
 use rbd_cg_contract::names::{header_object, image_snap_prefix};
 use rbd_cg_contract::records::{ImageRef, SnapOperation, SnapshotState};
+use rbd_cg_rados::image::rbd_list;
 use std::collections::BTreeSet;
 
 impl Groups {
@@ -25,13 +26,13 @@ impl Groups {
                     findings
                         .push(format!("snapshot {:?} was interrupted while being created: undoing it", record.name));
                     if !check_only {
-                        self.snap_remove_steps(group_id, record)?;
+                        self.snap_remove_steps(group_id, record, true)?;
                     }
                 }
                 SnapshotState::Removing => {
                     findings.push(format!("removal of snapshot {:?} was interrupted: completing it", record.name));
                     if !check_only {
-                        self.snap_remove_steps(group_id, record)?;
+                        self.snap_remove_steps(group_id, record, true)?;
                     }
                 }
                 SnapshotState::Complete if rollback => {
@@ -60,9 +61,23 @@ impl Groups {
         // Judged against a fresh list taken after the images are read, and skipped while
         // another client is creating a snapshot (its new image snapshots have a record
         // only from its first step on). Run repair when no other command is running.
+        // Looked for on every image of the group's pool and namespace and of its members'
+        // (current and recorded ones): an image that left the group may carry one too.
         let prefix = image_snap_prefix(self.ioctx.pool_id(), group_id);
         let mut images: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
         images.extend(records.iter().flat_map(|r| r.members.iter().map(|m| m.image.clone())));
+        let mut locations: BTreeSet<(i64, String)> = images.iter().map(|i| (i.pool_id, i.namespace.clone())).collect();
+        locations.insert((self.ioctx.pool_id(), self.location.namespace.clone()));
+        for (pool_id, namespace) in locations {
+            let io = match self.cluster.ioctx_in(pool_id, &namespace) {
+                Ok(io) => io,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for (_, image_id) in rbd_list(&io)? {
+                images.insert(ImageRef { pool_id, namespace: namespace.clone(), image_id });
+            }
+        }
         let mut cache = SnapCache::default();
         self.prefetch_image_snaps(&mut cache, &images)?;
         let (fresh, in_progress) = self.snap_records(group_id)?;

@@ -19,8 +19,8 @@ use crate::store::{decode_listed, for_each_with_prefix, load_key, save_data};
 use crate::ObjectStore;
 use rbd_cg_contract::journal::snap_journal_key;
 use rbd_cg_contract::methods::{
-    Empty, SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRenameRequest, SnapRequest,
-    SnapReservePutRequest, MAX_LIST_PAGE, MAX_SNAP_PAGE_BYTES,
+    Empty, SnapCreateRequest, SnapFinishRequest, SnapListReply, SnapListRequest, SnapRemoveRequest, SnapRenameRequest,
+    SnapRequest, SnapReservePutRequest, MAX_LIST_PAGE, MAX_SNAP_PAGE_BYTES,
 };
 use rbd_cg_contract::names::{
     snap_key, snap_name_key, validate_group_id, validate_snap_name, MAX_GROUP_MEMBERS, MAX_GROUP_SNAPSHOTS,
@@ -197,11 +197,17 @@ pub fn create_finish(store: &mut dyn ObjectStore, req: SnapFinishRequest) -> Res
 }
 
 /// `Creating`/`Complete` → `Removing`.
-pub fn remove_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
+pub fn remove_begin(store: &mut dyn ObjectStore, req: SnapRemoveRequest) -> Result<(), CgError> {
     header(store, &req.group_id)?;
     let mut record = record(store, &req.name)?;
     if record.state == SnapshotState::Removing {
         return Ok(());
+    }
+    if record.state == SnapshotState::Creating && !req.undo_create {
+        return Err(CgError::Busy(format!(
+            "snapshot {:?} is being created (if its creator died, repair undoes it)",
+            req.name
+        )));
     }
     if in_progress(store)?.is_some_and(|p| p.seq == record.seq && p.operation == SnapOperation::Rollback) {
         return Err(CgError::Busy(format!("the group is being rolled back to {:?}", req.name)));
@@ -349,6 +355,10 @@ mod tests {
     fn snap(name: &str) -> SnapRequest {
         SnapRequest { group_id: "g1".into(), name: name.into() }
     }
+    /// `snap_remove_begin` as an undo (or repair) sends it: a `Creating` snapshot may go.
+    fn undo(name: &str) -> SnapRemoveRequest {
+        SnapRemoveRequest { group_id: "g1".into(), name: name.into(), undo_create: true }
+    }
     fn finish(name: &str, ids: &[(&str, u64)]) -> SnapFinishRequest {
         SnapFinishRequest {
             group_id: "g1".into(),
@@ -386,7 +396,7 @@ mod tests {
         // The next snapshot takes the reserve; a second take (a new attempt) finds none.
         h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s2", "id2")).unwrap();
         assert_eq!(taken(&mut h), [20]);
-        h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s2")).unwrap();
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &undo("s2")).unwrap();
         h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s2")).unwrap();
         h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s3", "id3")).unwrap();
         assert!(taken(&mut h).is_empty(), "an undone attempt's ids are never handed out again");
@@ -437,8 +447,8 @@ mod tests {
         let mut h = harness(&["aa"]);
         h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id1")).unwrap();
         assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s1"))), libc::EBUSY);
-        h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s1")).unwrap();
-        h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s1")).unwrap();
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &undo("s1")).unwrap();
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &undo("s1")).unwrap();
         assert_eq!(errno(h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 1)]))), libc::EBUSY);
         assert!(list(&mut h).in_progress.is_some(), "undoing a create keeps membership frozen");
         h.write(HDR, &SNAP_REMOVE_FINISH, &snap("s1")).unwrap();
@@ -477,7 +487,7 @@ mod tests {
         h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("s2")).unwrap();
         h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("s2")).unwrap();
         assert_eq!(errno(h.write(HDR, &SNAP_ROLLBACK_BEGIN, &snap("s3"))), libc::EBUSY);
-        assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_BEGIN, &snap("s2"))), libc::EBUSY);
+        assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_BEGIN, &undo("s2"))), libc::EBUSY);
         assert_eq!(errno(h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s4", "id4"))), libc::EBUSY);
         h.write(HDR, &SNAP_ROLLBACK_FINISH, &snap("s2")).unwrap();
         h.write(HDR, &SNAP_ROLLBACK_FINISH, &snap("s2")).unwrap();
@@ -537,5 +547,24 @@ mod tests {
         h.write(HDR, &GROUP_BEGIN_REMOVE, &IdRequest { id: "g1".into() }).unwrap();
         let create = GroupCreateRequest { id: "g1".into(), name: "db".into(), created_ms: 1 };
         assert_eq!(errno(h.write(HDR, &GROUP_CREATE, &create)), libc::EBUSY);
+    }
+
+    /// The race that leaked member snapshots: a `snap rm` of a snapshot another client is
+    /// still creating. Only an undo may remove a `Creating` snapshot.
+    #[test]
+    fn a_snapshot_being_created_is_removed_only_by_an_undo() {
+        let mut h = harness(&["aa"]);
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s1", "id1")).unwrap();
+        let before = h.object(HDR);
+        let plain = SnapRemoveRequest { group_id: "g1".into(), name: "s1".into(), undo_create: false };
+        assert_eq!(errno(h.write(HDR, &SNAP_REMOVE_BEGIN, &plain)), libc::EBUSY);
+        assert_eq!(h.object(HDR), before, "a refusal changes nothing");
+        h.write(HDR, &SNAP_CREATE_FINISH, &finish("s1", &[("aa", 4)])).unwrap();
+        h.write(HDR, &SNAP_REMOVE_BEGIN, &plain).unwrap();
+        // A release-0.1.0 client's request (version 1, a `SnapRequest`) keeps its old meaning.
+        h.write(HDR, &SNAP_CREATE_BEGIN, &begin("s2", "id2")).unwrap();
+        let old = rbd_cg_contract::encode(&snap("s2")).unwrap();
+        assert_eq!(old[0], 1);
+        h.call_raw(HDR, SNAP_REMOVE_BEGIN.name, &old).unwrap();
     }
 }

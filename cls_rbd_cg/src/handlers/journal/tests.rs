@@ -501,7 +501,8 @@ fn a_snapshot_records_its_journal_position_while_it_is_created() {
     h.write(HDR, &SNAP_SET_JOURNAL_POSITION, &set("s", 4)).unwrap(); // the finishing op, sent again
     assert_eq!(refused_write(&mut h, HDR, &SNAP_SET_JOURNAL_POSITION, &set("s", 5)), libc::EINVAL);
     assert!(h.object(HDR).unwrap().omap.contains_key("journalpos_0000000000000001"));
-    h.write(HDR, &SNAP_REMOVE_BEGIN, &get).unwrap();
+    let remove = SnapRemoveRequest { group_id: "g1".into(), name: "s".into(), undo_create: false };
+    h.write(HDR, &SNAP_REMOVE_BEGIN, &remove).unwrap();
     h.write(HDR, &SNAP_REMOVE_FINISH, &get).unwrap();
     assert!(!h.object(HDR).unwrap().omap.contains_key("journalpos_0000000000000001"), "dropped with the snapshot");
     assert_eq!(errno(h.read(HDR, &SNAP_GET_JOURNAL_POSITION, &get)), libc::ENOENT);
