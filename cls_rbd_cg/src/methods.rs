@@ -7,7 +7,9 @@
 //! (in the OSD build) the `extern "C"` trampoline the OSD calls. Unit tests run the very
 //! same `invoke` functions against [`crate::store::MemStore`].
 
-use crate::handlers::{backrefs, clone, directory, header, id_object, journal, members, snapshots, version};
+use crate::handlers::{
+    backrefs, clone, directory, header, id_object, image_fence, journal, members, snapshots, version,
+};
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{self as m, Access, RawWriteMethod, ReadMethod, WriteMethod};
 use rbd_cg_contract::{decode, encode, CgError, Versioned};
@@ -135,6 +137,7 @@ method_table! {
     write m::IMAGE_GROUP_LINK   => backrefs::link,
     write m::IMAGE_GROUP_UNLINK => backrefs::unlink,
     read  m::IMAGE_GROUP_LIST   => backrefs::list,
+    write m::IMAGE_JOURNAL_FENCE => image_fence::journal_fence,
     write m::SNAP_CREATE_BEGIN  => snapshots::create_begin,
     write m::SNAP_CREATE_FINISH => snapshots::create_finish,
     write m::SNAP_REMOVE_BEGIN  => snapshots::remove_begin,

@@ -411,6 +411,68 @@ pub fn decode_append(input: &[u8]) -> Result<(SegmentAppend, &[u8]), CgError> {
     Ok((append, entries))
 }
 
+// ---- the write fence on member images ----------------------------------------------------
+
+/// librbd's `non-primary` feature bit: its images are read-only to every librbd client
+/// (writes and maintenance operations get `EROFS`), reads keep working.
+pub const RBD_FEATURE_NON_PRIMARY: u64 = 1 << 10;
+/// librbd's `operations` feature bit: the image has operation features (`op_features`).
+pub const RBD_FEATURE_OPERATIONS: u64 = 1 << 8;
+/// The operation feature a journaled member carries. librbd knows only bits 0..=3, so an
+/// image with this one has its operations disabled: `rbd rm`, `snap rm`, clone and the like
+/// are refused even after the writer died (`non-primary` alone would let `rbd rm` through).
+pub const OP_FEATURE_RBD_CG_JOURNAL: u64 = 1 << 20;
+/// `cls_rbd`'s omap key of the feature bits on `rbd_header.<id>` (an encoded `u64`).
+pub const RBD_FEATURES_KEY: &str = "features";
+/// `cls_rbd`'s omap key of the operation feature bits (an encoded `u64`).
+pub const RBD_OP_FEATURES_KEY: &str = "op_features";
+
+/// `image_journal_fence` on `rbd_header.<image id>`: turns a member's write fence on or off in
+/// one atomic step (see [`RBD_FEATURE_NON_PRIMARY`] and [`OP_FEATURE_RBD_CG_JOURNAL`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFenceRequest {
+    /// The image (checked against nothing else: the object name carries it).
+    pub image_id: String,
+    /// The journaled group; fencing requires the image's back-reference to it.
+    pub group: crate::records::GroupRef,
+    /// On or off.
+    pub fenced: bool,
+}
+versioned!(ImageFenceRequest, "ImageFenceRequest", 1, 1, 1024);
+
+// ---- talking to the writer -------------------------------------------------------------
+
+/// What another client asks the journal writer, by `rados_notify` on `cg_header.<id>` (the
+/// writer watches it while it holds the lease). The writer answers each with a
+/// [`WriterReply`] as its notify acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriterRequest {
+    /// Are you there, and with which lease? (A lease holder that answers is alive.)
+    Ping,
+    /// Cut group snapshot `name` (recorded `Creating` by the caller) at one journal
+    /// position: the writer stops applying, cuts every member snapshot, records the
+    /// position and completes the snapshot (`snap_set_journal_position` +
+    /// `snap_create_finish`), then resumes. The acknowledgement only says it was accepted;
+    /// the caller waits for the snapshot record to become `Complete`.
+    Snapshot {
+        /// The group snapshot's name.
+        name: String,
+    },
+}
+versioned!(WriterRequest, "WriterRequest", 1, 1, 1024);
+
+/// The writer's acknowledgement of a [`WriterRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriterReply {
+    /// 0, or the errno of a refusal.
+    pub errno: i32,
+    /// The lease epoch of the writer answering.
+    pub epoch: u64,
+    /// What it is (its lease description), or why it refused.
+    pub message: String,
+}
+versioned!(WriterReply, "WriterReply", 1, 1, 4096);
+
 // ---- entries -----------------------------------------------------------------------------
 
 /// Magic of an entry header: `CGJ1` as bytes.

@@ -551,6 +551,13 @@ pub const SNAP_SET_JOURNAL_POSITION: WriteMethod<crate::journal::SnapJournalPosi
 pub const SNAP_GET_JOURNAL_POSITION: ReadMethod<SnapRequest, crate::journal::SnapJournalPosition> =
     ReadMethod::new("snap_get_journal_position");
 
+/// Turns the journal write fence of a member image on or off (on `rbd_header.<image id>`):
+/// sets or clears librbd's `non-primary` feature and the `operations` feature with
+/// `journal::OP_FEATURE_RBD_CG_JOURNAL` in its `op_features`, in cls_rbd's own keys.
+/// Idempotent. `EINVAL` to fence an image without a back-reference to the group, or one that
+/// is `non-primary` for another reason (mirroring); `ENOENT` when the header is gone.
+pub const IMAGE_JOURNAL_FENCE: WriteMethod<crate::journal::ImageFenceRequest> = WriteMethod::new("image_journal_fence");
+
 /// Creates a segment object for a writer (`EEXIST` when it exists for another epoch or
 /// first sequence number, or is not a segment; the same ones succeed). `EINVAL` for epoch or
 /// sequence number 0, `ERANGE` for a capacity outside `MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE`.
@@ -622,6 +629,7 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (JOURNAL_CONSUMER_SET.name, Access::Write),
     (JOURNAL_CONSUMER_DISCONNECT.name, Access::Write),
     (JOURNAL_CONSUMER_REMOVE.name, Access::Write),
+    (IMAGE_JOURNAL_FENCE.name, Access::Write),
     (SNAP_SET_JOURNAL_POSITION.name, Access::Write),
     (SNAP_GET_JOURNAL_POSITION.name, Access::Read),
     (SEGMENT_OPEN.name, Access::Write),

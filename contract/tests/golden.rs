@@ -22,6 +22,10 @@ use rbd_cg_contract::journal::{
     JournalStatus, JournalTakeRequest, JournalTrimRequest, SegmentAppend, SegmentOpenRequest, SegmentRecord,
     SegmentSealRequest, SnapJournalPosition, SnapJournalPositionRequest, WriterLease,
 };
+use rbd_cg_contract::journal::{
+    ImageFenceRequest, WriterReply, WriterRequest, OP_FEATURE_RBD_CG_JOURNAL, RBD_FEATURES_KEY,
+    RBD_FEATURE_NON_PRIMARY, RBD_FEATURE_OPERATIONS, RBD_OP_FEATURES_KEY,
+};
 use rbd_cg_contract::methods::{
     Access, DirListItem, DirListReply, DirListRequest, Empty, GroupCreateRequest, IdRequest, NameAndId, NameRequest,
     ReadMethod, RenameRequest, VersionReply, WriteMethod, ALL_METHODS, CLS_METHOD_RD, CLS_METHOD_WR, DIR_ADD, DIR_GET,
@@ -31,8 +35,8 @@ use rbd_cg_contract::methods::{
 };
 use rbd_cg_contract::methods::{
     BackRefRequest, GroupRefList, MemberAddRequest, MemberListReply, MemberListRequest, MemberRequest,
-    IMAGE_GROUP_LINK, IMAGE_GROUP_LIST, IMAGE_GROUP_UNLINK, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH, MEMBER_LIST,
-    MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
+    IMAGE_GROUP_LINK, IMAGE_GROUP_LIST, IMAGE_GROUP_UNLINK, IMAGE_JOURNAL_FENCE, MEMBER_ADD_BEGIN, MEMBER_ADD_FINISH,
+    MEMBER_LIST, MEMBER_REMOVE_BEGIN, MEMBER_REMOVE_FINISH,
 };
 use rbd_cg_contract::methods::{CloneBeginRequest, CLONE_BEGIN, CLONE_FINISH, CLONE_GET};
 use rbd_cg_contract::methods::{
@@ -607,6 +611,7 @@ fn method_names_and_access() {
         ("journal_consumer_set", Access::Write),
         ("journal_consumer_disconnect", Access::Write),
         ("journal_consumer_remove", Access::Write),
+        ("image_journal_fence", Access::Write),
         ("snap_set_journal_position", Access::Write),
         ("snap_get_journal_position", Access::Read),
         ("segment_open", Access::Write),
@@ -698,6 +703,7 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         write::<ConsumerSetRequest>(&JOURNAL_CONSUMER_SET),
         write::<ConsumerRequest>(&JOURNAL_CONSUMER_DISCONNECT),
         write::<ConsumerRequest>(&JOURNAL_CONSUMER_REMOVE),
+        write::<ImageFenceRequest>(&IMAGE_JOURNAL_FENCE),
         write::<SnapJournalPositionRequest>(&SNAP_SET_JOURNAL_POSITION),
         read::<SnapRequest, SnapJournalPosition>(&SNAP_GET_JOURNAL_POSITION),
         write::<SegmentOpenRequest>(&SEGMENT_OPEN),
@@ -1213,6 +1219,34 @@ fn journal_requests_and_replies() {
     golden(&SegmentAppend { epoch: 3, first_seq: 100, count: 2 }, &expected);
 }
 
+/// The write fence on member images: librbd's bits and keys it is made of (cls_rbd's
+/// `features`/`op_features` omap keys, 8-byte little-endian values), and its request.
+#[test]
+fn image_fence_bits_and_request() {
+    assert_eq!(RBD_FEATURE_NON_PRIMARY, 0x400);
+    assert_eq!(RBD_FEATURE_OPERATIONS, 0x100);
+    assert_eq!(OP_FEATURE_RBD_CG_JOURNAL, 0x10_0000);
+    assert_eq!((RBD_FEATURES_KEY, RBD_OP_FEATURES_KEY), ("features", "op_features"));
+    // ImageFenceRequest: image_id (8 + 3) + GroupRef (8 + 8 + 0 + 8 + 16 = 40) + fenced 1 =
+    // 52 = 0x34.
+    let group = GroupRef { pool_id: 1, namespace: String::new(), group_id: ID.into() };
+    let request = ImageFenceRequest { image_id: "abc".into(), group, fenced: true };
+    let expected = bytes(&[&[0x01, 0x01, 0x34, 0, 0, 0], &string("abc"), &u64le(1), &string(""), &string(ID), &[1]]);
+    golden(&request, &expected);
+}
+
+/// What a client asks the journal writer over `rados_notify`, and its answer.
+#[test]
+fn writer_requests_and_replies() {
+    // An enum is its variant index (u32), then the variant's fields.
+    golden(&WriterRequest::Ping, &bytes(&[&[0x01, 0x01, 0x04, 0, 0, 0], &u32le(0)]));
+    let expected = bytes(&[&[0x01, 0x01, 0x0d, 0, 0, 0], &u32le(1), &string("s")]);
+    golden(&WriterRequest::Snapshot { name: "s".into() }, &expected);
+    // WriterReply: errno 4 + epoch 8 + message (8 + 2) = 22 = 0x16.
+    let expected = bytes(&[&[0x01, 0x01, 0x16, 0, 0, 0], &(-16i32).to_le_bytes(), &u64le(7), &string("up")]);
+    golden(&WriterReply { errno: -16, epoch: 7, message: "up".into() }, &expected);
+}
+
 #[test]
 fn journal_envelopes() {
     let actual = [
@@ -1233,6 +1267,9 @@ fn journal_envelopes() {
         envelope_of::<SegmentSealRequest>(),
         envelope_of::<SnapJournalPositionRequest>(),
         envelope_of::<SegmentAppend>(),
+        envelope_of::<ImageFenceRequest>(),
+        envelope_of::<WriterRequest>(),
+        envelope_of::<WriterReply>(),
     ];
     let expected = [
         ("JournalRecord", 1, 1, 1_048_576),
@@ -1252,6 +1289,9 @@ fn journal_envelopes() {
         ("SegmentSealRequest", 1, 1, 64),
         ("SnapJournalPositionRequest", 1, 1, 1024),
         ("SegmentAppend", 1, 1, 64),
+        ("ImageFenceRequest", 1, 1, 1024),
+        ("WriterRequest", 1, 1, 1024),
+        ("WriterReply", 1, 1, 4096),
     ];
     assert_eq!(actual, expected);
 }

@@ -11,6 +11,7 @@ pub mod clone;
 pub mod directory;
 pub mod header;
 pub mod id_object;
+pub mod image_fence;
 pub mod journal;
 pub mod members;
 pub mod snapshots;
