@@ -211,9 +211,13 @@ impl WriteBatch {
         self
     }
 
-    /// Zeroes `len` bytes at `offset` (a hole where the store can).
+    /// Zeroes `len` bytes at `offset` (a hole where the store can). A zero of no bytes is
+    /// left out: a 16.2.15 OSD asserts on it (`FAILED ceph_assert(op.extent.length)` in
+    /// `PrimaryLogPG::do_osd_ops`) and dies.
     pub fn zero(&mut self, offset: u64, len: u64) -> &mut Self {
-        self.steps.push(WriteStep::Zero { offset, len });
+        if len > 0 {
+            self.steps.push(WriteStep::Zero { offset, len });
+        }
         self
     }
 
