@@ -289,6 +289,56 @@ pub const SNAPSHOT_ADD: StockWrite<SnapshotAdd> = StockWrite::new("rbd", "snapsh
 /// Marks every object of the head object map clean after a snapshot (fast-diff;
 /// `object_map_snap_add`, on `rbd_object_map.<id>`).
 pub const OBJECT_MAP_SNAP_ADD: StockWrite<()> = StockWrite::new("rbd", "object_map_snap_add");
+/// Removes a snapshot from the header (`snapshot_remove`; `ENOENT` when it is gone, `EBUSY`
+/// while it is protected or has clone-v2 children).
+pub const SNAPSHOT_REMOVE: StockWrite<u64> = StockWrite::new("rbd", "snapshot_remove");
+/// Merges the object map of a snapshot being removed into the next newer one's (or the
+/// head's), so that fast-diff still sees the objects it had dirty (`object_map_snap_remove`,
+/// on the next map; input: the removed map's encoded bit vector, as stored).
+pub const OBJECT_MAP_SNAP_REMOVE: StockWrite<EncodedObjectMap> = StockWrite::new("rbd", "object_map_snap_remove");
+
+/// A snapshot's protection status (`get_protection_status`): 0 unprotected, 1 unprotecting,
+/// 2 protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtectionStatus(pub u8);
+
+impl ProtectionStatus {
+    /// Neither protected nor being unprotected.
+    pub const UNPROTECTED: ProtectionStatus = ProtectionStatus(0);
+}
+
+impl Decode for ProtectionStatus {
+    fn decode(r: &mut Reader<'_>) -> Result<ProtectionStatus, DecodeError> {
+        Ok(ProtectionStatus(r.u8("truncated protection status")?))
+    }
+}
+
+/// How many clone-v2 children a snapshot has: the count that starts `children_list`'s
+/// reply (a set of child image specs; the specs themselves are not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildCount(pub u32);
+
+impl Decode for ChildCount {
+    fn decode(r: &mut Reader<'_>) -> Result<ChildCount, DecodeError> {
+        Ok(ChildCount(r.u32("truncated children list")?))
+    }
+}
+
+/// The protection status of a snapshot (`get_protection_status`).
+pub const GET_PROTECTION_STATUS: StockRead<u64, ProtectionStatus> = StockRead::new("rbd", "get_protection_status");
+/// The clone-v2 children of a snapshot (`children_list`), counted.
+pub const CHILDREN_LIST: StockRead<u64, ChildCount> = StockRead::new("rbd", "children_list");
+
+/// An object map's bit vector exactly as `rbd_object_map.<id>[.<snap id>]` stores it (Ceph's
+/// `BitVector<2>` encoding), passed on untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedObjectMap(pub Vec<u8>);
+
+impl Encode for EncodedObjectMap {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.0);
+    }
+}
 
 #[cfg(test)]
 mod tests {
