@@ -510,7 +510,8 @@ fn check_against_model(fx: &Fixture, model: &Model, snaps: &[Snap], seed: u64) {
         }
         let check = ceph_tool("rbd", &["object-map", "check", "--no-progress", &fx.spec()]);
         assert!(check.status.success(), "{ctx}: object-map check: {}", String::from_utf8_lossy(&check.stderr));
-        assert!(String::from_utf8_lossy(&check.stderr).trim().is_empty(), "{ctx}: object-map check complained");
+        let complaints = String::from_utf8_lossy(&check.stderr);
+        assert!(complaints.trim().is_empty(), "{ctx}: object-map check complained: {complaints}");
     }
     assert_eq!(fx.flags(None), Vec::<String>::new(), "{ctx}: flags");
     for snap in snaps {
