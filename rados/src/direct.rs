@@ -12,10 +12,10 @@
 //!
 //! | request | map before | data op | map after |
 //! |---|---|---|---|
-//! | write | `EXISTS` | [`set_alloc_hint`] `write` | – |
+//! | write | `EXISTS` | (`set_alloc_hint`) `write` | – |
 //! | discard of a whole object (or of all of it up to the image end) | `PENDING` | `remove` (`ENOENT` is fine) | `NONEXISTENT` where `PENDING` |
-//! | discard of an object's tail | fast-diff: `EXISTS` where it exists | [`assert_exists`] `truncate` | – |
-//! | discard inside an object, write zeroes | fast-diff: `EXISTS` where it exists | [`assert_exists`, `set_alloc_hint`] `zero` | – |
+//! | discard of an object's tail | fast-diff: `EXISTS` where it exists | (`assert_exists`) `truncate` | – |
+//! | discard inside an object, write zeroes | fast-diff: `EXISTS` where it exists | (`assert_exists`, `set_alloc_hint`) `zero` | – |
 //!
 //! "Where it exists" is the update filtered on `EXISTS` (which also matches
 //! `EXISTS_CLEAN`): an existing object turns dirty for fast-diff, a missing one stays
@@ -32,7 +32,7 @@
 //! Every map update is one op on `rbd_object_map.<id>`: `lock.assert_locked` of the map's
 //! own lock (cookie and tag empty, as librbd's) + `rbd.object_map_update`, for a run of
 //! neighbouring objects at once. Objects known to be `EXISTS` (set by us since the last
-//! snapshot) skip the update and the bracketed steps.
+//! snapshot) skip the update and the steps in parentheses.
 
 use std::collections::BTreeMap;
 use std::future::Future;
