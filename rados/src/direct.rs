@@ -12,18 +12,27 @@
 //!
 //! | request | map before | data op | map after |
 //! |---|---|---|---|
-//! | write | `EXISTS` | `write` | – |
+//! | write | `EXISTS` | (`set_alloc_hint`) `write` | – |
 //! | discard of a whole object (or of all of it up to the image end) | `PENDING` | `remove` (`ENOENT` is fine) | `NONEXISTENT` where `PENDING` |
-//! | discard of an object's tail | `EXISTS` where it exists | `truncate` | – |
-//! | discard inside an object, write zeroes | `EXISTS` where it exists | `zero` | – |
+//! | discard of an object's tail | fast-diff: `EXISTS` where it exists | (`assert_exists`) `truncate` | – |
+//! | discard inside an object, write zeroes | fast-diff: `EXISTS` where it exists | (`assert_exists`, `set_alloc_hint`) `zero` | – |
 //!
 //! "Where it exists" is the update filtered on `EXISTS` (which also matches
 //! `EXISTS_CLEAN`): an existing object turns dirty for fast-diff, a missing one stays
-//! missing, and the OSD makes `truncate` and `zero` of a missing object no-ops (measured),
-//! so the map stays exact without reading it. Every map update is one op on
-//! `rbd_object_map.<id>`: `lock.assert_locked` of the map's own lock (cookie and tag
-//! empty, as librbd's) + `rbd.object_map_update`, for a run of neighbouring objects at once.
-//! Objects known to be `EXISTS` (set by us since the last snapshot) skip the update.
+//! missing, and `assert_exists` keeps the data op off a missing object, so the map stays
+//! exact without reading it. Without fast-diff an existing object is `EXISTS` already and
+//! a missing one stays missing (the OSD makes `truncate` and `zero` of a missing object
+//! no-ops, measured), so those need no update. The alloc hint goes with writes to objects
+//! that may not exist yet, as librbd's; with a fast-diff zero it also makes sure the op
+//! changes the object: the OSD skips a zero past the object's end, no clone is made for the
+//! newest snapshot, and `rbd object-map check` would then want `EXISTS_CLEAN` back and
+//! invalidate the map (measured; librbd's discard, which sets `EXISTS` before its `zero`
+//! the same way, has that flaw).
+//!
+//! Every map update is one op on `rbd_object_map.<id>`: `lock.assert_locked` of the map's
+//! own lock (cookie and tag empty, as librbd's) + `rbd.object_map_update`, for a run of
+//! neighbouring objects at once. Objects known to be `EXISTS` (set by us since the last
+//! snapshot) skip the update and the steps in parentheses.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,7 +48,8 @@ use crate::ceph::objects;
 use crate::cls::{ReadBatch, WriteBatch};
 use crate::error::{RadosError, RadosResult};
 use crate::image::{
-    FEATURE_DIRTY_CACHE, FEATURE_JOURNALING, FEATURE_MIGRATING, FEATURE_OBJECT_MAP, FEATURE_STRIPINGV2,
+    FEATURE_DIRTY_CACHE, FEATURE_FAST_DIFF, FEATURE_JOURNALING, FEATURE_MIGRATING, FEATURE_OBJECT_MAP,
+    FEATURE_STRIPINGV2,
 };
 use crate::{Cluster, IoCtx};
 use rbd_cg_contract::records::ImageRef;
@@ -124,6 +134,10 @@ struct ObjectOp {
     pre: Option<(u8, Option<u8>)>,
     /// Object map update after it succeeded.
     post: Option<(u8, Option<u8>)>,
+    /// Hint the allocation (librbd's `set_alloc_hint(object size, object size)`).
+    hint: bool,
+    /// Only if the object exists (`assert_exists`; `ENOENT` means nothing to do).
+    guard: bool,
 }
 
 enum DataOp {
@@ -306,7 +320,14 @@ impl DirectImage {
                 let end = consumed + len as usize;
                 let chunk = data.get(consumed..end).map(<[u8]>::to_vec).unwrap_or_default();
                 consumed = end;
-                ObjectOp { objno, data: DataOp::Write { offset, data: chunk }, pre: None, post: None }
+                ObjectOp {
+                    objno,
+                    data: DataOp::Write { offset, data: chunk },
+                    pre: None,
+                    post: None,
+                    hint: false,
+                    guard: false,
+                }
             })
             .collect();
         self.run(ops).await.map_err(|e| e.context(what()))
@@ -329,7 +350,7 @@ impl DirectImage {
                     (_, true) => DataOp::Truncate { offset: off },
                     _ => DataOp::Zero { offset: off, len },
                 };
-                ObjectOp { objno, data, pre: None, post: None }
+                ObjectOp { objno, data, pre: None, post: None, hint: false, guard: false }
             })
             .collect();
         self.run(ops).await.map_err(|e| e.context(what()))
@@ -343,7 +364,14 @@ impl DirectImage {
         let ops = self
             .object_extents(offset, len)
             .into_iter()
-            .map(|(objno, offset, len)| ObjectOp { objno, data: DataOp::Zero { offset, len }, pre: None, post: None })
+            .map(|(objno, offset, len)| ObjectOp {
+                objno,
+                data: DataOp::Zero { offset, len },
+                pre: None,
+                post: None,
+                hint: false,
+                guard: false,
+            })
             .collect();
         self.run(ops).await.map_err(|e| e.context(what()))
     }
@@ -415,25 +443,36 @@ impl DirectImage {
     /// data ops (all at once), then map updates after; see the module docs.
     async fn run(&self, mut ops: Vec<ObjectOp>) -> RadosResult<()> {
         let object_map = self.features & FEATURE_OBJECT_MAP != 0;
-        if object_map {
+        let fast_diff = object_map && self.features & FEATURE_FAST_DIFF != 0;
+        {
             let mut known = self.known();
             for op in &mut ops {
-                let cached = known.get(op.objno);
-                (op.pre, op.post) = match op.data {
-                    DataOp::Write { .. } if cached => (None, None),
-                    DataOp::Write { .. } => (Some((object_state::EXISTS, None)), None),
-                    DataOp::Remove => {
+                let cached = object_map && known.get(op.objno);
+                (op.pre, op.post, op.hint, op.guard) = match op.data {
+                    // librbd hints the allocation when the object may not exist yet.
+                    DataOp::Write { .. } if cached => (None, None, false, false),
+                    DataOp::Write { .. } if object_map => (Some((object_state::EXISTS, None)), None, true, false),
+                    DataOp::Write { .. } => (None, None, true, false),
+                    DataOp::Remove if object_map => {
                         known.set(op.objno, false);
                         (
                             Some((object_state::PENDING, None)),
                             Some((object_state::NONEXISTENT, Some(object_state::PENDING))),
+                            false,
+                            false,
                         )
                     }
-                    // Data ops on existing objects only: the map already says so.
-                    DataOp::Truncate { .. } | DataOp::Zero { .. } if cached => (None, None),
-                    DataOp::Truncate { .. } | DataOp::Zero { .. } => {
-                        (Some((object_state::EXISTS, Some(object_state::EXISTS))), None)
+                    // Only fast-diff has a state to change for an existing object
+                    // (`EXISTS_CLEAN`), and the op must then change the object even when
+                    // it zeroes past its end, which the OSD would skip (no clone, so
+                    // `rbd object-map check` wants `EXISTS_CLEAN` back): the alloc hint.
+                    DataOp::Zero { .. } if fast_diff && !cached => {
+                        (Some((object_state::EXISTS, Some(object_state::EXISTS))), None, true, true)
                     }
+                    DataOp::Truncate { .. } if fast_diff && !cached => {
+                        (Some((object_state::EXISTS, Some(object_state::EXISTS))), None, false, true)
+                    }
+                    DataOp::Remove | DataOp::Zero { .. } | DataOp::Truncate { .. } => (None, None, false, false),
                 };
             }
         }
@@ -447,11 +486,18 @@ impl DirectImage {
             }
         }
 
+        let object_size = self.object_size();
         let data_ops = {
             let io = self.io();
             ops.iter()
                 .map(|op| {
                     let mut batch = WriteBatch::new();
+                    if op.guard {
+                        batch.assert_exists();
+                    }
+                    if op.hint {
+                        batch.alloc_hint(object_size, object_size, 0);
+                    }
                     match &op.data {
                         DataOp::Write { offset, data } => batch.write(*offset, data.clone()),
                         DataOp::Remove => batch.remove(),
@@ -464,10 +510,14 @@ impl DirectImage {
         };
         let mut first_error = None;
         let mut post = Vec::new();
+        let mut exist = Vec::new();
         for (op, result) in ops.iter().zip(join_all(data_ops).await) {
             match result {
+                // A guarded op succeeded: the object exists, and its map says `EXISTS`.
+                Ok(()) if op.guard => exist.push(op.objno),
                 Ok(()) => {}
-                Err(e) if e.errno == libc::ENOENT && matches!(op.data, DataOp::Remove) => {}
+                // Removing, or guarding against, a missing object: nothing to do.
+                Err(e) if e.errno == libc::ENOENT && (op.guard || matches!(op.data, DataOp::Remove)) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                     continue;
@@ -475,6 +525,12 @@ impl DirectImage {
             }
             if let Some(update) = op.post {
                 post.push((op.objno, update));
+            }
+        }
+        {
+            let mut known = self.known();
+            for objno in exist {
+                known.set(objno, true);
             }
         }
         // Objects whose data op failed keep their `PENDING`: "may exist", which is safe.
