@@ -21,6 +21,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod journal;
+
 #[derive(Parser)]
 #[command(name = "rbd-cg", version, about = "Consistency groups for Ceph RBD (class rbd_cg)")]
 struct Cli {
@@ -31,7 +33,7 @@ struct Cli {
 }
 
 #[derive(Args)]
-struct Global {
+pub(crate) struct Global {
     /// Ceph config file (default: $CEPH_CONF, /etc/ceph/$cluster.conf, ...).
     #[arg(short = 'c', long = "conf", global = true)]
     conf: Option<PathBuf>,
@@ -46,10 +48,10 @@ struct Global {
     keyring: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Plain, global = true)]
-    format: Format,
+    pub(crate) format: Format,
     /// Pretty-print JSON output.
     #[arg(long, global = true)]
-    pretty_format: bool,
+    pub(crate) pretty_format: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,7 +64,7 @@ enum CloneFormatArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Plain,
     Json,
 }
@@ -128,6 +130,16 @@ enum Command {
     Snap {
         #[command(subcommand)]
         action: SnapCommand,
+    },
+    /// One journal for the whole group (enable, disable, status, replay).
+    Journal {
+        #[command(subcommand)]
+        action: journal::JournalCommand,
+    },
+    /// Serve the group's members over NBD.
+    Nbd {
+        #[command(subcommand)]
+        action: journal::NbdCommand,
     },
     /// Finish or undo whatever an interrupted command left behind.
     Repair {
@@ -246,7 +258,7 @@ enum SnapCommand {
     },
 }
 
-fn connect(global: &Global) -> Result<Cluster> {
+pub(crate) fn connect(global: &Global) -> Result<Cluster> {
     let options = ConnectOptions {
         conf_path: global.conf.clone(),
         cluster_name: global.cluster.clone(),
@@ -257,13 +269,13 @@ fn connect(global: &Global) -> Result<Cluster> {
     Cluster::connect(&options).map_err(|e| Error::from(e).context("connecting to the cluster"))
 }
 
-fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
+pub(crate) fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
     let mut groups = Groups::open(cluster, location)?;
     groups.set_fault_plan(FaultPlan::from_env()?);
     Ok(groups)
 }
 
-fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
     let text = if global.pretty_format { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) };
     let text = text.map_err(|e| Error::new(format!("formatting JSON: {e}"), libc::EIO))?;
     println!("{text}");
@@ -379,6 +391,8 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Image { action } => run_image(global, action)?,
+        Command::Journal { action } => journal::run_journal(global, action)?,
+        Command::Nbd { action } => journal::run_nbd(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,
         Command::Repair { group_spec, check } => {
             let spec = GroupSpec::parse(group_spec)?;
@@ -631,9 +645,12 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rbd_cg_client=info"))
-        .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default()
+            .default_filter_or("warn,rbd_cg_client=info,rbd_cg_journal=info,rbd_cg_datapath=info"),
+    )
+    .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
+    .init();
     let status = match run(Cli::parse()) {
         Ok(status) => status,
         Err(e) => {
