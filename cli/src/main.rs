@@ -481,6 +481,9 @@ fn snapshot_json(snapshot: &SnapshotInfo, with_images: bool) -> serde_json::Valu
         "created_ms": snapshot.created_ms,
         "image_count": snapshot.images.len(),
     });
+    if let Some(position) = snapshot.journal_position {
+        value["journal_position"] = json!(position);
+    }
     if with_images {
         value["images"] = snapshot
             .images

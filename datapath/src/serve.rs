@@ -60,11 +60,32 @@ pub async fn serve_group_until(
         let writer = Arc::new(JournalWriter::open(cluster, ioctx, &group_id, config).await?);
         let exports = JournaledExports::new(Arc::clone(&writer));
         log_exports(name, exports.exports(), true);
+        // A writer that fails (its lease lost to another server, an append refused) fails
+        // every later request: stop serving, and say why.
+        let failure = writer.failure();
+        let watcher = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let e = failure.await;
+                log::error!("the journal writer failed: {e}; stopping the server");
+                stop.shutdown();
+                e
+            })
+        };
         let served = run(Arc::new(exports), &options, stop).await;
+        let failed = if watcher.is_finished() {
+            watcher.await.ok()
+        } else {
+            watcher.abort();
+            None
+        };
         // The server has answered everything it read: the writer can finish.
         let writer = Arc::try_unwrap(writer)
             .map_err(|_| RadosError::new("the journal writer is still in use after the server stopped", libc::EBUSY))?;
         let finished = writer.shutdown().await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         served?;
         finished
     } else {

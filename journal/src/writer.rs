@@ -126,6 +126,8 @@ struct Inner {
     /// Journal space appended but not yet applied.
     backlog: Mutex<Backlog>,
     backlog_freed: Notify,
+    /// Why the writer failed (lease lost, an append or apply error), once it did.
+    failed: watch::Sender<Option<RadosError>>,
 }
 
 /// Journal space appended but not yet applied, per append, and the bound on it.
@@ -270,6 +272,7 @@ impl JournalWriter {
                 bound: record.max_bytes.saturating_sub(record.segment_size).max(record.segment_size),
             }),
             backlog_freed: Notify::new(),
+            failed: watch::channel(None).0,
         });
         let (entries_tx, entries_rx) = mpsc::unbounded_channel();
         let appender = tokio::spawn(append_loop(
@@ -301,6 +304,24 @@ impl JournalWriter {
             stop_applier: Some(stop_tx),
             lease,
         })
+    }
+
+    /// Resolves with the error once the writer failed (it lost its lease, or an append or
+    /// an apply failed): everything submitted since fails too, so whoever serves through it
+    /// should stop. Never resolves for a writer that is shut down normally.
+    pub fn failure(&self) -> impl Future<Output = RadosError> + Send + 'static {
+        let mut failed = self.inner.failed.subscribe();
+        async move {
+            loop {
+                if let Some(e) = failed.borrow_and_update().clone() {
+                    return e;
+                }
+                if failed.changed().await.is_err() {
+                    // The writer is gone without failing: never resolve.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
     }
 
     /// The members, in tag order.
@@ -528,8 +549,15 @@ struct AppendState {
     capacity: u64,
 }
 
-/// Fails every pending and later submission with `error`.
+/// Fails every pending and later submission with `error`, and tells [`JournalWriter::failure`].
 fn fail(inner: &Inner, error: &RadosError) {
+    inner.failed.send_if_modified(|failed| {
+        let first = failed.is_none();
+        if first {
+            *failed = Some(error.clone());
+        }
+        first
+    });
     let entries = {
         let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if pending.closed.is_none() {
