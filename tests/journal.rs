@@ -424,3 +424,126 @@ fn snapshots_while_serving_are_journal_prefixes() {
         assert_eq!(serde_json::from_str::<Value>(&snaps).unwrap().as_array().unwrap().len(), 2, "{m}: {snaps}");
     }
 }
+
+/// The group's id, from `rbd-cg info`.
+fn group_id(group: &str) -> String {
+    let info: Value = serde_json::from_str(&rbd_cg_ok(&["info", "--format", "json", group])).unwrap();
+    info["id"].as_str().unwrap().to_owned()
+}
+
+/// Under sustained writes the journal never holds more than `--max-size`, and a registered
+/// consumer that does not move (a stopped mirror peer) is disconnected rather than letting
+/// it fill up; the data is all there.
+#[test]
+fn the_journal_stays_within_its_bound_and_a_laggard_is_disconnected() {
+    use rbd_cg_contract::journal::{ConsumerRecord, ConsumerSetRequest, ConsumerState};
+    use rbd_cg_contract::methods::JOURNAL_CONSUMER_SET;
+    let ns = namespace("jtrim");
+    let (group, members) = group_of(&ns, 2, 64);
+    rbd_cg_ok(&["journal", "enable", "--object-size", "1M", "--max-size", "4M", &group]);
+    let id = group_id(&group);
+    let peer = ConsumerRecord {
+        name: "peer".into(),
+        state: ConsumerState::Connected,
+        position: 0,
+        updated_ms: 1,
+        data: Vec::new(),
+    };
+    let request = ConsumerSetRequest { group_id: id.clone(), consumer: peer, reset: false };
+    ioctx(&cluster(), "rbd", &ns)
+        .call_write(&rbd_cg_contract::names::header_object(&id), &JOURNAL_CONSUMER_SET, &request)
+        .expect("registering a consumer");
+    assert_eq!(status(&group)["consumers"].as_array().unwrap().len(), 2);
+
+    let server = NbdServer::start(&group, &format!("{ns}-1"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (group, stop) = (group.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                most = most.max(status(&group)["bytes"].as_u64().unwrap());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            most
+        })
+    };
+    let commands: Vec<String> = (0..48).map(|i| format!("write -P {} {}M 1M", i + 1, i)).collect();
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    qemu_io(&server.uri(&members[0]), &commands);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let most = watcher.join().unwrap();
+    assert!(most <= 4 * MIB, "the journal held {most} bytes, past its bound of 4 MiB");
+    let s = status(&group);
+    let peer = s["consumers"].as_array().unwrap().iter().find(|c| c["name"] == "peer").unwrap().clone();
+    assert_eq!(peer["state"], "disconnected", "{s}");
+    assert!(server.stop().success());
+    let s = status(&group);
+    assert!(s["bytes"].as_u64().unwrap() <= 4 * MIB, "{s}");
+    assert_eq!(s["head"], s["applied"]);
+    for i in [0u64, 17, 47] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "rbd export --no-progress {} - | tail -c +{} | head -c 1048576 | od -An -tx1 | sort -u",
+                members[0],
+                i * MIB + 1
+            ))
+            .output()
+            .unwrap();
+        let byte = format!("{:02x}", i + 1);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}\n*", vec![byte; 16].join(" ")), "MiB {i}");
+    }
+}
+
+/// Replay never skips: a damaged entry in the middle stops it with `EBADMSG` naming where;
+/// bytes past a segment's committed length (what a torn append would leave) are not entries
+/// and are ignored.
+#[test]
+fn replay_stops_at_a_damaged_entry_and_ignores_bytes_past_the_tail() {
+    use rbd_cg_contract::journal::{entry_len, segment_object};
+    let ns = namespace("jdamage");
+    let (group, members) = group_of(&ns, 1, 16);
+    rbd_cg_ok(&["journal", "enable", &group]);
+    let id = group_id(&group);
+    // A server that records its applied position only every ten minutes: after kill -9,
+    // everything it wrote is still to be replayed.
+    let server = NbdServer::start_with_args(&group, &format!("{ns}-1"), &["--position-interval-ms", "600000"]);
+    let commands: Vec<String> = (0..10).map(|i| format!("write -P {} {}k 64k", 0x30 + i, i * 64)).collect();
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    qemu_io(&server.uri(&members[0]), &commands);
+    server.kill9();
+    let s = status(&group);
+    assert_eq!((s["head"].as_u64(), s["applied"].as_u64()), (Some(10), Some(0)), "{s}");
+
+    // The segment the server wrote: flip one payload byte of entry 6.
+    let segment = (0..4)
+        .map(|n| segment_object(&id, n))
+        .find(|o| rados_get("rbd", &ns, o).is_some_and(|d| !d.is_empty()))
+        .expect("a segment with entries");
+    let original = rados_get("rbd", &ns, &segment).unwrap();
+    let mut damaged = original.clone();
+    let entry = entry_len(65536);
+    damaged[5 * entry + 72 + 1000] ^= 0xff;
+    let file = std::env::temp_dir().join(format!("{ns}-segment"));
+    std::fs::write(&file, &damaged).unwrap();
+    ceph_tool_ok("rados", &["-p", "rbd", "-N", &ns, "put", &segment, file.to_str().unwrap()]);
+    let out = rbd_cg(&["journal", "replay", &group]);
+    let stderr = expect_errno(&out, libc::EBADMSG);
+    assert!(stderr.contains("entry 6") && stderr.contains("segment"), "{stderr}");
+    assert_eq!(status(&group)["applied"], 0, "nothing is recorded as applied past a damaged entry");
+
+    // The original bytes back, plus garbage past the committed length: replayed in full.
+    let mut torn = original.clone();
+    torn.extend_from_slice(&[0x43, 0x47, 0x4a, 0x31, 1, 2, 3]);
+    std::fs::write(&file, &torn).unwrap();
+    ceph_tool_ok("rados", &["-p", "rbd", "-N", &ns, "put", &segment, file.to_str().unwrap()]);
+    rbd_cg_ok(&["journal", "replay", &group]);
+    let s = status(&group);
+    assert_eq!((s["head"].as_u64(), s["applied"].as_u64()), (Some(10), Some(10)), "{s}");
+    let server = NbdServer::start(&group, &format!("{ns}-2"));
+    for i in 0..10 {
+        qemu_io(&server.uri(&members[0]), &[&format!("read -P {} {}k 64k", 0x30 + i, i * 64)]);
+    }
+    assert!(server.stop().success());
+}

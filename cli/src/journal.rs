@@ -10,6 +10,7 @@ use rbd_cg_datapath::serve::{serve_group, ServeOptions};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::{connect, open, print_json, Format, Global};
 
@@ -60,6 +61,11 @@ pub(crate) enum NbdCommand {
         /// Most client connections at once.
         #[arg(long, default_value_t = 128)]
         max_connections: usize,
+        /// How often the journal position applied to the members is recorded, in
+        /// milliseconds: what a restart after a crash replays is at most what was applied
+        /// since (applying an entry twice is harmless).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+        position_interval_ms: u64,
     },
 }
 
@@ -162,7 +168,7 @@ pub(crate) fn run_journal(global: &Global, action: &JournalCommand) -> Result<()
 
 pub(crate) fn run_nbd(global: &Global, action: &NbdCommand) -> Result<()> {
     match action {
-        NbdCommand::Serve { group_spec, bind, socket, max_connections } => {
+        NbdCommand::Serve { group_spec, bind, socket, max_connections, position_interval_ms } => {
             let spec = GroupSpec::parse(group_spec)?;
             let cluster = connect(global)?;
             // Checks the class, and gives the pool and namespace.
@@ -174,6 +180,7 @@ pub(crate) fn run_nbd(global: &Global, action: &NbdCommand) -> Result<()> {
                 socket: socket.clone(),
                 nbd: ServerConfig { max_connections: *max_connections, ..ServerConfig::default() },
                 description: format!("rbd-cg nbd serve on {}, pid {}", host.trim(), std::process::id()),
+                position_interval: Duration::from_millis(*position_interval_ms),
                 signals: true,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub nbd: ServerConfig,
     /// What this server is, for the journal lease (`rbd-cg nbd serve on HOST, pid N`).
     pub description: String,
+    /// How often the journal writer records the position applied to the members.
+    pub position_interval: std::time::Duration,
     /// Stop on SIGTERM/SIGINT (the CLI); tests use [`serve_group_until`] instead.
     pub signals: bool,
 }
@@ -56,7 +58,10 @@ pub async fn serve_group_until(
     let group_id = ready_group(&ioctx, name)?;
     let header: GroupHeader = ioctx.call(&header_object(&group_id), &GROUP_GET, &Empty {})?;
     if header.features & GroupHeader::FEATURE_JOURNALING != 0 {
-        let config = WriterConfig { description: options.description.clone(), ..WriterConfig::default() };
+        let mut config = WriterConfig { description: options.description.clone(), ..WriterConfig::default() };
+        if !options.position_interval.is_zero() {
+            config.position_interval = options.position_interval;
+        }
         let writer = Arc::new(JournalWriter::open(cluster, ioctx, &group_id, config).await?);
         let exports = JournaledExports::new(Arc::clone(&writer));
         log_exports(name, exports.exports(), true);

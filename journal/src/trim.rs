@@ -23,8 +23,8 @@ pub struct Trimmer {
     group_id: String,
     /// Whether segments below `first_segment` left by an interrupted trim were looked for.
     swept: bool,
-    /// Segment → (first sequence number, last sequence number) of sealed segments.
-    sealed: HashMap<u64, (u64, u64)>,
+    /// Segment → (first sequence number, last sequence number, bytes) of sealed segments.
+    sealed: HashMap<u64, (u64, u64, u64)>,
 }
 
 /// What one trim did.
@@ -42,8 +42,11 @@ impl Trimmer {
         Trimmer { group_id: group_id.to_owned(), swept: false, sealed: HashMap::new() }
     }
 
-    /// Trims once, through `ioctx` (the group's pool and namespace).
-    pub async fn run(&mut self, ioctx: &IoCtx) -> RadosResult<TrimReport> {
+    /// Trims once, through `ioctx` (the group's pool and namespace). A consumer other than
+    /// `local` is disconnected when what it still needs exceeds the journal's bound, and,
+    /// under `pressure` (an append waits for space), when it is behind the local consumer
+    /// and holds segments the local consumer no longer needs.
+    pub async fn run(&mut self, ioctx: &IoCtx, pressure: bool) -> RadosResult<TrimReport> {
         let header = header_object(&self.group_id);
         let request = JournalGroupRequest { group_id: self.group_id.clone() };
         let status = ioctx.aio_call(&header, &JOURNAL_GET, &request).await?;
@@ -71,15 +74,15 @@ impl Trimmer {
                 Some(range) => *range,
                 None => match ioctx.aio_call(&segment_object(&self.group_id, segment), &SEGMENT_GET, &Empty {}).await {
                     Ok(record) if record.sealed => {
-                        let range = (record.first_seq, record.next_seq.saturating_sub(1));
+                        let range = (record.first_seq, record.next_seq.saturating_sub(1), record.committed_len);
                         self.sealed.insert(segment, range);
                         range
                     }
                     Ok(_) => break,
                     Err(e) if e.is_not_found() => {
                         // Removed by an interrupted trim: nothing in it to keep.
-                        self.sealed.insert(segment, (0, 0));
-                        (0, 0)
+                        self.sealed.insert(segment, (0, 0, 0));
+                        (0, 0, 0)
                     }
                     Err(e) => return Err(e),
                 },
@@ -87,21 +90,38 @@ impl Trimmer {
             segments.push((segment, range));
         }
         // Disconnect consumers that need more than the bound allows.
-        let max_segments = (journal.max_bytes / journal.segment_size.max(1)).max(2);
+        let active_bytes = match ioctx
+            .aio_call(&segment_object(&self.group_id, journal.active_segment), &SEGMENT_GET, &Empty {})
+            .await
+        {
+            Ok(record) => record.committed_len,
+            Err(e) if e.is_not_found() => 0,
+            Err(e) => return Err(e),
+        };
+        // The first segment a consumer at `position` still needs, and the bytes from it on.
+        let needs = |position: u64| {
+            let from = segments.iter().position(|(_, (_, last, _))| *last > position).unwrap_or(segments.len());
+            let bytes: u64 = segments[from..].iter().map(|(_, (_, _, b))| *b).sum::<u64>() + active_bytes;
+            (segments.get(from).map_or(journal.active_segment, |(segment, _)| *segment), bytes)
+        };
+        let local = status.consumers.iter().find(|c| c.name == LOCAL_CONSUMER).map_or(0, |c| c.position);
+        let (local_from, _) = needs(local);
         for consumer in status.consumers.iter().filter(|c| c.state == ConsumerState::Connected) {
             if consumer.name == LOCAL_CONSUMER {
                 continue;
             }
-            let needed_from = segments
-                .iter()
-                .find(|(_, (_, last))| *last > consumer.position)
-                .map_or(journal.active_segment, |(segment, _)| *segment);
-            if journal.active_segment.saturating_sub(needed_from) >= max_segments {
+            let (needed_from, needed_bytes) = needs(consumer.position);
+            let over_bound = needed_bytes > journal.max_bytes;
+            let holds_it_full = pressure && consumer.position < local && needed_from < local_from;
+            if over_bound || holds_it_full {
                 log::warn!(
-                    "journal of group {}: consumer {} is {} segments behind (bound {max_segments}): disconnecting it",
+                    "journal of group {}: consumer {} needs {needed_bytes} bytes from entry {} on (bound {}{}): \
+                     disconnecting it",
                     self.group_id,
                     consumer.name,
-                    journal.active_segment - needed_from
+                    consumer.position + 1,
+                    journal.max_bytes,
+                    if holds_it_full { ", and the journal is full" } else { "" }
                 );
                 let request = ConsumerRequest { group_id: self.group_id.clone(), name: consumer.name.clone() };
                 ioctx.aio_call_write(&header, &JOURNAL_CONSUMER_DISCONNECT, &request).await?;
@@ -118,7 +138,7 @@ impl Trimmer {
         // Every segment whose last entry everyone connected has applied goes.
         let mut first = journal.first_segment;
         let mut trimmed_seq = journal.trimmed_seq;
-        for (segment, (_, last)) in &segments {
+        for (segment, (_, last, _)) in &segments {
             if *last > slowest {
                 break;
             }

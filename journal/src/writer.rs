@@ -51,6 +51,9 @@ use crate::members::{open_members, ImageSlot, Member};
 use crate::reader::JournalReader;
 use crate::trim::Trimmer;
 
+/// The applier's housekeeping period: lease and failure checks; trimming every 5 ticks.
+const TICK: Duration = Duration::from_millis(200);
+
 /// How a writer runs.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -123,21 +126,50 @@ struct Inner {
     unapplied: Mutex<HashMap<u32, UnappliedWrites>>,
     applied: watch::Receiver<u64>,
     durable: watch::Sender<u64>,
-    /// Journal space appended but not yet applied.
-    backlog: Mutex<Backlog>,
-    backlog_freed: Notify,
+    /// Journal space in use, and its bound.
+    space: Mutex<Space>,
+    /// Signalled when trimming freed space.
+    space_freed: Notify,
+    /// Signalled by an appender waiting for space: record the position and trim now.
+    trim_wanted: Notify,
     /// Why the writer failed (lease lost, an append or apply error), once it did.
     failed: watch::Sender<Option<RadosError>>,
 }
 
-/// Journal space appended but not yet applied, per append, and the bound on it.
-struct Backlog {
-    /// (last sequence number of an append, its bytes), oldest first.
-    appends: std::collections::VecDeque<(u64, u64)>,
+/// Journal space in use: the bytes of entries in every segment not trimmed, and the
+/// journal's bound (`--max-size`). An append waits while it would pass the bound; trimming
+/// (below the slowest connected consumer, disconnecting one that holds the journal full)
+/// frees space.
+struct Space {
+    /// (segment, bytes of entries in it), oldest first, the active one last.
+    segments: std::collections::VecDeque<(u64, u64)>,
     /// Their sum.
-    bytes: u64,
-    /// The bound: appends wait while `bytes` would exceed it.
+    total: u64,
+    /// The bound.
     bound: u64,
+}
+
+impl Space {
+    fn add(&mut self, segment: u64, bytes: u64) {
+        match self.segments.back_mut() {
+            Some((last, used)) if *last == segment => *used += bytes,
+            _ => self.segments.push_back((segment, bytes)),
+        }
+        self.total += bytes;
+    }
+
+    /// Forgets trimmed segments; whether that freed anything.
+    fn trimmed(&mut self, segments: &[u64]) -> bool {
+        let before = self.total;
+        self.segments.retain(|(segment, bytes)| {
+            let gone = segments.contains(segment);
+            if gone {
+                self.total -= bytes;
+            }
+            !gone
+        });
+        self.total < before
+    }
 }
 
 /// A running journal writer; see the module documentation.
@@ -196,6 +228,14 @@ impl JournalWriter {
                 .await
                 .map_err(|e| e.context(format!("sealing segment {last}")))?;
             tail = reader.segment(last).await?;
+        }
+
+        // The journal space in use: every segment from the first on.
+        let mut space = Space { segments: std::collections::VecDeque::new(), total: 0, bound: record.max_bytes };
+        for number in record.first_segment..=last {
+            if let Some(found) = reader.segment(number).await? {
+                space.add(number, found.committed_len);
+            }
         }
 
         // 4. Replay what the local applier had not applied.
@@ -266,12 +306,9 @@ impl JournalWriter {
             unapplied: Mutex::new(HashMap::new()),
             applied: applier.applied(),
             durable: durable_tx,
-            backlog: Mutex::new(Backlog {
-                appends: std::collections::VecDeque::new(),
-                bytes: 0,
-                bound: record.max_bytes.saturating_sub(record.segment_size).max(record.segment_size),
-            }),
-            backlog_freed: Notify::new(),
+            space: Mutex::new(space),
+            space_freed: Notify::new(),
+            trim_wanted: Notify::new(),
             failed: watch::channel(None).0,
         });
         let (entries_tx, entries_rx) = mpsc::unbounded_channel();
@@ -617,32 +654,38 @@ async fn append_loop(
             inner.appender_wake.notified().await;
             continue;
         }
-        // Journal space: wait while the applier is too far behind.
         let len = bytes.len() as u64;
-        loop {
-            let notified = inner.backlog_freed.notified();
+        let first_seq = entries[0].0.seq;
+        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        // A batch never spans segments: roll when it does not fit (before waiting for
+        // space, so that the full segment can be trimmed once applied).
+        let mut rolled = Ok(());
+        if segment.committed > 0 && segment.committed + len > segment.capacity {
+            rolled = roll(&ioctx, &group_id, &header_oid, inner.epoch, &mut segment, first_seq).await;
+            if rolled.is_ok() {
+                inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, 0);
+            }
+        }
+        // Journal space: wait while the bound would be passed (a batch alone may pass it).
+        while rolled.is_ok() {
+            let freed = inner.space_freed.notified();
             {
-                let backlog = inner.backlog.lock().unwrap_or_else(PoisonError::into_inner);
-                if backlog.bytes == 0 || backlog.bytes + len <= backlog.bound {
+                let space = inner.space.lock().unwrap_or_else(PoisonError::into_inner);
+                if space.total == 0 || space.total + len <= space.bound {
                     break;
                 }
             }
-            notified.await;
+            inner.trim_wanted.notify_one();
+            let _ = tokio::time::timeout(TICK, freed).await;
         }
-        let first_seq = entries[0].0.seq;
-        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        // A batch never spans segments: roll when it does not fit.
-        if segment.committed > 0 && segment.committed + len > segment.capacity {
-            let rolled = roll(&ioctx, &group_id, &header_oid, inner.epoch, &mut segment, first_seq).await;
-            if let Err(e) = rolled {
-                let e = e.context("moving to a new journal segment");
-                let failed: Vec<_> = entries.into_iter().map(|(_, _, w)| w).collect();
-                for waiter in failed {
-                    let _ = waiter.send(Err(e.clone()));
-                }
-                fail(&inner, &e);
-                return Err(e);
+        if let Err(e) = rolled {
+            let e = e.context("moving to a new journal segment");
+            let failed: Vec<_> = entries.into_iter().map(|(_, _, w)| w).collect();
+            for waiter in failed {
+                let _ = waiter.send(Err(e.clone()));
             }
+            fail(&inner, &e);
+            return Err(e);
         }
         let append = SegmentAppend { epoch: inner.epoch, first_seq, count };
         let outcome = match encode_append(&append, &bytes) {
@@ -657,11 +700,7 @@ async fn append_loop(
             Ok(()) => {
                 segment.committed += len;
                 let last = entries.last().map_or(first_seq, |(h, _, _)| h.seq);
-                {
-                    let mut backlog = inner.backlog.lock().unwrap_or_else(PoisonError::into_inner);
-                    backlog.appends.push_back((last, len));
-                    backlog.bytes += len;
-                }
+                inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, len);
                 inner.pending.lock().unwrap_or_else(PoisonError::into_inner).durable = last;
                 inner.durable.send_replace(last);
                 for (header, payload, waiter) in entries {
@@ -735,15 +774,17 @@ async fn apply_loop(
     lease: Arc<Mutex<Lease>>,
 ) -> RadosResult<()> {
     let group_id = inner.group_id.clone();
-    let mut ticker = tokio::time::interval(interval);
+    // The lease and the applier are checked every tick; the position is recorded every
+    // `interval` (at least a tick); trimming runs every five ticks.
+    let mut ticker = tokio::time::interval(interval.min(TICK));
     let mut recorded = applier.position();
+    let mut recorded_at = Instant::now();
     let mut trimmer = Trimmer::new(&group_id);
     let mut ticks = 0u64;
     let mut stopping = false;
     let result: RadosResult<()> = async {
         loop {
             tokio::select! {
-                biased;
                 entry = entries.recv() => match entry {
                     Some((header, payload)) => applier.submit(crate::reader::Entry { header, payload }).await?,
                     None => {
@@ -784,17 +825,28 @@ async fn apply_loop(
                     }
                     let position = applier.position();
                     forget_applied(&inner, position);
-                    if position > recorded {
+                    if position > recorded && recorded_at.elapsed() >= interval {
                         record_position(&ioctx, &group_id, position).await?;
                         recorded = position;
+                        recorded_at = Instant::now();
                     }
                     // Trim (and disconnect consumers past the bound) every few ticks.
                     ticks += 1;
                     if ticks.is_multiple_of(5) {
-                        if let Err(e) = trimmer.run(&ioctx).await {
-                            log::warn!("journal of group {group_id}: trimming: {e}");
-                        }
+                        trim(&mut trimmer, &inner, &ioctx, false).await;
                     }
+                }
+                _ = inner.trim_wanted.notified() => {
+                    // An append waits for journal space: record what is applied, trim now,
+                    // and disconnect a consumer that keeps the journal full.
+                    let position = applier.position();
+                    forget_applied(&inner, position);
+                    if position > recorded {
+                        record_position(&ioctx, &group_id, position).await?;
+                        recorded = position;
+                        recorded_at = Instant::now();
+                    }
+                    trim(&mut trimmer, &inner, &ioctx, true).await;
                 }
                 _ = &mut stop, if !stopping => stopping = true,
             }
@@ -809,25 +861,25 @@ async fn apply_loop(
     result
 }
 
-/// Drops the read index of applied writes and frees their journal space for the bound.
+/// Trims once and frees the space of the segments removed.
+async fn trim(trimmer: &mut Trimmer, inner: &Inner, ioctx: &IoCtx, pressure: bool) {
+    match trimmer.run(ioctx, pressure).await {
+        Ok(report) => {
+            let freed = inner.space.lock().unwrap_or_else(PoisonError::into_inner).trimmed(&report.removed);
+            if freed {
+                inner.space_freed.notify_waiters();
+            }
+        }
+        Err(e) => log::warn!("journal of group {}: trimming: {e}", inner.group_id),
+    }
+}
+
+/// Drops the read index of applied writes.
 fn forget_applied(inner: &Inner, position: u64) {
     let mut unapplied = inner.unapplied.lock().unwrap_or_else(PoisonError::into_inner);
     for writes in unapplied.values_mut() {
         let keep = writes.split_off(&(position + 1));
         *writes = keep;
-    }
-    drop(unapplied);
-    let mut backlog = inner.backlog.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut freed = false;
-    while backlog.appends.front().is_some_and(|(last, _)| *last <= position) {
-        if let Some((_, bytes)) = backlog.appends.pop_front() {
-            backlog.bytes -= bytes;
-            freed = true;
-        }
-    }
-    drop(backlog);
-    if freed {
-        inner.backlog_freed.notify_waiters();
     }
 }
 

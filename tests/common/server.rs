@@ -25,12 +25,12 @@ impl NbdServer {
     /// Starts serving `group` (`pool[/ns]/group`) on a socket named after `name`, and waits
     /// until it accepts connections. Panics with its log if it exits instead.
     pub fn start(group: &str, name: &str) -> NbdServer {
-        Self::start_with_env(group, name, &[])
+        Self::start_with_args(group, name, &[])
     }
 
-    /// [`Self::start`] with extra environment variables.
-    pub fn start_with_env(group: &str, name: &str, env: &[(&str, &str)]) -> NbdServer {
-        let (mut server, waiting) = Self::spawn(group, name, env);
+    /// [`Self::start`] with more options of `rbd-cg nbd serve`.
+    pub fn start_with_args(group: &str, name: &str, args: &[&str]) -> NbdServer {
+        let (mut server, waiting) = Self::spawn(group, name, args);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if UnixStream::connect(&server.socket).is_ok() && server.log_text().contains("NBD on unix:") {
@@ -52,7 +52,7 @@ impl NbdServer {
         (status.expect("a child"), server.log_text())
     }
 
-    fn spawn(group: &str, name: &str, env: &[(&str, &str)]) -> (NbdServer, Duration) {
+    fn spawn(group: &str, name: &str, args: &[&str]) -> (NbdServer, Duration) {
         let dir = std::env::temp_dir().join(format!("rbd-cg-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("socket directory");
         let socket = dir.join(format!("{name}.sock"));
@@ -63,15 +63,13 @@ impl NbdServer {
         command
             .args(["nbd", "serve", "--socket"])
             .arg(&socket)
+            .args(args)
             .arg(group)
             .env_remove("RBD_CG_FAULT")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        for (k, v) in env {
-            command.env(k, v);
-        }
         let child = command.spawn().expect("starting rbd-cg nbd serve");
         (NbdServer { child: Some(child), socket, log }, START_TIMEOUT)
     }
