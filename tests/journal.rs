@@ -869,3 +869,73 @@ fn malformed_nbd_input_keeps_the_server_serving() {
     drop(bystander);
     assert!(server.stop().success());
 }
+
+/// `journal enable` and `journal disable` stopped dead after every step are finished by a
+/// rerun (an interrupted enable is undone by `disable` too), and leave the members exactly as
+/// they were; a snapshot create or removal of a journaled group stopped after its first step
+/// is finished by `repair`, through a writer.
+#[test]
+fn journal_operations_are_finished_after_a_crash_at_every_step() {
+    let ns = namespace("jcrash");
+    let (group, members) = group_of(&ns, 2, 8);
+    let before = features(&members[0]);
+    let segments = || rados_objects("rbd", &ns).into_iter().filter(|o| o.starts_with("cg_journal.")).count();
+
+    for step in 1..=2 {
+        crash_at("journal-enable", step, &["journal", "enable", &group]);
+        assert_eq!(status(&group)["state"], "enabling", "after enable step {step}");
+        expect_errno(&rbd_cg(&["image", "rm", &group, &members[1]]), libc::EBUSY);
+        if step == 1 {
+            rbd_cg_ok(&["journal", "enable", &group]);
+            assert_eq!(status(&group)["state"], "enabled");
+        }
+        rbd_cg_ok(&["journal", "disable", &group]);
+        assert_eq!(status(&group)["enabled"], false, "after enable step {step}");
+        assert_eq!(features(&members[0]), before);
+    }
+
+    for step in 1..=4 {
+        rbd_cg_ok(&["journal", "enable", &group]);
+        let server = NbdServer::start(&group, &format!("{ns}-{step}"));
+        qemu_io(&server.uri(&members[1]), &[&format!("write -P {step} 0 64k")]);
+        server.kill9();
+        crash_at("journal-disable", step, &["journal", "disable", &group]);
+        let s = status(&group);
+        let expected = if step == 1 { "enabled" } else { "disabling" };
+        assert_eq!(s["state"], expected, "after disable step {step}: {s}");
+        rbd_cg_ok(&["journal", "disable", &group]);
+        assert_eq!(status(&group)["enabled"], false, "after disable step {step}");
+        assert_eq!(features(&members[0]), before);
+        assert_eq!(segments(), 0, "segments removed");
+        // What the killed server acknowledged was applied before the members were given back.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("rbd export --no-progress {} - | head -c 65536 | od -An -tx1 | sort -u", members[1]))
+            .output()
+            .unwrap();
+        let byte = format!("{step:02x}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}\n*", vec![byte; 16].join(" ")));
+    }
+
+    rbd_cg_ok(&["journal", "enable", &group]);
+    let member_snaps = |m: &str| {
+        let out = ceph_tool_ok("rbd", &["snap", "ls", "--all", "--format", "json", m]);
+        serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().len()
+    };
+    crash_at("snap-create", 1, &["snap", "create", &format!("{group}@a")]);
+    rbd_cg_ok(&["repair", &group]);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@b")]);
+    assert_eq!(member_snaps(&members[0]), 1);
+    for step in 1..=2 {
+        crash_at("snap-remove", step, &["snap", "rm", &format!("{group}@b")]);
+        rbd_cg_ok(&["repair", &group]);
+        assert_eq!(member_snaps(&members[0]), 0, "after snap-remove step {step}");
+        assert_eq!(member_snaps(&members[1]), 0);
+        let snaps: Value = serde_json::from_str(&rbd_cg_ok(&["snap", "ls", "--format", "json", &group])).unwrap();
+        assert!(snaps.as_array().unwrap().is_empty(), "{snaps}");
+        rbd_cg_ok(&["snap", "create", &format!("{group}@b")]);
+    }
+    let check = rbd_cg(&["repair", "--check", &group]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    rbd_cg_ok(&["journal", "disable", &group]);
+}
