@@ -49,6 +49,7 @@ use crate::apply::{Applier, Target};
 use crate::lease::{Incoming, Lease};
 use crate::members::{open_members, ImageSlot, Member};
 use crate::reader::JournalReader;
+use crate::stats::WriterStats;
 use crate::trim::Trimmer;
 
 /// The applier's housekeeping period: lease and failure checks; trimming every 5 ticks.
@@ -96,7 +97,8 @@ pub type Completion<T> = Pin<Box<dyn Future<Output = RadosResult<T>> + Send + 's
 
 /// An entry submitted but not yet appended: its header, its payload (for the applier) and
 /// who waits for it to be durable.
-type Submitted = (EntryHeader, Arc<[u8]>, oneshot::Sender<RadosResult<()>>);
+/// The instant is when it was submitted (statistics only).
+type Submitted = (EntryHeader, Arc<[u8]>, oneshot::Sender<RadosResult<()>>, Instant);
 
 /// Not-yet-applied writes of one member: sequence number → (offset, length), for reads.
 type UnappliedWrites = BTreeMap<u64, (u64, u64)>;
@@ -134,6 +136,8 @@ struct Inner {
     trim_wanted: Notify,
     /// Why the writer failed (lease lost, an append or apply error), once it did.
     failed: watch::Sender<Option<RadosError>>,
+    /// Where writes spend their time.
+    stats: Arc<WriterStats>,
 }
 
 /// Journal space in use: the bytes of entries in every segment not trimmed, and the
@@ -242,6 +246,7 @@ impl JournalWriter {
         let local = lease.status.consumers.iter().find(|c| c.name == LOCAL_CONSUMER).map_or(0, |c| c.position);
         let targets: HashMap<u32, Arc<dyn Target>> =
             members.iter().map(|m| (m.tag, Arc::clone(&m.image_io) as Arc<dyn Target>)).collect();
+        let stats = Arc::new(WriterStats::default());
         let mut applier = Applier::new(targets.clone(), local, config.max_applying, false);
         let mut cursor = reader.seek(record.first_segment, local).await?;
         let started = Instant::now();
@@ -310,7 +315,9 @@ impl JournalWriter {
             space_freed: Notify::new(),
             trim_wanted: Notify::new(),
             failed: watch::channel(None).0,
+            stats,
         });
+        applier.set_stats(Arc::clone(&inner.stats));
         let (entries_tx, entries_rx) = mpsc::unbounded_channel();
         let appender = tokio::spawn(append_loop(
             Arc::clone(&inner),
@@ -379,6 +386,11 @@ impl JournalWriter {
     /// Every entry up to this sequence number is applied to the member images.
     pub fn applied(&self) -> u64 {
         *self.inner.applied.borrow()
+    }
+
+    /// Where writes spent their time so far (printed at shutdown with `RUST_LOG=debug`).
+    pub fn stats(&self) -> Arc<WriterStats> {
+        Arc::clone(&self.inner.stats)
     }
 
     /// Submits a write of `data` at `offset` of member `tag`. Its place in the journal is
@@ -464,6 +476,7 @@ impl JournalWriter {
 
     fn submit(&self, op: EntryOp, tag: u32, offset: u64, length: u64, payload: Arc<[u8]>) -> Completion<()> {
         let (tx, rx) = oneshot::channel();
+        let submitted = Instant::now();
         {
             let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = &pending.closed {
@@ -488,7 +501,7 @@ impl JournalWriter {
             header.encode_entry(&payload, &mut pending.bytes);
             // The header as stored (with the payload's length and checksum filled in).
             let stored = EntryHeader::decode(&pending.bytes[start..]).unwrap_or(header);
-            pending.entries.push((stored, payload, tx));
+            pending.entries.push((stored, payload, tx, submitted));
             if op != EntryOp::Mark {
                 self.inner
                     .unapplied
@@ -554,6 +567,14 @@ impl JournalWriter {
             Some(task) => task.await.map_err(|_| RadosError::new("applier panicked", libc::EIO))?,
             None => Ok(()),
         };
+        if log::log_enabled!(target: "rbd_cg_journal::stats", log::Level::Debug) {
+            log::debug!(
+                target: "rbd_cg_journal::stats",
+                "journal of group {}: data path (durations in µs):\n{}",
+                self.inner.group_id,
+                self.inner.stats
+            );
+        }
         let lease = Arc::clone(&self.lease);
         let released =
             tokio::task::spawn_blocking(move || lease.lock().unwrap_or_else(PoisonError::into_inner).release())
@@ -603,7 +624,7 @@ fn fail(inner: &Inner, error: &RadosError) {
         pending.bytes.clear();
         std::mem::take(&mut pending.entries)
     };
-    for (_, _, waiter) in entries {
+    for (_, _, waiter, _) in entries {
         let _ = waiter.send(Err(error.clone()));
     }
 }
@@ -630,7 +651,7 @@ async fn append_loop(
             } else {
                 let mut take = 0usize;
                 let mut cut = 0usize;
-                for (header, _, _) in &pending.entries {
+                for (header, _, _, _) in &pending.entries {
                     let len = entry_len(header.payload_len);
                     if cut > 0 && take + len > max_append {
                         break;
@@ -661,12 +682,15 @@ async fn append_loop(
         // space, so that the full segment can be trimmed once applied).
         let mut rolled = Ok(());
         if segment.committed > 0 && segment.committed + len > segment.capacity {
+            let started = Instant::now();
             rolled = roll(&ioctx, &group_id, &header_oid, inner.epoch, &mut segment, first_seq).await;
             if rolled.is_ok() {
                 inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, 0);
             }
+            inner.stats.roll.record_duration(started.elapsed());
         }
         // Journal space: wait while the bound would be passed (a batch alone may pass it).
+        let mut waited = None;
         while rolled.is_ok() {
             let freed = inner.space_freed.notified();
             {
@@ -675,12 +699,16 @@ async fn append_loop(
                     break;
                 }
             }
+            waited.get_or_insert_with(Instant::now);
             inner.trim_wanted.notify_one();
             let _ = tokio::time::timeout(TICK, freed).await;
         }
+        if let Some(waited) = waited {
+            inner.stats.space_wait.record_duration(waited.elapsed());
+        }
         if let Err(e) = rolled {
             let e = e.context("moving to a new journal segment");
-            let failed: Vec<_> = entries.into_iter().map(|(_, _, w)| w).collect();
+            let failed: Vec<_> = entries.into_iter().map(|(_, _, w, _)| w).collect();
             for waiter in failed {
                 let _ = waiter.send(Err(e.clone()));
             }
@@ -688,6 +716,12 @@ async fn append_loop(
             return Err(e);
         }
         let append = SegmentAppend { epoch: inner.epoch, first_seq, count };
+        let sent = Instant::now();
+        for (_, _, _, submitted) in &entries {
+            inner.stats.queued.record_duration(sent.saturating_duration_since(*submitted));
+        }
+        inner.stats.batch_entries.record(u64::from(count));
+        inner.stats.batch_bytes.record(len);
         let outcome = match encode_append(&append, &bytes) {
             Ok(input) => {
                 let mut batch = WriteBatch::new();
@@ -699,19 +733,22 @@ async fn append_loop(
         match outcome {
             Ok(()) => {
                 segment.committed += len;
-                let last = entries.last().map_or(first_seq, |(h, _, _)| h.seq);
+                let last = entries.last().map_or(first_seq, |(h, _, _, _)| h.seq);
                 inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, len);
                 inner.pending.lock().unwrap_or_else(PoisonError::into_inner).durable = last;
                 inner.durable.send_replace(last);
-                for (header, payload, waiter) in entries {
+                let durable = Instant::now();
+                inner.stats.append.record_duration(durable - sent);
+                for (header, payload, waiter, submitted) in entries {
                     let _ = to_applier.send((header, payload));
                     let _ = waiter.send(Ok(()));
+                    inner.stats.durable.record_duration(durable.saturating_duration_since(submitted));
                 }
             }
             Err(e) => {
                 let e = e.context(format!("appending entries {first_seq}.. to segment {}", segment.segment));
                 log::error!("journal of group {group_id}: {e}");
-                for (_, _, waiter) in entries {
+                for (_, _, waiter, _) in entries {
                     let _ = waiter.send(Err(e.clone()));
                 }
                 fail(&inner, &e);
