@@ -151,6 +151,8 @@ pub struct WriterStats {
     pub batch_entries: Histogram,
     /// Per append: bytes of entries in it.
     pub batch_bytes: Histogram,
+    /// Per append: appends already in flight when it was sent.
+    pub in_flight: Histogram,
     /// Per append that had to wait for journal space: how long.
     pub space_wait: Histogram,
     /// Per segment roll: seal, open, record.
@@ -167,6 +169,7 @@ impl fmt::Display for WriterStats {
         writeln!(f, "append op   {}", self.append.summary("us"))?;
         writeln!(f, "durable     {}", self.durable.summary("us"))?;
         writeln!(f, "batch       {} | bytes {}", self.batch_entries.summary(""), self.batch_bytes.summary(""))?;
+        writeln!(f, "in flight   {}", self.in_flight.summary(""))?;
         writeln!(f, "space wait  {}", self.space_wait.summary("us"))?;
         writeln!(f, "roll        {}", self.roll.summary("us"))?;
         writeln!(f, "apply wait  {}", self.apply_wait.summary("us"))?;
