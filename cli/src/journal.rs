@@ -67,7 +67,7 @@ pub(crate) enum NbdCommand {
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         position_interval_ms: u64,
         /// Journal appends in flight at once (group commit pipelined on the journal's
-        /// segment; acknowledgements stay in journal order). 0: the writer's default.
+        /// segment; acknowledgements stay in journal order). 0: the writer's default (1).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
         appends_in_flight: u64,
     },

@@ -64,9 +64,10 @@ pub struct WriterConfig {
     pub max_applying: usize,
     /// Largest append (bytes of entries); a batch is cut there.
     pub max_append_bytes: usize,
-    /// Appends in flight at once (pipelined group commit; 1: one at a time). Two keep the
-    /// OSD busy with the next batch while one is committing: a write then waits for about
-    /// one append instead of one and a half (docs/BENCHMARKS.md).
+    /// Appends in flight at once (pipelined group commit; 1, the default: one at a time).
+    /// More let a write wait for about one append instead of one and a half, at the price of
+    /// smaller batches, so more OSD operations: no gain measured on a single CPU-bound OSD
+    /// (docs/BENCHMARKS.md); for clusters where appends wait on the network, not the OSD.
     pub max_appends_in_flight: usize,
     /// How often the local consumer's position is recorded (and the journal trimmed).
     pub position_interval: Duration,
@@ -78,7 +79,7 @@ impl Default for WriterConfig {
             description: format!("rbd-cg pid {}", std::process::id()),
             max_applying: 64,
             max_append_bytes: 4 << 20,
-            max_appends_in_flight: 2,
+            max_appends_in_flight: 1,
             position_interval: Duration::from_millis(200),
         }
     }
