@@ -4,7 +4,9 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+mod admin;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use rbd_cg_client::clone::{CloneFormat, CloneNaming, CloneOptions};
 use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
@@ -22,7 +24,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "rbd-cg", version, about = "Consistency groups for Ceph RBD (class rbd_cg)")]
+#[command(name = "rbd-cg", version, long_version = admin::LONG_VERSION.as_str())]
+#[command(about = "Consistency groups for Ceph RBD (class rbd_cg)")]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -136,6 +139,25 @@ enum Command {
         /// Only report; change nothing (exit status 1 when something needs repair).
         #[arg(long)]
         check: bool,
+    },
+    /// Show the client's versions and which rbd_cg class version each OSD runs.
+    ///
+    /// Each OSD is asked through an object of a placement group it leads (of POOLs, default
+    /// every pool): watch a rolling upgrade of the class with it.
+    Versions {
+        /// Pools whose objects to ask through (default: every pool).
+        pools: Vec<String>,
+    },
+    /// Print a shell completion script (e.g. `rbd-cg completions bash > /etc/bash_completion.d/rbd-cg`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command into DIR.
+    Man {
+        /// Write rbd-cg.1, rbd-cg-snap-create.1, ... into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -378,6 +400,11 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Command::Versions { pools } => {
+            admin::run_versions(&connect(global)?, pools, global.format == Format::Json, global.pretty_format)?
+        }
+        Command::Completions { shell } => admin::completions(Cli::command(), *shell)?,
+        Command::Man { dir } => admin::man(Cli::command(), dir.as_deref())?,
         Command::Image { action } => run_image(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,
         Command::Repair { group_spec, check } => {
