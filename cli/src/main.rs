@@ -23,6 +23,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod journal;
+
 #[derive(Parser)]
 #[command(name = "rbd-cg", version, long_version = admin::LONG_VERSION.as_str())]
 #[command(about = "Consistency groups for Ceph RBD (class rbd_cg)")]
@@ -34,7 +36,7 @@ struct Cli {
 }
 
 #[derive(Args)]
-struct Global {
+pub(crate) struct Global {
     /// Ceph config file (default: $CEPH_CONF, /etc/ceph/$cluster.conf, ...).
     #[arg(short = 'c', long = "conf", global = true)]
     conf: Option<PathBuf>,
@@ -49,10 +51,10 @@ struct Global {
     keyring: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Plain, global = true)]
-    format: Format,
+    pub(crate) format: Format,
     /// Pretty-print JSON output.
     #[arg(long, global = true)]
-    pretty_format: bool,
+    pub(crate) pretty_format: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -65,7 +67,7 @@ enum CloneFormatArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Plain,
     Json,
 }
@@ -131,6 +133,16 @@ enum Command {
     Snap {
         #[command(subcommand)]
         action: SnapCommand,
+    },
+    /// One journal for the whole group (enable, disable, status, replay).
+    Journal {
+        #[command(subcommand)]
+        action: journal::JournalCommand,
+    },
+    /// Serve the group's members over NBD.
+    Nbd {
+        #[command(subcommand)]
+        action: journal::NbdCommand,
     },
     /// Finish or undo whatever an interrupted command left behind.
     Repair {
@@ -268,7 +280,7 @@ enum SnapCommand {
     },
 }
 
-fn connect(global: &Global) -> Result<Cluster> {
+pub(crate) fn connect(global: &Global) -> Result<Cluster> {
     let options = ConnectOptions {
         conf_path: global.conf.clone(),
         cluster_name: global.cluster.clone(),
@@ -279,13 +291,13 @@ fn connect(global: &Global) -> Result<Cluster> {
     Cluster::connect(&options).map_err(|e| Error::from(e).context("connecting to the cluster"))
 }
 
-fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
+pub(crate) fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
     let mut groups = Groups::open(cluster, location)?;
     groups.set_fault_plan(FaultPlan::from_env()?);
     Ok(groups)
 }
 
-fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
     let text = if global.pretty_format { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) };
     let text = text.map_err(|e| Error::new(format!("formatting JSON: {e}"), libc::EIO))?;
     println!("{text}");
@@ -406,6 +418,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Completions { shell } => admin::completions(Cli::command(), *shell)?,
         Command::Man { dir } => admin::man(Cli::command(), dir.as_deref())?,
         Command::Image { action } => run_image(global, action)?,
+        Command::Journal { action } => journal::run_journal(global, action)?,
+        Command::Nbd { action } => journal::run_nbd(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,
         Command::Repair { group_spec, check } => {
             let spec = GroupSpec::parse(group_spec)?;
@@ -494,6 +508,9 @@ fn snapshot_json(snapshot: &SnapshotInfo, with_images: bool) -> serde_json::Valu
         "created_ms": snapshot.created_ms,
         "image_count": snapshot.images.len(),
     });
+    if let Some(position) = snapshot.journal_position {
+        value["journal_position"] = json!(position);
+    }
     if with_images {
         value["images"] = snapshot
             .images
@@ -658,9 +675,12 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rbd_cg_client=info"))
-        .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default()
+            .default_filter_or("warn,rbd_cg_client=info,rbd_cg_journal=info,rbd_cg_datapath=info"),
+    )
+    .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
+    .init();
     let status = match run(Cli::parse()) {
         Ok(status) => status,
         Err(e) => {

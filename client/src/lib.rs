@@ -32,6 +32,7 @@ mod fence;
 pub mod groups;
 pub mod image_groups;
 mod images;
+pub mod journal;
 mod lookup;
 pub mod members;
 pub mod parallel;

@@ -178,6 +178,10 @@ pub(crate) enum WriteStep {
     Truncate { offset: u64 },
     /// `rados_write_op_remove`.
     Remove,
+    /// `rados_write_op_assert_exists`.
+    AssertExists,
+    /// `rados_write_op_set_alloc_hint2`.
+    AllocHint { object_size: u64, write_size: u64, flags: u32 },
 }
 
 impl WriteBatch {
@@ -211,9 +215,13 @@ impl WriteBatch {
         self
     }
 
-    /// Zeroes `len` bytes at `offset` (a hole where the store can).
+    /// Zeroes `len` bytes at `offset` (a hole where the store can). A zero of no bytes is
+    /// left out: a 16.2.15 OSD asserts on it (`FAILED ceph_assert(op.extent.length)` in
+    /// `PrimaryLogPG::do_osd_ops`) and dies.
     pub fn zero(&mut self, offset: u64, len: u64) -> &mut Self {
-        self.steps.push(WriteStep::Zero { offset, len });
+        if len > 0 {
+            self.steps.push(WriteStep::Zero { offset, len });
+        }
         self
     }
 
@@ -226,6 +234,21 @@ impl WriteBatch {
     /// Removes the object.
     pub fn remove(&mut self) -> &mut Self {
         self.steps.push(WriteStep::Remove);
+        self
+    }
+
+    /// Fails the whole op (`ENOENT`) unless the object exists.
+    pub fn assert_exists(&mut self) -> &mut Self {
+        self.steps.push(WriteStep::AssertExists);
+        self
+    }
+
+    /// Tells the OSD the object's expected size and write size (`LIBRADOS_ALLOC_HINT_FLAG_*`
+    /// in `flags`), as librbd does on writes. It creates a missing object, and it counts as
+    /// a change of an existing one (a snapshot gets its clone) even when nothing else in
+    /// the op changes it.
+    pub fn alloc_hint(&mut self, object_size: u64, write_size: u64, flags: u32) -> &mut Self {
+        self.steps.push(WriteStep::AllocHint { object_size, write_size, flags });
         self
     }
 
@@ -246,6 +269,8 @@ impl WriteBatch {
                 WriteStep::Zero { .. } => "zero".to_owned(),
                 WriteStep::Truncate { .. } => "truncate".to_owned(),
                 WriteStep::Remove => "remove".to_owned(),
+                WriteStep::AssertExists => "assert_exists".to_owned(),
+                WriteStep::AllocHint { .. } => "set_alloc_hint".to_owned(),
             })
             .collect();
         match names.as_slice() {

@@ -17,6 +17,9 @@
 //! - [`exclusive_lock`] is librbd's exclusive-lock protocol spoken from outside librbd:
 //!   becoming the owner of an image's lock so that its writers wait (or fail), and cutting
 //!   a snapshot under it.
+//! - [`direct`] writes an RBD image at the RADOS level as librbd would (object names,
+//!   snapshot context, object-map updates), for an owner of its lock that librbd itself
+//!   refuses to let write (a `non-primary` journaled member).
 //!
 //! Errors are [`RadosError`]: what failed and the errno, like every Ceph tool reports.
 //!
@@ -35,6 +38,7 @@ pub mod aio;
 pub mod ceph;
 pub mod cls;
 pub mod cluster;
+pub mod direct;
 pub mod error;
 pub mod exclusive_lock;
 pub mod image;

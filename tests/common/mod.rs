@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod faults;
+pub mod server;
 
 use rbd_cg_client::groups::Groups;
 use rbd_cg_client::spec::PoolSpec;
