@@ -12,7 +12,7 @@
 #   cluster.sh restart-osd   DIR [ID]  # no ID: every OSD, one after another
 #   cluster.sh stop-osd      DIR ID    # SIGTERM: the OSD tells the mon it goes down
 #   cluster.sh kill-osd      DIR ID    # SIGKILL, as a crash or a power loss would
-#   cluster.sh start-osd     DIR ID    # start a stopped or killed OSD; wait until all are ready
+#   cluster.sh start-osd     DIR ID... # start stopped or killed OSDs; wait until all are ready
 #   cluster.sh osds          DIR       # the OSD ids of DIR, one per line
 #   cluster.sh env           DIR       # eval "$(cluster.sh env DIR)" -> CEPH_CONF for rados/rbd/librados
 #   cluster.sh destroy       DIR       # stop + rm -rf DIR
@@ -738,12 +738,14 @@ cmd_kill_osd() {
 
 cmd_start_osd() {
     need_cluster "${1:-}"
-    local osd t0=$SECONDS
-    osd=$(osd_name "${2:-}")
+    shift
+    local names=() id t0=$SECONDS
+    (($# > 0)) || usage
+    for id in "$@"; do names+=("$(osd_name "$id")"); done
     set_deadline
-    start_daemon "$osd"
+    start_osds "${names[@]}"
     wait_ready
-    log "$osd started, cluster ready in $((SECONDS - t0))s"
+    log "${names[*]} started, cluster ready in $((SECONDS - t0))s"
 }
 
 cmd_osds() {

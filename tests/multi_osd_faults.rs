@@ -6,7 +6,7 @@
 //! dependent writer doing I/O on the members, together with snap rm; rollback; clone together
 //! with snap create on the clone and rm --force — while an OSD is killed with SIGKILL (first
 //! the primary of the group's header, the OSD that runs its class calls; in further rounds
-//! another) and later started again under load. Every run must succeed or fail cleanly
+//! another, then two at once) and later started again under load. Every run must succeed or fail cleanly
 //! (`tests/common/faults.rs`); a failed one is finished by a rerun or `repair`. Afterwards
 //! every acknowledged record must be there — members, snapshots (each still crash-consistent),
 //! rollbacks, clones removed — the writer must have seen no I/O error and every write it
@@ -15,8 +15,9 @@
 //! back-reference). Last, a deep scrub compares the three replicas of every object: the OSDs
 //! restarted under load lost no record.
 //!
-//! `RBD_CG_FAULT_ROUNDS` (default 1) sets the kill/start rounds per operation; the numbers of
-//! a run are printed at the end (`docs/PRODUCTION.md` quotes them).
+//! `RBD_CG_FAULT_ROUNDS` (default 1) sets the kill/start rounds per operation (1: the header's
+//! primary; 2: and another OSD; 3: and both at once, below `min_size`); the numbers of a run
+//! are printed at the end (`docs/PRODUCTION.md` quotes them).
 //!
 //! One test runs the scenarios one after another: they kill OSDs of the one cluster, so they
 //! must not overlap, and the replica check comes after all of them.
@@ -87,17 +88,9 @@ fn setup(test: &str, images: &[&str], members: bool) -> (String, String, String)
     (ns, group, id)
 }
 
-/// Kill the primary of the group's header first (it runs every class call of the
-/// operation), then, in further rounds, the other OSDs in turn.
-fn victims<'a>(osds: &'a Osds, ns: &'a str, group_id: &'a str) -> impl FnMut(u64) -> u32 + 'a {
-    move |round| {
-        let primary = osds.primary_of("rbd", ns, &format!("cg_header.{group_id}"));
-        if round == 0 {
-            primary
-        } else {
-            osds.other_than(primary, round)
-        }
-    }
+/// The fault schedule, around the group's header (`tests/common/faults.rs`, [`victims`]).
+fn around_header<'a>(osds: &'a Osds, ns: &'a str, header: &'a str) -> impl FnMut(u64) -> Vec<u32> + 'a {
+    victims(osds, "rbd", ns, header)
 }
 
 /// What every scenario ends with: nothing to repair, directory and objects agree, members
@@ -132,8 +125,9 @@ fn membership(osds: &Osds) -> Tally {
     let mut tally = Tally::new("image add/rm");
     let images = ["i0", "i1", "i2", "i3"];
     let (ns, group, id) = setup("faults-members", &images, false);
+    let header = format!("cg_header.{id}");
     let mut members = BTreeSet::new();
-    let report = with_osd_faults(osds, rounds(), 4, 3, victims(osds, &ns, &id), |i| {
+    let report = with_osd_faults(osds, rounds(), 4, 3, around_header(osds, &ns, &header), |i| {
         let image = images[(i % images.len() as u64) as usize];
         let spec = format!("rbd/{ns}/{image}");
         let adding = !members.contains(image);
@@ -184,6 +178,7 @@ fn snapshots(osds: &Osds) -> Tally {
     let mut tally = Tally::new("snap create (fenced, writer) + snap rm");
     let images = ["a", "b", "c"];
     let (ns, group, id) = setup("faults-snaps", &images, true);
+    let header = format!("cg_header.{id}");
     let writer = Writer::start(&ns, &images);
     let mut live: Vec<String> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
@@ -195,7 +190,7 @@ fn snapshots(osds: &Osds) -> Tally {
             .filter_map(|s| s["name"].as_str().map(str::to_owned))
             .collect()
     };
-    let report = with_osd_faults(osds, rounds(), 3, 3, victims(osds, &ns, &id), |i| {
+    let report = with_osd_faults(osds, rounds(), 3, 3, around_header(osds, &ns, &header), |i| {
         let name = format!("s{i}");
         let spec = format!("{group}@{name}");
         if tally.run(&["snap", "create", "--no-progress", &spec], &group) || snap_names(&group).contains(&name) {
@@ -235,32 +230,18 @@ fn snapshots(osds: &Osds) -> Tally {
     tally
 }
 
-/// Writes the u64 `value` at offset 0 of each image (plain librbd).
-fn write_heads(ns: &str, images: &[&str], value: u64) {
-    let script = format!(
-        "import rados, rbd, struct, sys\n\
-         c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\nio.set_namespace('{ns}')\n\
-         for name in sys.argv[1:]:\n\
-         \x20   with rbd.Image(io, name) as im:\n\
-         \x20       im.write(struct.pack('<Q', {value}).ljust(4096, b'\\0'), 0)\n\
-         io.close()\nc.shutdown()\n"
-    );
-    let out =
-        std::process::Command::new("/usr/bin/python3").arg("-c").arg(script).args(images).output().expect("python3");
-    assert!(out.status.success(), "writing {images:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// Rollback to one snapshot, then the other, in turn.
 fn rollback(osds: &Osds) -> Tally {
     let mut tally = Tally::new("snap rollback");
     let images = ["a", "b"];
     let (ns, group, id) = setup("faults-rollback", &images, true);
+    let header = format!("cg_header.{id}");
     write_heads(&ns, &images, 1);
     rbd_cg_ok(&["snap", "create", &format!("{group}@one")]);
     write_heads(&ns, &images, 2);
     rbd_cg_ok(&["snap", "create", &format!("{group}@two")]);
     let mut expected = 2u64;
-    let report = with_osd_faults(osds, rounds(), 3, 3, victims(osds, &ns, &id), |i| {
+    let report = with_osd_faults(osds, rounds(), 3, 3, around_header(osds, &ns, &header), |i| {
         let (target, value) = if i % 2 == 0 { ("one", 1) } else { ("two", 2) };
         if tally.run(&["snap", "rollback", "--no-progress", &format!("{group}@{target}")], &group) {
             expected = value;
@@ -292,10 +273,11 @@ fn clone_and_remove(osds: &Osds) -> Tally {
     let mut tally = Tally::new("clone + snap create + rm --force");
     let images = ["a", "b"];
     let (ns, group, id) = setup("faults-clone", &images, true);
+    let header = format!("cg_header.{id}");
     write_heads(&ns, &images, 7);
     rbd_cg_ok(&["snap", "create", &format!("{group}@base")]);
     let mut gone = Vec::new();
-    let report = with_osd_faults(osds, rounds(), 2, 2, victims(osds, &ns, &id), |i| {
+    let report = with_osd_faults(osds, rounds(), 2, 2, around_header(osds, &ns, &header), |i| {
         let name = format!("c{i}");
         let new_group = format!("rbd/{ns}/{name}");
         let source = format!("{group}@base");
@@ -397,6 +379,8 @@ fn replicas_agree() {
 #[test]
 fn multi_osd_every_operation_survives_osd_kills() {
     let osds = Osds::from_env();
+    // This build's class on every OSD (a no-op after multi_osd_upgrade, which ends so).
+    osds.cluster_sh("install-class", &[&required_env("RBD_CG_CLASS_SO")]);
     let started = Instant::now();
     let tallies = [membership(&osds), snapshots(&osds), rollback(&osds), clone_and_remove(&osds)];
     replicas_agree();

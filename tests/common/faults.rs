@@ -23,7 +23,8 @@
 //! `rbd-cg nbd serve`): write its workload as `FnMut(u64) -> bool` (one operation per call,
 //! `false` once it has nothing more to do), call [`with_osd_faults`] with the OSD to kill,
 //! and check what it acknowledged afterwards. [`Osds::primary_of`] names the OSD that
-//! serves an object, the most telling one to kill.
+//! serves an object, the most telling one to kill; [`victims`] is the schedule the
+//! existing fault tests use.
 
 use super::*;
 use serde_json::Value;
@@ -36,6 +37,10 @@ use std::time::{Duration, Instant};
 /// down, an operation waits for the monitor to mark it down (seconds) and for peering; a
 /// fence waits up to its own timeout. A run that takes this long is stuck, not slow.
 pub const HANG_LIMIT: Duration = Duration::from_secs(180);
+
+/// How long two OSDs of three stay down in a double-fault round (their PGs serve nothing
+/// meanwhile; operations wait).
+pub const OUTAGE: Duration = Duration::from_secs(8);
 
 /// The OSDs of the multi-OSD test cluster (`RBD_CG_TEST_CLUSTER_DIR`), driven through
 /// `scripts/cluster.sh`.
@@ -89,9 +94,11 @@ impl Osds {
         self.kills.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Starts `osd.ID` again and waits until every PG is active+clean.
-    pub fn start(&self, id: u32) {
-        self.cluster_sh("start-osd", &[&id.to_string()]);
+    /// Starts the OSDs `ids` again and waits until every PG is active+clean.
+    pub fn start(&self, ids: &[u32]) {
+        let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.cluster_sh("start-osd", &ids);
     }
 
     /// SIGTERM to `osd.ID` (it tells the monitor it goes down).
@@ -136,8 +143,12 @@ impl Ran {
 /// Runs `rbd-cg ARGS` under the hang detector; a run that does not end cleanly (success,
 /// or exit status 1 with an `rbd-cg: …: (<errno>) …` line) fails the test.
 pub fn run_cli(args: &[&str]) -> Ran {
-    let bin = required_env("RBD_CG_BIN");
-    let mut child = Command::new(&bin)
+    run_with(&required_env("RBD_CG_BIN"), args)
+}
+
+/// [`run_cli`] with another `rbd-cg` binary (the previous release's, in the upgrade test).
+pub fn run_with(bin: &str, args: &[&str]) -> Ran {
+    let mut child = Command::new(bin)
         .args(args)
         .env_remove("RBD_CG_FAULT")
         .stdout(Stdio::piped())
@@ -232,16 +243,19 @@ pub struct LoopReport {
 
 /// Runs `workload` (one operation per call, with its iteration number; `false` ends the
 /// loop early) on a thread of its own while OSDs die: per round, after a random short
-/// delay `victim(round)` is killed with SIGKILL, the workload runs `during` more operations
-/// against the survivors, the OSD is started again (under load: it recovers while the
-/// workload runs), and the workload runs `after` more operations. `rounds` rounds, then the
-/// loop stops at an operation boundary.
+/// delay the OSDs `victims(round)` are killed with SIGKILL, the workload runs `during` more
+/// operations against the survivors, the OSDs are started again (under load: they recover
+/// while the workload runs), and the workload runs `after` more operations. `rounds`
+/// rounds, then the loop stops at an operation boundary.
+///
+/// With two OSDs of three down, PGs fall below `min_size` and every operation waits: the
+/// outage then lasts [`OUTAGE`] (or `during` operations, should any complete).
 pub fn with_osd_faults<W>(
     osds: &Osds,
     rounds: u64,
     during: u64,
     after: u64,
-    mut victim: impl FnMut(u64) -> u32,
+    mut victims: impl FnMut(u64) -> Vec<u32>,
     workload: W,
 ) -> LoopReport
 where
@@ -250,8 +264,12 @@ where
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let ended = AtomicBool::new(false);
-    let wait_for = |target: u64| {
+    let wait_for = |target: u64, limit: Option<Duration>| {
+        let since = Instant::now();
         while done.load(Ordering::SeqCst) < target && !ended.load(Ordering::SeqCst) {
+            if limit.is_some_and(|l| since.elapsed() >= l) {
+                return;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     };
@@ -284,17 +302,25 @@ where
         let mut jitter = 0x9e37_79b9_u64;
         for round in 0..rounds {
             // Into the middle of an operation: the workload runs back to back.
-            wait_for(done.load(Ordering::SeqCst) + 1);
+            wait_for(done.load(Ordering::SeqCst) + 1, None);
             jitter = jitter.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             std::thread::sleep(Duration::from_millis((jitter >> 33) % 400));
-            let id = victim(round);
-            eprintln!("fault round {round}: kill -9 osd.{id} at operation {}", done.load(Ordering::SeqCst));
-            osds.kill(id);
-            kills += 1;
-            wait_for(done.load(Ordering::SeqCst) + during);
-            eprintln!("fault round {round}: starting osd.{id} under load at operation {}", done.load(Ordering::SeqCst));
-            osds.start(id);
-            wait_for(done.load(Ordering::SeqCst) + after);
+            let ids = victims(round);
+            let names: Vec<String> = ids.iter().map(|id| format!("osd.{id}")).collect();
+            eprintln!("fault round {round}: kill -9 {} at operation {}", names.join(" "), done.load(Ordering::SeqCst));
+            for id in &ids {
+                osds.kill(*id);
+                kills += 1;
+            }
+            let outage = (ids.len() > 1).then_some(OUTAGE);
+            wait_for(done.load(Ordering::SeqCst) + during, outage);
+            eprintln!(
+                "fault round {round}: starting {} under load at operation {}",
+                names.join(" "),
+                done.load(Ordering::SeqCst)
+            );
+            osds.start(&ids);
+            wait_for(done.load(Ordering::SeqCst) + after, None);
             if ended.load(Ordering::SeqCst) {
                 break;
             }
@@ -425,4 +451,34 @@ pub fn heads(ns: &str, images: &[&str], snap: Option<&str>) -> Vec<u64> {
     let out = Command::new("/usr/bin/python3").arg("-c").arg(script).args(images).output().expect("python3");
     assert!(out.status.success(), "reading {snap:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().expect("u64")).collect()
+}
+
+/// Writes the u64 `value` at offset 0 of each image (plain librbd).
+pub fn write_heads(ns: &str, images: &[&str], value: u64) {
+    let script = format!(
+        "import rados, rbd, struct, sys\n\
+         c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\nio.set_namespace('{ns}')\n\
+         for name in sys.argv[1:]:\n\
+         \x20   with rbd.Image(io, name) as im:\n\
+         \x20       im.write(struct.pack('<Q', {value}).ljust(4096, b'\\0'), 0)\n\
+         io.close()\nc.shutdown()\n"
+    );
+    let out =
+        Command::new("/usr/bin/python3").arg("-c").arg(script).args(images).output().expect("python3");
+    assert!(out.status.success(), "writing {images:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The fault schedule of the OSD fault tests: round 0 kills the primary of `oid` (the OSD
+/// that runs its class calls), round 1 another OSD, round 2 both at once (two of three down:
+/// the PGs stop until they are back), and so on in turn.
+pub fn victims<'a>(osds: &'a Osds, pool: &'a str, ns: &'a str, oid: &'a str) -> impl FnMut(u64) -> Vec<u32> + 'a {
+    move |round| {
+        let primary = osds.primary_of(pool, ns, oid);
+        let other = osds.other_than(primary, round / 3);
+        match round % 3 {
+            0 => vec![primary],
+            1 => vec![other],
+            _ => vec![primary, other],
+        }
+    }
 }
