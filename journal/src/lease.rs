@@ -213,7 +213,10 @@ impl Lease {
                 ask_writer(watch.ioctx(), group_id, &WriterRequest::Ping, PING_TIMEOUT_MS)?;
             let named = status.journal.writer.as_ref().map_or_else(
                 || format!("{} at {}", holder.client, holder.addr),
-                |w| format!("{} ({} at {}, since {})", w.description, w.client, w.addr, w.since_ms),
+                |w| {
+                    let age = now_ms().saturating_sub(w.since_ms) / 1000;
+                    format!("{} ({} at {}, epoch {}, for {age} s)", w.description, w.client, holder.addr, w.epoch)
+                },
             );
             let answered = answers.iter().any(|a| {
                 Some(a.cookie) == holder_handle && format!("client.{}", a.gid) == holder.client && a.reply.errno == 0
@@ -239,8 +242,14 @@ impl Lease {
         }
         // A new epoch, recorded only while we hold the lock.
         let epoch = status.journal.epoch + 1;
-        let lease =
-            WriterLease { epoch, client, addr: String::new(), description: description.into(), since_ms: now_ms() };
+        // Our address as the OSD sees it (what `ceph osd blocklist` takes), from the lock.
+        let addr = watch
+            .ioctx()
+            .list_lockers(&header, WRITER_LOCK_NAME)
+            .ok()
+            .and_then(|info| info.lockers.into_iter().find(|l| l.cookie == cookie).map(|l| l.addr))
+            .unwrap_or_default();
+        let lease = WriterLease { epoch, client, addr, description: description.into(), since_ms: now_ms() };
         let mut take = WriteBatch::new();
         take.add(
             &cls_lock::ASSERT_LOCKED,

@@ -89,7 +89,7 @@ impl JournalReader {
                 // The entry lies in this segment (or will): skip the ones up to `after`.
                 let mut cursor = Cursor { segment, offset: 0, next_seq: record.first_seq };
                 while cursor.next_seq <= after {
-                    let batch = self.read_segment(&mut cursor, &record, 4 << 20).await?;
+                    let batch = self.read_segment(&mut cursor, &record, 4 << 20, after).await?;
                     if batch.entries.is_empty() {
                         break;
                     }
@@ -114,7 +114,7 @@ impl JournalReader {
                     format!("segment starts at entry {}, {} expected", record.first_seq, cursor.next_seq),
                 ));
             }
-            let batch = self.read_segment(cursor, &record, max_bytes).await?;
+            let batch = self.read_segment(cursor, &record, max_bytes, u64::MAX).await?;
             if !batch.entries.is_empty() {
                 return Ok(batch);
             }
@@ -130,11 +130,18 @@ impl JournalReader {
         }
     }
 
-    /// Reads entries of one segment from the cursor on, up to its committed length.
-    async fn read_segment(&self, cursor: &mut Cursor, record: &SegmentRecord, max_bytes: usize) -> RadosResult<Batch> {
+    /// Reads entries of one segment from the cursor on, up to its committed length, and
+    /// never past entry `last` (the cursor stays right before the entry after it).
+    async fn read_segment(
+        &self,
+        cursor: &mut Cursor,
+        record: &SegmentRecord,
+        max_bytes: usize,
+        last: u64,
+    ) -> RadosResult<Batch> {
         let oid = segment_object(&self.group_id, cursor.segment);
         let mut entries = Vec::new();
-        while cursor.offset < record.committed_len {
+        while cursor.offset < record.committed_len && cursor.next_seq <= last {
             let left = record.committed_len - cursor.offset;
             let want = usize::try_from(left).unwrap_or(usize::MAX).min(max_bytes.max(1 << 16));
             let data = self.ioctx.aio_read(&oid, cursor.offset, want).await?;
@@ -143,7 +150,12 @@ impl JournalReader {
             }
             let (scanned, error) = scan_entries(&data, true);
             let mut consumed = 0usize;
+            let mut reached_last = false;
             for found in &scanned {
+                if found.header.seq > last {
+                    reached_last = true;
+                    break;
+                }
                 if found.header.seq != cursor.next_seq {
                     return Err(self.corrupt(
                         cursor,
@@ -157,6 +169,9 @@ impl JournalReader {
             }
             let read_to = cursor.offset + data.len() as u64;
             cursor.offset += consumed as u64;
+            if reached_last {
+                return Ok(Batch { entries, at_end: false });
+            }
             match error {
                 None => {}
                 // The read stopped inside an entry: the rest comes with the next read (a longer

@@ -107,6 +107,7 @@ impl Groups {
             },
             Err(e) => return Err(e.context(context())),
         };
+        self.prefetch_journal_positions(&mut cache, &group_id, &[&record])?;
         self.describe(&group_id, &record, &mut cache)
     }
 

@@ -181,7 +181,7 @@ impl Groups {
     }
 
     /// The journal positions of `records`, in one read op, when the group journals.
-    fn prefetch_journal_positions(
+    pub(crate) fn prefetch_journal_positions(
         &self,
         cache: &mut SnapCache,
         group_id: &str,
