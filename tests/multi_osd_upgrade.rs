@@ -36,7 +36,9 @@ fn class_versions() -> Vec<(u64, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|o| (o["osd"].as_u64().unwrap_or(u64::MAX), o["class_version"].as_str().unwrap_or("(not asked)").to_owned()))
+        .map(|o| {
+            (o["osd"].as_u64().unwrap_or(u64::MAX), o["class_version"].as_str().unwrap_or("(not asked)").to_owned())
+        })
         .collect()
 }
 

@@ -463,8 +463,7 @@ pub fn write_heads(ns: &str, images: &[&str], value: u64) {
          \x20       im.write(struct.pack('<Q', {value}).ljust(4096, b'\\0'), 0)\n\
          io.close()\nc.shutdown()\n"
     );
-    let out =
-        Command::new("/usr/bin/python3").arg("-c").arg(script).args(images).output().expect("python3");
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(script).args(images).output().expect("python3");
     assert!(out.status.success(), "writing {images:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
