@@ -329,7 +329,7 @@ fn racing_group_create_rename_and_rm_leave_every_group_whole() {
         let image_id = info["id"].as_str().unwrap_or_default().to_owned();
         for key in omap_keys("rbd", &ns, &format!("rbd_header.{image_id}")) {
             let Some(rest) = key.strip_prefix("rbd_cg.group.") else { continue };
-            let group_id = rest.splitn(3, '_').nth(1).unwrap_or_default();
+            let group_id = rest.split('_').nth(1).unwrap_or_default();
             assert!(
                 members.get(group_id).is_some_and(|m| m.contains(&image_id)),
                 "i{i} has a back-reference {key} to a group that does not have it as a member"
