@@ -30,7 +30,9 @@ while (($#)); do
 done
 dir=${RBD_CG_SOAK_DIR:-$repo/target/soak-cluster}
 
-cargo build --locked -p rbd_cg_cli
+# The same build as scripts/test.sh and the dev loop (a narrower -p build unifies features
+# differently and recompiles the workspace).
+cargo build --workspace --all-targets --locked
 cargo build --locked -p cls_rbd_cg --features fault-injection --target-dir target/fault-injection
 class_so=$repo/target/fault-injection/debug/libcls_rbd_cg.so
 
