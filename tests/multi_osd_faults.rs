@@ -377,7 +377,8 @@ fn chain_records(server: &NbdServer, images: &[&str], ns: &str) -> Vec<u64> {
 /// once acknowledged on member 1, then on member 2, then k + 1; python3-libnbd, a real NBD
 /// client) runs through the server the whole time while OSDs die — first the primary of the
 /// journal's active segment (where each acknowledged write was appended), then the header's
-/// (the writer's lease). One operation of the loop is 30 acknowledged writes. The chain must
+/// (the writer's lease: a lock and a watch there) or, if that was the same OSD, another; two
+/// rounds at least, `RBD_CG_FAULT_ROUNDS` for more. One operation of the loop is 30 acknowledged writes. The chain must
 /// see no error. Afterwards the server is killed with -9, `rbd-cg journal replay` applies
 /// what it left, and a new server reads back every acknowledged record, each member a prefix
 /// with nothing after a gap, and the members together a prefix of the chain's one order.
@@ -424,7 +425,7 @@ fn journaled_writes(osds: &Osds) -> Tally {
     let journal_segment = |osds: &Osds| -> u32 {
         let status = cli_json(&["journal", "status", &group]);
         let active = status["segments"]["active"].as_u64().expect("active segment");
-        osds.primary_of("rbd", &ns, &format!("cg_journal.{id}.{active}"))
+        osds.primary_of("rbd", &ns, &rbd_cg_contract::journal::segment_object(&id, active))
     };
     let victims = |round: u64| -> Vec<u32> {
         let segment = journal_segment(osds);
@@ -437,7 +438,8 @@ fn journaled_writes(osds: &Osds) -> Tally {
         }
     };
     let started = Instant::now();
-    let report = with_osd_faults(osds, rounds(), 3, 3, victims, |i| {
+    // Two rounds at least: the appends' OSD, then the lease's (when it is another one).
+    let report = with_osd_faults(osds, rounds().max(2), 3, 3, victims, |i| {
         let target = (i + 1) * STEP;
         let since = Instant::now();
         while chain_acknowledged(&log, images.len()).1 < target {
