@@ -1,6 +1,7 @@
 //! What an operator sees of the tool itself (issue #14): `rbd-cg --version`, `rbd-cg
-//! versions` (the class version of every OSD, how a rolling upgrade is watched), and the
-//! shell completions and man pages generated from the CLI definition.
+//! versions` (the class version of every OSD, how a rolling upgrade is watched), times in
+//! plain output as `rbd` prints them (JSON keeps the milliseconds), and the shell
+//! completions and man pages generated from the CLI definition.
 
 mod common;
 
@@ -78,4 +79,45 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     let snap_create = std::fs::read_to_string(dir.join("rbd-cg-snap-create.1")).expect("page");
     assert!(snap_create.contains("fence") && snap_create.contains("rbd\\-cg\\-snap\\-create"), "{snap_create}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Plain `info`, `snap ls` and `snap info` show when a group or snapshot was made as `rbd`
+/// shows a timestamp (ctime's layout, UTC); JSON keeps `created_ms`.
+#[test]
+fn plain_output_shows_human_times_and_json_keeps_milliseconds() {
+    let ns = namespace("times");
+    ceph_tool_ok("rbd", &["namespace", "create", &format!("rbd/{ns}")]);
+    let group = format!("rbd/{ns}/g");
+    rbd_cg_ok(&["create", &group]);
+    rbd_cg_ok(&["snap", "create", &format!("{group}@s")]);
+    let now_year = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| 1970 + d.as_secs() / 31_556_952)
+        .unwrap_or(0);
+    let looks_human = |text: &str| {
+        // "Mon Dec  7 17:58:07 2026 UTC"
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words.len() == 6
+            && words[3].len() == 8
+            && words[3].matches(':').count() == 2
+            && words[4].parse::<u64>().is_ok_and(|y| y + 1 >= now_year && y <= now_year + 1)
+            && words[5] == "UTC"
+    };
+    let info = rbd_cg_ok(&["info", &group]);
+    let stamp = info.lines().find_map(|l| l.trim().strip_prefix("create_timestamp: ")).expect("create_timestamp");
+    assert!(looks_human(stamp), "{info}");
+    assert!(!info.contains("created_ms"), "{info}");
+    let listed = rbd_cg_ok(&["snap", "ls", &group]);
+    let line = listed.lines().next().expect("one snapshot");
+    assert!(looks_human(line.rsplit('\t').next().unwrap_or_default()), "{listed}");
+    let snap_spec = format!("{group}@s");
+    let snap = rbd_cg_ok(&["snap", "info", &snap_spec]);
+    let stamp = snap.lines().find_map(|l| l.trim().strip_prefix("create_timestamp: ")).expect("create_timestamp");
+    assert!(looks_human(stamp), "{snap}");
+    for args in [vec!["info", group.as_str()], vec!["snap", "info", snap_spec.as_str()]] {
+        let mut all = vec!["--format", "json"];
+        all.extend(args.iter().copied());
+        let json: Value = serde_json::from_str(&rbd_cg_ok(&all)).expect("JSON");
+        assert!(json["created_ms"].as_u64().is_some_and(|ms| ms > 1_600_000_000_000), "{json}");
+    }
 }
