@@ -106,6 +106,8 @@ if ((multi_osd)); then
             "$exe" --nocapture
         done
         printf '\n=== three-OSD part: %s s (cluster start included)\n' "$((SECONDS - started))"
+        # Done with it: an idle cluster still costs the foreground CPU.
+        [[ ${RBD_CG_KEEP_CLUSTER:-0} == 1 ]] || scripts/cluster.sh destroy "$dir3" >/dev/null 2>&1 || true
     ) >"$log3" 2>&1 &
     multi_pid=$!
     set +m
