@@ -61,7 +61,7 @@ scripts/cluster.sh destroy "$dir" >/dev/null 2>&1 || true
 ((multi_osd)) && scripts/cluster.sh destroy "$dir3" >/dev/null 2>&1 || true
 cleanup() {
     # The background part, if it still runs (the foreground failed): its whole process group.
-    if [[ -n $multi_pid ]]; then
+    if [[ -n $multi_pid ]] && kill -0 "$multi_pid" 2>/dev/null; then
         kill -TERM -- "-$multi_pid" 2>/dev/null || true
         wait "$multi_pid" 2>/dev/null || true
         echo "the three-OSD part was stopped; its output so far is in $log3" >&2
