@@ -4,7 +4,7 @@
 //! `<rbd/librbd.h>`) and writes `$OUT_DIR/ceph_bindings.rs`, which `src/sys.rs`
 //! includes. The allowlist below is deliberately narrow: only the entry points
 //! the safe layer (`src/cluster.rs`, `src/ioctx.rs`, `src/op.rs`, `src/watch.rs`,
-//! `src/image.rs`) calls, plus the types and
+//! `src/image.rs`, `src/admin.rs`) calls, plus the types and
 //! constants they reach. Anything not listed here cannot be called from Rust by
 //! accident, and the generated file stays small enough to review.
 //!
@@ -139,6 +139,12 @@ const FUNCTIONS: &[&str] = &[
     "rbd_snap_protect",
     "rbd_snap_unprotect",
     "rbd_snap_remove2",
+    // operators' views (src/admin.rs): monitor commands, listing a placement group
+    "rados_mon_command",
+    "rados_nobjects_list_open",
+    "rados_nobjects_list_seek",
+    "rados_nobjects_list_next2",
+    "rados_nobjects_list_close",
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.

@@ -4,7 +4,9 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+mod admin;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use rbd_cg_client::clone::{CloneFormat, CloneNaming, CloneOptions};
 use rbd_cg_client::faults::FaultPlan;
 use rbd_cg_client::groups::{GroupInfo, GroupState, Groups};
@@ -24,7 +26,8 @@ use std::time::Duration;
 mod journal;
 
 #[derive(Parser)]
-#[command(name = "rbd-cg", version, about = "Consistency groups for Ceph RBD (class rbd_cg)")]
+#[command(name = "rbd-cg", version, long_version = admin::LONG_VERSION.as_str())]
+#[command(about = "Consistency groups for Ceph RBD (class rbd_cg)")]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -148,6 +151,25 @@ enum Command {
         /// Only report; change nothing (exit status 1 when something needs repair).
         #[arg(long)]
         check: bool,
+    },
+    /// Show the client's versions and which rbd_cg class version each OSD runs.
+    ///
+    /// Each OSD is asked through an object of a placement group it leads (of POOLs, default
+    /// every pool): watch a rolling upgrade of the class with it.
+    Versions {
+        /// Pools whose objects to ask through (default: every pool).
+        pools: Vec<String>,
+    },
+    /// Print a shell completion script (e.g. `rbd-cg completions bash > /etc/bash_completion.d/rbd-cg`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command into DIR.
+    Man {
+        /// Write rbd-cg.1, rbd-cg-snap-create.1, ... into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -282,6 +304,31 @@ pub(crate) fn print_json(global: &Global, value: &serde_json::Value) -> Result<(
     Ok(())
 }
 
+/// `created_ms` as `rbd` prints a timestamp (ctime's layout, `Mon Dec  7 17:58:07 2026`), in UTC
+/// (the plain output only; JSON keeps the milliseconds).
+fn human_time(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let (hour, minute, second) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm, days >= 0).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{} {} {day:>2} {hour:02}:{minute:02}:{second:02} {year} UTC",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
+
 fn info_json(info: &GroupInfo) -> serde_json::Value {
     let mut value = json!({
         "name": info.name,
@@ -320,7 +367,7 @@ fn run(cli: Cli) -> Result<i32> {
                     println!("\tpool: {}", info.pool);
                     println!("\tnamespace: {}", info.namespace);
                     println!("\tstate: {}", info.state);
-                    println!("\tcreated_ms: {}", info.created_ms);
+                    println!("\tcreate_timestamp: {}", human_time(info.created_ms));
                     println!("\timages: {}", info.member_count);
                     println!("\tsnapshots: {}", info.snapshot_count);
                 }
@@ -390,6 +437,11 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Command::Versions { pools } => {
+            admin::run_versions(&connect(global)?, pools, global.format == Format::Json, global.pretty_format)?
+        }
+        Command::Completions { shell } => admin::completions(Cli::command(), *shell)?,
+        Command::Man { dir } => admin::man(Cli::command(), dir.as_deref())?,
         Command::Image { action } => run_image(global, action)?,
         Command::Journal { action } => journal::run_journal(global, action)?,
         Command::Nbd { action } => journal::run_nbd(global, action)?,
@@ -592,7 +644,14 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
                 }
                 Format::Plain => {
                     for s in &snapshots {
-                        println!("{}\t{}\t{}\t{} images", s.id, s.name, s.state, s.images.len());
+                        println!(
+                            "{}\t{}\t{}\t{} images\t{}",
+                            s.id,
+                            s.name,
+                            s.state,
+                            s.images.len(),
+                            human_time(s.created_ms)
+                        );
                     }
                 }
             }
@@ -606,7 +665,7 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
                     println!("group snapshot: {}", snapshot.name);
                     println!("\tid: {}", snapshot.id);
                     println!("\tstate: {}", snapshot.state);
-                    println!("\tcreated_ms: {}", snapshot.created_ms);
+                    println!("\tcreate_timestamp: {}", human_time(snapshot.created_ms));
                     println!("\timages:");
                     for i in &snapshot.images {
                         let name = i.image_name.clone().unwrap_or_else(|| format!("<id {}>", i.image.image_id));
@@ -664,4 +723,17 @@ fn main() {
     // Every value of `run` is dropped by now: connections are shut down and no thread of
     // ours is left, so the process ends with the usual teardown.
     std::process::exit(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_time;
+
+    #[test]
+    fn human_time_reads_like_rbds_timestamps() {
+        assert_eq!(human_time(0), "Thu Jan  1 00:00:00 1970 UTC");
+        assert_eq!(human_time(951_782_400_000), "Tue Feb 29 00:00:00 2000 UTC");
+        assert_eq!(human_time(1_765_130_287_999), "Sun Dec  7 17:58:07 2025 UTC");
+        assert_eq!(human_time(4_102_444_799_000), "Thu Dec 31 23:59:59 2099 UTC");
+    }
 }

@@ -63,7 +63,8 @@ const LOCK_BUSY_WAIT: Duration = Duration::from_secs(60);
 
 /// Removes image snapshot `snap_name` of one member; a gone image, pool or snapshot is fine.
 /// `EBUSY` from a lock owner refusing to let go is retried for [`LOCK_BUSY_WAIT`]; `EBUSY`
-/// for a protected snapshot is not (it stays protected until someone unprotects it).
+/// for a protected snapshot is not (it stays protected until someone unprotects it); a
+/// snapshot found gone after an `EBUSY` (its lock owner removed it) is fine.
 pub(crate) fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<()> {
     let mut image = match open_member(cluster, image_ref) {
         Ok(image) => image,
@@ -75,8 +76,12 @@ pub(crate) fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, sna
     loop {
         match image.snap_remove(snap_name) {
             Err(e) if e.errno == libc::EBUSY && Instant::now() < deadline => {
-                if image.snap_is_protected(snap_name).unwrap_or(true) {
-                    return Err(e.into());
+                match image.snap_is_protected(snap_name) {
+                    Ok(false) => {}
+                    // Gone meanwhile (another client removed it, e.g. `image rm` of the
+                    // member or a concurrent `snap rm`): what we wanted.
+                    Err(p) if p.is_not_found() => return Ok(()),
+                    Ok(true) | Err(_) => return Err(e.into()),
                 }
                 log::debug!("removing {snap_name}: the image's lock owner is busy; retrying in {pause:?}");
                 std::thread::sleep(pause);

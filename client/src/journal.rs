@@ -38,6 +38,7 @@ use rbd_cg_rados::ceph::librbd_notify;
 use rbd_cg_rados::ceph::objects;
 use rbd_cg_rados::cls::WriteBatch;
 use rbd_cg_rados::image::{Image, FEATURE_JOURNALING, FEATURE_MIGRATING};
+use rbd_cg_rados::rbd_cg::{class_predates, JOURNAL_METHODS_SINCE};
 
 /// Options of `journal enable`.
 #[derive(Debug, Clone, Copy)]
@@ -106,10 +107,22 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T> {
 
 impl Groups {
     /// The journal of group `group_id`, if it has one.
+    ///
+    /// During a rolling upgrade the header may be led by an OSD whose class predates the
+    /// journal (0.1.0): it answers `journal_get` with `EOPNOTSUPP`, and such a class cannot
+    /// hold a journaled group (a journaled header carries a feature it refuses to read), so
+    /// that is "no journal" — snapshots keep working in the mixed period
+    /// (`tests/multi_osd_upgrade.rs`). Any other `EOPNOTSUPP` stays an error.
     pub(crate) fn journal(&self, group_id: &str) -> Result<Option<JournalStatus>> {
         match journal_status(&self.ioctx, group_id) {
             Ok(status) => Ok(Some(status)),
             Err(e) if e.is_not_found() => Ok(None),
+            Err(e)
+                if e.errno == libc::EOPNOTSUPP
+                    && class_predates(&self.ioctx, &header_object(group_id), JOURNAL_METHODS_SINCE)? =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }

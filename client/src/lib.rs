@@ -8,7 +8,7 @@
 //! [`members`], [`snapshots`] (create, remove, rollback, repair), [`clone`], and the
 //! writer fence that makes group snapshots crash-consistent (`fence`). Lookups shared by
 //! them are in `lookup` (groups) and `images` (member images); [`image_groups`] answers
-//! which groups an image belongs to. Talking to Ceph is `rbd_cg_rados`'s job; this crate
+//! which groups an image belongs to; [`class_versions`] which class version each OSD runs. Talking to Ceph is `rbd_cg_rados`'s job; this crate
 //! has no `unsafe` code. Failures carry an errno like every Ceph tool's ([`Error`]).
 //!
 //! ```no_run
@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod class_versions;
 pub mod clone;
 pub mod error;
 pub mod faults;

@@ -10,6 +10,8 @@
 //!   and message types. [`ceph`] declares stock Ceph's descriptors (`cls_rbd`, `cls_lock`),
 //!   object names and librbd's notify messages; [`rbd_cg`] checks our own class (its
 //!   descriptors come from `rbd_cg_contract`).
+//! - [`admin`] has what an operator's view needs: monitor commands, and the first object of
+//!   a placement group (to reach the OSD that leads it).
 //! - [`aio`] runs librados and librbd operations asynchronously, as futures any executor
 //!   can poll: what the data path keeps in flight by the hundred.
 //! - [`exclusive_lock`] is librbd's exclusive-lock protocol spoken from outside librbd:
@@ -31,6 +33,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod admin;
 pub mod aio;
 pub mod ceph;
 pub mod cls;

@@ -48,6 +48,26 @@ pub fn class_version(ioctx: &IoCtx, oid: &str) -> RadosResult<VersionReply> {
     ioctx.call(oid, &GET_VERSION, &Empty {})
 }
 
+/// The release whose class first has the group journal's methods (`journal_*`, `segment_*`,
+/// `image_journal_fence`, `snap_*_journal_position`), as (major, minor).
+pub const JOURNAL_METHODS_SINCE: (u64, u64) = (0, 2);
+
+/// (major, minor) of a class version string (`"0.1.0"`, `"0.2.0-dev"`); `None` if it is not
+/// one.
+pub fn major_minor(class_version: &str) -> Option<(u64, u64)> {
+    let mut parts = class_version.split(['.', '-', '+']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Whether the class that leads object `oid` (its primary OSD's) is older than release
+/// `since`: how a client tells, from an `EOPNOTSUPP`, that this OSD still runs a class
+/// without a method (the mixed period of a rolling upgrade, docs/PRODUCTION.md) rather than
+/// that a record is too new for it. A class whose version cannot be read counts as older.
+pub fn class_predates(ioctx: &IoCtx, oid: &str, since: (u64, u64)) -> RadosResult<bool> {
+    let reply = class_version(ioctx, oid)?;
+    Ok(major_minor(&reply.class_version).is_none_or(|version| version < since))
+}
+
 /// Asks the class for its version on `cg_directory` and checks the protocol range.
 ///
 /// Missing class or method: `EOPNOTSUPP` from the OSD. Not permitted to load or call it:
@@ -99,5 +119,20 @@ pub fn member_records(ioctx: &IoCtx, group_id: &str) -> RadosResult<Vec<MemberRe
         if !page.more || start_after.is_none() {
             return Ok(records);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_versions_compare_by_release() {
+        assert_eq!(major_minor("0.1.0"), Some((0, 1)));
+        assert_eq!(major_minor("0.2.0-dev"), Some((0, 2)));
+        assert_eq!(major_minor("1.10.3+g1234"), Some((1, 10)));
+        assert_eq!(major_minor("x"), None);
+        assert!(major_minor("0.1.0").is_some_and(|v| v < JOURNAL_METHODS_SINCE));
+        assert!(major_minor("0.2.0-dev").is_some_and(|v| v >= JOURNAL_METHODS_SINCE));
     }
 }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod faults;
 pub mod server;
 
 use rbd_cg_client::groups::Groups;

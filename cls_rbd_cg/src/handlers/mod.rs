@@ -19,3 +19,8 @@ pub mod version;
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod decoder_tests;
+#[cfg(test)]
+mod model_tests;

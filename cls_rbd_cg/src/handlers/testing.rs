@@ -7,7 +7,7 @@ use rbd_cg_contract::methods::{ReadMethod, WriteMethod};
 use rbd_cg_contract::{decode, encode, CgError, Versioned};
 use std::collections::BTreeMap;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Harness {
     objects: BTreeMap<String, MemObject>,
 }
