@@ -137,6 +137,11 @@ const FUNCTIONS: &[&str] = &[
     "rbd_snap_protect",
     "rbd_snap_unprotect",
     "rbd_snap_remove2",
+    // member snapshots in the group namespace (src/snap_record.rs)
+    "rbd_snap_remove_by_id",
+    "rados_write_op_omap_cmp2",
+    "rados_write_op_omap_set2",
+    "rados_read_op_omap_get_vals_by_keys2",
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.
@@ -148,6 +153,7 @@ const VARS: &[&str] = &[
     "LIBRADOS_OPERATION_.*",
     "LIBRADOS_OP_FLAG_.*",
     "LIBRADOS_CREATE_.*",
+    "LIBRADOS_CMPXATTR_OP_.*",
 ];
 
 /// Prints a build error that says what to do, then stops the build.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ceph::cls_lock::{self, AssertLocked, LockRequest, RBD_LOCK_NAME, RBD_LOCK_TAG};
-use crate::ceph::cls_rbd::{self, SnapshotAdd, SnapshotNamespace};
+use crate::ceph::cls_rbd::{self, SetProtectionStatus, SnapshotAdd, SnapshotNamespace};
 use crate::ceph::librbd_notify::{self as notify, op, ClientId};
 use crate::ceph::objects;
 use crate::cls::WriteBatch;
@@ -181,6 +181,8 @@ pub struct ExclusiveLock {
     /// Whether our `QUIESCE` reached a watcher other than ourselves (only those need the
     /// `UNQUIESCE`).
     quiesced_others: bool,
+    /// A group member snapshot [`Self::add_snapshot`] cut, for [`Self::finish_cut`] to protect.
+    pending_protect: Mutex<Option<u64>>,
 }
 
 impl ExclusiveLock {
@@ -215,6 +217,7 @@ impl ExclusiveLock {
             header_locked: false,
             object_map_locked: false,
             quiesced_others: false,
+            pending_protect: Mutex::new(None),
             target,
         })
     }
@@ -503,11 +506,33 @@ impl ExclusiveLock {
     /// atomic op guarded by our lock. `ESTALE` means a newer snapshot id exists on the
     /// image: allocate another and call again. Once this succeeded the id belongs to the
     /// snapshot (librbd's `snap_remove` releases it); [`Self::finish_cut`] completes it.
+    ///
+    /// The namespace follows from the name ([`snapshot_namespace_for`]): a group member
+    /// snapshot name (`rbd_cg_contract::names::image_snap_name`) goes into cls_rbd's
+    /// `group` namespace, where stock `rbd snap ls`/`rm`/`purge` cannot touch it, and
+    /// [`Self::finish_cut`] protects it; any other name is an ordinary user snapshot.
     pub fn add_snapshot(&self, snap_name: &str, snap_id: u64) -> Result<()> {
         self.check_not_lost()?;
+        self.cut(snap_name, snap_id, true)
+    }
+
+    /// [`Self::add_snapshot`] for an image without the exclusive-lock feature, which has no
+    /// lock to guard the cut with (librbd cuts such images the same way): no fence, so
+    /// not crash-consistent with its writers.
+    pub fn add_snapshot_unfenced(&self, snap_name: &str, snap_id: u64) -> Result<()> {
+        self.cut(snap_name, snap_id, false)
+    }
+
+    /// The one place a member snapshot is cut: `snapshot_add` (after `assert_locked` when
+    /// `guarded`), in the namespace its name calls for.
+    fn cut(&self, snap_name: &str, snap_id: u64, guarded: bool) -> Result<()> {
         let mut batch = WriteBatch::new();
-        batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
-        let add = SnapshotAdd { name: snap_name.into(), snap_id, namespace: SnapshotNamespace::User };
+        if guarded {
+            batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
+        }
+        let namespace = snapshot_namespace_for(snap_name);
+        let protect = matches!(namespace, SnapshotNamespace::Group { .. });
+        let add = SnapshotAdd { name: snap_name.into(), snap_id, namespace };
         batch.add(&cls_rbd::SNAPSHOT_ADD, &add)?;
         self.ioctx().write_batch(&self.header, &batch).map_err(|e| {
             let errno = e.errno;
@@ -517,7 +542,17 @@ impl ExclusiveLock {
             } else {
                 e
             }
-        })
+        })?;
+        if protect {
+            *self.pending_protect.lock().unwrap_or_else(PoisonError::into_inner) = Some(snap_id);
+        }
+        Ok(())
+    }
+
+    /// What [`protect_snapshot`] needs on another thread: the assert of our lock when we
+    /// hold it, the header, and a label.
+    fn protect_job(&self) -> (Option<AssertLocked>, String, String) {
+        (self.header_locked.then(|| self.assertion()), self.header.clone(), self.target.label.clone())
     }
 
     /// An I/O context of its own on the member's pool (I/O contexts are not shared between
@@ -557,15 +592,24 @@ impl ExclusiveLock {
     /// Completes a snapshot [`Self::add_snapshot`] added (its object map written by
     /// [`write_snapshot_map`]): with fast-diff, marks the HEAD objects clean
     /// (`object_map_snap_add`, librbd's order: after the snapshot exists), under an assert
-    /// of our object-map lock; overlapped with a `HEADER_UPDATE` that every watcher must
-    /// acknowledge before we let go of the lock.
+    /// of our object-map lock; protects a group member snapshot; all overlapped with a
+    /// `HEADER_UPDATE` that every watcher must acknowledge before we let go of the lock.
     pub fn finish_cut(&self) -> Result<()> {
         let head_map = match self.target.object_map {
             true => Some((self.own_ioctx()?, objects::object_map(&self.target.image.image_id, None))),
             false => None,
         };
         let fast_diff = self.target.fast_diff;
+        let protect = self.pending_protect.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let protect_ioctx = match protect {
+            Some(_) => Some(self.own_ioctx()?),
+            None => None,
+        };
         std::thread::scope(|scope| {
+            let protected = protect.zip(protect_ioctx).map(|(snap_id, ioctx)| {
+                let (guard, header, label) = self.protect_job();
+                scope.spawn(move || protect_snapshot(&ioctx, &header, guard, snap_id, &label))
+            });
             let mark = head_map.map(|(ioctx, head)| {
                 scope.spawn(move || -> Result<()> {
                     let guard = AssertLocked { name: RBD_LOCK_NAME.into(), cookie: String::new(), tag: String::new() };
@@ -587,7 +631,13 @@ impl ExclusiveLock {
                 }
                 None => Ok(()),
             };
-            marked.and(updated)
+            let protected = match protected {
+                Some(handle) => {
+                    handle.join().unwrap_or_else(|_| Err(Error::new("snapshot protection panicked", libc::EIO)))
+                }
+                None => Ok(()),
+            };
+            marked.and(updated).and(protected)
         })
     }
 
@@ -680,6 +730,41 @@ impl Drop for ExclusiveLock {
     }
 }
 
+/// Protects member snapshot `snap_id` on `header` (`set_protection_status`, after `guard`,
+/// the assert of our lock, when we hold it), so that even `rbd snap rm --snap-id` refuses
+/// it. It cannot share the op of `snapshot_add` (cls_rbd's second call does not see the
+/// first one's key). An image without the layering feature cannot protect (`ENOEXEC`): its
+/// member snapshots are still out of reach of every by-name stock command.
+fn protect_snapshot(ioctx: &IoCtx, header: &str, guard: Option<AssertLocked>, snap_id: u64, label: &str) -> Result<()> {
+    let mut batch = WriteBatch::new();
+    if let Some(guard) = guard {
+        batch.add(&cls_lock::ASSERT_LOCKED, &guard)?;
+    }
+    let request = SetProtectionStatus { snap_id, status: cls_rbd::PROTECTION_PROTECTED };
+    batch.add(&cls_rbd::SET_PROTECTION_STATUS, &request)?;
+    match ioctx.write_batch(header, &batch) {
+        Err(e) if e.errno == libc::ENOEXEC => Ok(()),
+        other => other.map_err(|e| e.context(format!("protecting the new snapshot of {label}"))),
+    }
+}
+
+/// The namespace a snapshot named `snap_name` is cut in: cls_rbd's `group` namespace for a
+/// group member snapshot (`.rbd_cg.<group pool>_<group id>_<snapshot id>`), the user
+/// namespace for anything else.
+///
+/// The group namespace's `group_pool` is `-1`: stock librbd looks the group up (to show
+/// `group (pool/group@snap)` in `rbd snap ls --all`) in `rbd_group_directory` of that pool,
+/// which for `-1` fails at once and silently, so no stock group can ever match one of ours
+/// and no lookup error is printed for each snapshot. Our group's pool is in the name.
+pub fn snapshot_namespace_for(snap_name: &str) -> SnapshotNamespace {
+    match rbd_cg_contract::names::parse_image_snap_name(snap_name) {
+        Some(member) if !member.exposed => {
+            SnapshotNamespace::Group { group_pool: -1, group_id: member.group_id, group_snapshot_id: member.snap_id }
+        }
+        _ => SnapshotNamespace::User,
+    }
+}
+
 /// Writes the object map of snapshot `snap_id` of image `image_id`: a copy of the HEAD
 /// map, which cannot change while we are the lock owner, so the copy can overlap
 /// `snapshot_add` instead of following it. [`ExclusiveLock::finish_cut`] then asserts our
@@ -709,7 +794,23 @@ fn same_addr(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::same_addr;
+    use super::{same_addr, snapshot_namespace_for, SnapshotNamespace};
+
+    #[test]
+    fn member_snapshots_go_into_the_group_namespace() {
+        let name = rbd_cg_contract::names::image_snap_name(3, "0123456789abcdef", "5a");
+        assert_eq!(
+            snapshot_namespace_for(&name),
+            SnapshotNamespace::Group {
+                group_pool: -1,
+                group_id: "0123456789abcdef".into(),
+                group_snapshot_id: "5a".into()
+            }
+        );
+        let exposed = rbd_cg_contract::names::exposed_image_snap_name(3, "0123456789abcdef", "5a");
+        assert_eq!(snapshot_namespace_for(&exposed), SnapshotNamespace::User);
+        assert_eq!(snapshot_namespace_for("before-upgrade"), SnapshotNamespace::User);
+    }
 
     #[test]
     fn addresses_compare_without_their_type() {

@@ -450,6 +450,16 @@ impl Image {
         check(ret, what).map(drop)
     }
 
+    /// Removes snapshot `snap_id`, whatever its namespace (librbd's `snap_remove` by id:
+    /// trash first, detach from a parent, merge its object map, release the id, remove the
+    /// record, notify). `EBUSY` while it is protected; with clone-v2 children it moves to
+    /// the image's trash namespace instead and goes away with its last child (`Ok`).
+    pub fn snap_remove_by_id(&mut self, snap_id: u64) -> RadosResult<()> {
+        // SAFETY: open image; integer argument.
+        let ret = unsafe { sys::rbd_snap_remove_by_id(self.raw, snap_id) };
+        check(ret, || format!("rbd_snap_remove_by_id({snap_id})")).map(drop)
+    }
+
     /// Whether snapshot `name` is protected (`ENOENT` if absent).
     pub fn snap_is_protected(&self, name: &str) -> RadosResult<bool> {
         let what = || format!("rbd_snap_is_protected({name})");

@@ -38,6 +38,7 @@ pub mod image;
 pub mod ioctx;
 pub mod op;
 pub mod rbd_cg;
+pub mod snap_record;
 mod sys;
 pub mod watch;
 
