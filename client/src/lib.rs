@@ -32,6 +32,7 @@ pub mod groups;
 pub mod image_groups;
 mod images;
 mod lookup;
+mod member_snaps;
 pub mod members;
 pub mod parallel;
 pub mod progress;
