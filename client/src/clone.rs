@@ -23,7 +23,7 @@
 //! empty group (as for an interrupted `create`), which `rm` removes.
 
 use crate::error::{ignore_missing, Error, Result};
-use crate::faults::Steps;
+use crate::faults::{FaultPlan, Steps};
 use crate::groups::{new_group_id, now_ms, Groups};
 use crate::images::directory_name;
 use crate::member_snaps;
@@ -291,9 +291,9 @@ impl Groups {
         let header = header_object(id);
         let group_ref = self.group_ref(id);
         let made = steps.run("clone the member snapshots", || {
-            let cluster = &self.cluster;
+            let (cluster, faults) = (&self.cluster, &self.faults);
             let results = parallel::map(&plan.images, parallel::DEFAULT_WORKERS, |_, image| {
-                make_clone(cluster, image, plan.clone_format, &group_ref)
+                make_clone(cluster, image, plan.clone_format, &group_ref, faults)
             });
             results.into_iter().collect::<Result<Vec<Made>>>()
         })?;
@@ -435,7 +435,13 @@ fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan, group: &GroupRef) -> Res
 }
 
 /// Makes one planned clone (nothing to do if it exists already).
-fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &GroupRef) -> Result<Made> {
+fn make_clone(
+    cluster: &Cluster,
+    plan: &CloneImagePlan,
+    format: u8,
+    group: &GroupRef,
+    faults: &FaultPlan,
+) -> Result<Made> {
     let context = || format!("cloning image {} as {}", plan.source.image_id, plan.name);
     let ioctx =
         cluster.ioctx_in(plan.source.pool_id, &plan.source.namespace).map_err(|e| Error::from(e).context(context()))?;
@@ -449,7 +455,7 @@ fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &Grou
         .ok_or_else(|| Error::new(format!("{}: the member snapshot is gone", context()), libc::ENOENT))?;
     // librbd clones only from a user-namespace snapshot named by name: a group-namespace
     // member snapshot is exposed for the call (the clone refers to its parent by id).
-    member_snaps::with_exposed(cluster, &mut parent, |image, snap_name| {
+    member_snaps::with_exposed(cluster, &mut parent, faults, |image, snap_name| {
         if format == 1 {
             image.snap_protect(snap_name)?;
         }

@@ -16,6 +16,7 @@
 //! snapshot: the interrupted operation's rerun or `repair` hides it again ([`hide`]).
 
 use crate::error::{ignore_missing, Error, Result};
+use crate::faults::{FaultPlan, Steps};
 use crate::images::open_member;
 use rbd_cg_contract::names::{exposed_image_snap_name, parse_image_snap_name};
 use rbd_cg_contract::records::ImageRef;
@@ -160,27 +161,34 @@ fn refresh(cluster: &Cluster, snap: &mut MemberSnap) -> Result<()> {
 }
 
 /// Runs `call` on the image (opened read-write after the snapshot is exposed) with the name
-/// librbd knows `snap` by, then hides it again. Another command working on the same member
-/// snapshot (a concurrent clone of the same group snapshot) may hide it under our call, which
-/// then fails `ENOENT` or `ECANCELED`: exposed again and retried, a few times.
+/// librbd knows `snap` by, then hides it again: operation `expose` of the fault plan, steps
+/// 1 expose, 2 the call, 3 hide. Another command working on the same member snapshot (a
+/// concurrent clone of the same group snapshot) may hide it under our call, which then fails
+/// `ENOENT` or `ECANCELED`: exposed again and retried, a few times.
 pub(crate) fn with_exposed<T>(
     cluster: &Cluster,
     snap: &mut MemberSnap,
+    faults: &FaultPlan,
     mut call: impl FnMut(&mut Image, &str) -> Result<T>,
 ) -> Result<T> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let name = match expose(cluster, snap) {
+        let mut steps = Steps::new("expose", faults);
+        let name = match steps.run("expose the member snapshot", || expose(cluster, snap)) {
             Err(e) if e.errno() == libc::ECANCELED && attempt < 5 => {
                 refresh(cluster, snap)?;
                 continue;
             }
             other => other?,
         };
-        let result = open_member(cluster, &snap.image).and_then(|mut image| call(&mut image, &name));
+        let result = steps
+            .run("call librbd", || open_member(cluster, &snap.image).and_then(|mut image| call(&mut image, &name)));
+        if result.as_ref().is_err_and(Error::is_injected) {
+            return result;
+        }
         refresh(cluster, snap)?;
-        let hidden = hide(cluster, snap);
+        let hidden = steps.run("hide the member snapshot", || hide(cluster, snap));
         match result {
             Err(e) if e.errno() == libc::ENOENT && attempt < 5 => continue,
             result => return hidden.and(result),
@@ -196,11 +204,11 @@ const LOCK_BUSY_WAIT: Duration = Duration::from_secs(60);
 
 /// Unprotects `snap` through librbd (which refuses with `EBUSY` while clone-v1 children
 /// depend on it); returns whether it was protected.
-pub(crate) fn unprotect(cluster: &Cluster, snap: &mut MemberSnap) -> Result<bool> {
+pub(crate) fn unprotect(cluster: &Cluster, snap: &mut MemberSnap, faults: &FaultPlan) -> Result<bool> {
     if snap.record.protection_status == PROTECTION_UNPROTECTED {
         return Ok(false);
     }
-    with_exposed(cluster, snap, |image, name| Ok(image.snap_unprotect(name)?))?;
+    with_exposed(cluster, snap, faults, |image, name| Ok(image.snap_unprotect(name)?))?;
     Ok(true)
 }
 
@@ -220,8 +228,8 @@ pub(crate) fn protect(cluster: &Cluster, snap: &mut MemberSnap) -> Result<()> {
 /// id, whatever its namespace. With clone-v2 children librbd moves it to the image's trash
 /// namespace instead; it goes with its last child. `EBUSY` from a lock owner refusing to
 /// let go is retried for a while; a snapshot already gone is fine.
-pub(crate) fn remove(cluster: &Cluster, mut snap: MemberSnap) -> Result<()> {
-    match unprotect(cluster, &mut snap) {
+pub(crate) fn remove(cluster: &Cluster, mut snap: MemberSnap, faults: &FaultPlan) -> Result<()> {
+    match unprotect(cluster, &mut snap, faults) {
         Err(e) if e.is_not_found() => return Ok(()),
         other => other?,
     };
@@ -255,10 +263,11 @@ pub(crate) fn remove_member_snapshot(
     image: &ImageRef,
     name: &str,
     snap_id: Option<u64>,
+    faults: &FaultPlan,
 ) -> Result<()> {
     let found = match snap_id {
         Some(id) => by_id(cluster, image, name, id)?.into_iter().collect(),
         None => by_name(cluster, image, name)?,
     };
-    found.into_iter().try_for_each(|snap| remove(cluster, snap))
+    found.into_iter().try_for_each(|snap| remove(cluster, snap, faults))
 }

@@ -36,14 +36,14 @@ impl Groups {
     /// with `EBUSY`, nothing changed.
     fn unprotect_member_snapshots(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
-        let cluster = &self.cluster;
+        let (cluster, faults) = (&self.cluster, &self.faults);
         // Per member: the snapshot this call unprotected, if any.
         let results = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<Option<_>> {
             let Some(snap_id) = member.snap_id else { return Ok(None) };
             let Some(mut snap) = member_snaps::by_id(cluster, &member.image, &snap_name, snap_id)? else {
                 return Ok(None);
             };
-            match member_snaps::unprotect(cluster, &mut snap) {
+            match member_snaps::unprotect(cluster, &mut snap, faults) {
                 Ok(true) => Ok(Some(snap)),
                 Ok(false) => Ok(None),
                 Err(e) if e.is_not_found() => Ok(None),
@@ -98,7 +98,8 @@ impl Groups {
         let counter = progress.start("Removing group snapshot", record.members.len() as u64);
         steps.run(&format!("remove the snapshots of {} images", record.members.len()), || {
             let removed = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| {
-                let removed = member_snaps::remove_member_snapshot(cluster, &member.image, &snap_name, member.snap_id);
+                let removed =
+                    member_snaps::remove_member_snapshot(cluster, &member.image, &snap_name, member.snap_id, faults);
                 counter.tick();
                 removed
             });

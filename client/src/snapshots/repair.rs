@@ -114,7 +114,7 @@ impl Groups {
                 findings.push(format!("image {} has orphan group snapshot {snap}: removing it", image.image_id));
                 if !check_only {
                     if let Some(member) = member_snaps::by_id(&self.cluster, image, &name, *id)? {
-                        member_snaps::remove(&self.cluster, member)?;
+                        member_snaps::remove(&self.cluster, member, &self.faults)?;
                     }
                 }
             }

@@ -93,7 +93,7 @@ impl Groups {
                     })?;
                 // A group-namespace snapshot is exposed for librbd's by-name rollback.
                 let report = &mut *progress;
-                member_snaps::with_exposed(&self.cluster, &mut snap, |image, name| {
+                member_snaps::with_exposed(&self.cluster, &mut snap, &self.faults, |image, name| {
                     Ok(image.snap_rollback_with_progress(name, |done, total| {
                         report(index, count, &image_id, done, total)
                     })?)
