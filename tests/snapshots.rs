@@ -348,6 +348,32 @@ fn crash_while_a_member_snapshot_is_exposed_then_rerun_or_repair() {
     }
 }
 
+/// `rm` of a group with members and snapshots removes the snapshots (each by `snap rm`'s
+/// steps), then the members (`image rm`'s), then the group (`remove`'s): stopped dead
+/// inside each part, it is finished by a rerun of `rm` or by `repair` then `rm`, and leaves
+/// the images without member snapshots or back-references.
+#[test]
+fn crash_inside_rm_of_a_group_with_members_and_snapshots_then_rerun_or_repair() {
+    for (op, step, rerun) in [("snap-remove", 2, true), ("image-remove", 1, false), ("remove", 2, true)] {
+        let (ns, group) = setup(&format!("crash-rm-{op}-{step}"), &["a", "b"]);
+        rbd_cg_ok(&["snap", "create", &format!("{group}@s1")]);
+        rbd_cg_ok(&["snap", "create", &format!("{group}@s2")]);
+        let ids: Vec<String> = ["a", "b"].iter().map(|i| image_id(&format!("rbd/{ns}/{i}"))).collect();
+        crash_at(op, step, &["rm", "--no-progress", &group]);
+        if !rerun {
+            rbd_cg_ok(&["repair", &group]);
+        }
+        rbd_cg_ok(&["rm", "--no-progress", &group]);
+        assert!(rbd_cg_ok(&["ls", &format!("rbd/{ns}")]).is_empty(), "{op}:{step}");
+        for (image, id) in ["a", "b"].iter().zip(&ids) {
+            assert!(image_snaps(&ns, image).is_empty(), "{op}:{step}: member snapshots left on {image}");
+            let keys = omap_keys("rbd", &ns, &format!("rbd_header.{id}"));
+            assert!(!keys.iter().any(|k| k.starts_with("rbd_cg.group.")), "{op}:{step}: back-reference on {image}");
+        }
+        assert!(assert_consistent(&cluster(), "rbd", &ns).is_empty());
+    }
+}
+
 #[test]
 fn a_read_only_user_can_list_snapshots_but_not_change_them() {
     let (ns, group) = setup("ro-snaps", &["a"]);

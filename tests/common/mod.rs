@@ -275,3 +275,35 @@ pub fn remove_member_snapshot_by_hand(spec: &str, snap_name: &str) {
     rbd_cg_rados::snap_record::set_protection(&io, &image_id(spec), snap.id, 0).expect("unprotect");
     ceph_tool_ok("rbd", &["snap", "rm", "--snap-id", &snap.id.to_string(), spec]);
 }
+
+/// A member snapshot moved into the user namespace under its own name, so that stock
+/// by-name commands (`rbd object-map check`, `rbd diff --from-snap`) can reach it, until
+/// this guard drops and puts it back into its group namespace.
+pub struct ExposedForStock {
+    io: IoCtx,
+    image_id: String,
+    namespace: rbd_cg_rados::ceph::cls_rbd::SnapshotNamespace,
+    id: u64,
+}
+
+pub fn expose_for_stock(spec: &str, name: &str) -> ExposedForStock {
+    use rbd_cg_rados::snap_record;
+    let snap = image_snapshots(spec).into_iter().find(|s| s.name == name).expect("member snapshot");
+    let (pool, ns, _) = split_image_spec(spec);
+    let io = ioctx(&cluster(), &pool, &ns);
+    let image_id = image_id(spec);
+    let record = snap_record::read_snapshot(&io, &image_id, snap.id).unwrap().unwrap();
+    let namespace = record.namespace.clone();
+    snap_record::relabel(&io, &image_id, &record, name, &rbd_cg_rados::ceph::cls_rbd::SnapshotNamespace::User).unwrap();
+    ExposedForStock { io, image_id, namespace, id: snap.id }
+}
+
+impl Drop for ExposedForStock {
+    fn drop(&mut self) {
+        use rbd_cg_rados::snap_record;
+        if let Ok(Some(record)) = snap_record::read_snapshot(&self.io, &self.image_id, self.id) {
+            let name = record.name.clone();
+            let _ = snap_record::relabel(&self.io, &self.image_id, &record, &name, &self.namespace);
+        }
+    }
+}
