@@ -453,6 +453,17 @@ class Groups:
         interrupted clone, ``remove(new_group, force=True)`` undoes it.
         """
 
+    def expose_member_snapshot(self, group: str, snap: str, image: str) -> str:
+        """Moves the member snapshot of ``image`` (a spec) in ``group@snap`` into the user
+        namespace, where librbd's by-name calls (``rbd.Image(..., snapshot=...)``,
+        ``RBD.clone``, ``rollback_to_snap``) find it, and returns its name there. It stays
+        protected; :meth:`hide_member_snapshot` puts it back, :meth:`repair` hides one a
+        crash left exposed."""
+
+    def hide_member_snapshot(self, group: str, snap: str, image: str) -> None:
+        """Moves the member snapshot of ``image`` in ``group@snap`` back into the group
+        namespace (nothing to do when it is not exposed)."""
+
     def close(self) -> None:
         """Drops this object's I/O contexts (and its share of the connection). Later
         calls raise :class:`Error` (``ENOTCONN``). Calling it again does nothing."""

@@ -115,7 +115,7 @@ pub(crate) fn by_name(cluster: &Cluster, image: &ImageRef, name: &str) -> Result
 
 /// Moves `snap` into the user namespace under its exposed name (nothing to do for an
 /// exposed or 0.1.0 one); returns the name librbd knows it by now.
-fn expose(cluster: &Cluster, snap: &mut MemberSnap) -> Result<String> {
+pub(crate) fn expose(cluster: &Cluster, snap: &mut MemberSnap) -> Result<String> {
     match snap.kind() {
         Some(Kind::Legacy) => return Ok(snap.name.clone()),
         Some(Kind::Exposed) => return Ok(snap.record.name.clone()),
