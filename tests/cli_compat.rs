@@ -62,6 +62,14 @@ impl Sides {
         let (stock, ours) = self.run(args);
         assert_eq!(stock.code, Some(code), "stock rbd group {args:?}: {stock:?}");
         assert_eq!(ours.code, Some(code), "rbd-cg {args:?}: {ours:?} (stock: {stock:?})");
+        if code != 0 {
+            // rbd's shape: `rbd-cg: <what failed>: (<errno>) <strerror>`.
+            assert!(
+                ours.err.starts_with("rbd-cg: ") && ours.err.contains(&format!("({code}) ")),
+                "rbd-cg {args:?}: error line {:?}",
+                ours.err
+            );
+        }
         (stock, ours)
     }
 
