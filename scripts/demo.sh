@@ -49,8 +49,7 @@ printf '\n$ rbd snap ls --all rbd/demo-disk-1   # the member snapshot, in the gr
 rbd snap ls --all rbd/demo-disk-1
 printf '$ rbd snap ls rbd/demo-disk-1   # hidden from plain rbd snap ls (and rbd snap rm/purge cannot touch it)\n'
 rbd snap ls rbd/demo-disk-1
-printf '\n$ rbd group snap ls ...   # the same table stock prints; rbd-cg adds its columns after it\n'
-"$rbd_cg" snap ls demo-db --format json --pretty-format
+run snap ls demo-db --format json --pretty-format   # stock rbd group's keys first, ours after
 run snap rollback --no-progress demo-db@before-upgrade
 
 printf '\n# a new group from the snapshot: one RBD clone per member\n'
