@@ -8,7 +8,7 @@
 //!
 //! Ownership, the delicate part: librados writes into some buffers (read data, the return
 //! values of class calls in a compound op) when the operation completes, and librbd reads
-//! the data of a write until then. Everything an operation uses lives in its [`Shared`],
+//! the data of a write until then. Everything an operation uses lives in its `Shared`,
 //! reference-counted: one reference is the future's, one is handed to the callback as its
 //! `void *` argument and taken back there. So dropping a future before its operation
 //! completes frees nothing librados still uses; the last owner, whoever it is, releases the
