@@ -196,6 +196,66 @@ class SnapshotInfo(TypedDict):
     """Creation time, seconds since the Unix epoch."""
     images: list[SnapshotImage]
     """The member image snapshots."""
+    journal_position: Optional[int]
+    """Of a journaled group: the journal position the snapshot was cut at (it holds every
+    entry up to it and none after it); None otherwise."""
+
+class JournalWriter(TypedDict):
+    """The journal writer holding the lease (``rbd-cg nbd serve``)."""
+
+    epoch: int
+    """Its lease epoch."""
+    client: str
+    """Its RADOS client (``client.<gid>``)."""
+    addr: str
+    """Its client address."""
+    description: str
+    """What it is (``rbd-cg nbd serve on HOST, pid N``)."""
+    since: float
+    """When it took the lease, seconds since the Unix epoch."""
+
+class JournalConsumer(TypedDict):
+    """A consumer of the journal: ``local`` (the group's own images) or a mirror peer."""
+
+    name: str
+    position: int
+    """Every entry up to this one is applied by it."""
+    state: Literal["connected", "disconnected"]
+    """``disconnected``: it fell behind past the journal's bound."""
+    updated: float
+    """When its position last moved, seconds since the Unix epoch."""
+
+class JournalMember(TypedDict):
+    """A journaled member and its tag (the entries' member tag)."""
+
+    tag: int
+    pool_id: int
+    namespace: str
+    id: str
+    """Image id."""
+    image: str
+    """``pool/[namespace/]name``."""
+
+class JournalStatus(TypedDict):
+    """The journal of a group, as :meth:`Groups.journal_status` returns it."""
+
+    enabled: bool
+    state: Literal["disabled", "enabling", "enabled", "disabling"]
+    head: int
+    """Sequence number of the newest durable entry."""
+    applied: int
+    """Newest entry applied to every member image."""
+    bytes: int
+    """Journal space in use."""
+    max_bytes: int
+    """Its bound."""
+    segment_size: int
+    """Bytes per segment object."""
+    segments: tuple[int, int]
+    """The first (oldest) and the active segment."""
+    writer: Optional[JournalWriter]
+    consumers: list[JournalConsumer]
+    members: list[JournalMember]
 
 class ClonedImage(TypedDict):
     """One member of the group :meth:`Groups.clone` made."""
@@ -405,6 +465,30 @@ class Groups:
         :param max_snapshots: refuse (:class:`ArgumentOutOfRange`) when the group already
             has this many snapshots (default: the limit, 4096).
         """
+
+    def journal_enable(self, group: str, *, object_size: Optional[int] = None, max_size: Optional[int] = None) -> None:
+        """Gives ``group`` one journal for all its members: every write through
+        ``rbd-cg nbd serve`` goes into it, tagged with its member, in one order; the
+        members are fenced against stock librbd writers (``EROFS``; reads work).
+
+        :param object_size: bytes per journal segment object (1 MiB to 128 MiB; default
+            16 MiB).
+        :param max_size: bound of journal space (at least two segments; default 1 GiB).
+        :raises ImageBusy: another client has a member open, or the group is busy.
+        :raises ObjectExists: the group journals already.
+        :raises InvalidArgument: a member belongs to another group too, uses librbd's own
+            journaling, is mirrored, or the group has no members.
+        """
+
+    def journal_disable(self, group: str) -> None:
+        """Applies everything in ``group``'s journal to its members, gives them back to
+        stock writers and drops the journal; also undoes an interrupted enable.
+
+        :raises ImageBusy: a server writes through the journal (stop it first).
+        """
+
+    def journal_status(self, group: str) -> JournalStatus:
+        """The journal of ``group`` (``enabled`` False without one)."""
 
     def snap_list(self, group: str) -> list[SnapshotInfo]:
         """The snapshots of ``group`` in creation order, each member snapshot checked."""

@@ -66,6 +66,8 @@ const FUNCTIONS: &[&str] = &[
     "rados_write_op_zero",
     "rados_write_op_truncate",
     "rados_write_op_remove",
+    "rados_write_op_assert_exists",
+    "rados_write_op_set_alloc_hint2",
     // asynchronous operations (src/aio.rs)
     "rados_aio_write_op_operate",
     "rados_aio_read_op_operate",

@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod journal;
 mod output;
 
 use output::{obj, Align, Node, Table};
@@ -39,7 +40,7 @@ struct Cli {
 }
 
 #[derive(Args)]
-struct Global {
+pub(crate) struct Global {
     /// Ceph config file (default: $CEPH_CONF, /etc/ceph/$cluster.conf, ...).
     #[arg(short = 'c', long = "conf", global = true)]
     conf: Option<PathBuf>,
@@ -54,10 +55,10 @@ struct Global {
     keyring: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Plain, global = true)]
-    format: Format,
+    pub(crate) format: Format,
     /// Pretty-print JSON and XML output.
     #[arg(long, global = true)]
-    pretty_format: bool,
+    pub(crate) pretty_format: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,7 +71,7 @@ enum CloneFormatArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Plain,
     Json,
     Xml,
@@ -142,6 +143,16 @@ enum Command {
     Snap {
         #[command(subcommand)]
         action: SnapCommand,
+    },
+    /// One journal for the whole group (enable, disable, status, replay).
+    Journal {
+        #[command(subcommand)]
+        action: journal::JournalCommand,
+    },
+    /// Serve the group's members over NBD.
+    Nbd {
+        #[command(subcommand)]
+        action: journal::NbdCommand,
     },
     /// Finish or undo whatever an interrupted command left behind.
     Repair {
@@ -260,7 +271,7 @@ enum SnapCommand {
     },
 }
 
-fn connect(global: &Global) -> Result<Cluster> {
+pub(crate) fn connect(global: &Global) -> Result<Cluster> {
     let options = ConnectOptions {
         conf_path: global.conf.clone(),
         cluster_name: global.cluster.clone(),
@@ -271,14 +282,14 @@ fn connect(global: &Global) -> Result<Cluster> {
     Cluster::connect(&options).map_err(|e| Error::from(e).context("connecting to the cluster"))
 }
 
-fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
+pub(crate) fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
     let mut groups = Groups::open(cluster, location)?;
     groups.set_fault_plan(FaultPlan::from_env()?);
     Ok(groups)
 }
 
 /// Prints `value` in the chosen `--format` (JSON or XML; plain callers print their own).
-fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
     emit(global, "result", &Node::from(value))
 }
 
@@ -431,6 +442,8 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Command::Image { action } => run_image(global, action)?,
+        Command::Journal { action } => journal::run_journal(global, action)?,
+        Command::Nbd { action } => journal::run_nbd(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,
         Command::Repair { group_spec, check } => {
             let spec = GroupSpec::parse(group_spec)?;
@@ -535,13 +548,14 @@ fn stock_snap_state(state: &str) -> &'static str {
     }
 }
 
-/// A group snapshot as `rbd group snap ls` prints it (`snapshot`, `state`), then ours.
 /// The state of image `image` in group `spec`, if it is a member.
 fn member_state(groups: &Groups, spec: &GroupSpec, image: &ImageSpec) -> Result<Option<&'static str>> {
     let image = groups.resolve_image(image)?;
     Ok(groups.list_images(&spec.name)?.into_iter().find(|m| m.image == image).map(|m| m.state))
 }
 
+/// A group snapshot as `rbd group snap ls` prints it (`snapshot`, `state`), then ours
+/// (`journal_position` only for a snapshot of a journaled group).
 fn snapshot_node(snapshot: &SnapshotInfo, with_images: bool) -> Node {
     let mut fields = vec![
         ("snapshot", Node::str(&snapshot.name)),
@@ -553,6 +567,9 @@ fn snapshot_node(snapshot: &SnapshotInfo, with_images: bool) -> Node {
         ("created_ms", Node::int(snapshot.created_ms)),
         ("image_count", Node::int(snapshot.images.len())),
     ];
+    if let Some(position) = snapshot.journal_position {
+        fields.push(("journal_position", Node::int(position)));
+    }
     if with_images {
         let images = snapshot
             .images
@@ -694,6 +711,9 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
                     println!("\tid: {}", snapshot.id);
                     println!("\tstate: {}", snapshot.state);
                     println!("\ttimestamp: {}", output::rbd_time(snapshot.created_ms));
+                    if let Some(position) = snapshot.journal_position {
+                        println!("\tjournal position: {position}");
+                    }
                     println!("\timages:");
                     for i in &snapshot.images {
                         let name = i.image_name.clone().unwrap_or_else(|| format!("<id {}>", i.image.image_id));
@@ -735,9 +755,12 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rbd_cg_client=info"))
-        .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default()
+            .default_filter_or("warn,rbd_cg_client=info,rbd_cg_journal=info,rbd_cg_datapath=info"),
+    )
+    .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
+    .init();
     let status = match run(Cli::parse()) {
         Ok(status) => status,
         Err(e) => {

@@ -31,6 +31,7 @@ mod fence;
 pub mod groups;
 pub mod image_groups;
 mod images;
+pub mod journal;
 mod lookup;
 mod member_snaps;
 pub mod members;

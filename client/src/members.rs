@@ -45,18 +45,27 @@ pub struct MemberInfo {
     pub state: &'static str,
 }
 
-/// Membership changes are refused while a group snapshot is being created or rolled back
-/// (or the image is mid-removal); the class can only say `EBUSY`, so say why here.
-fn explain_busy(e: impl Into<Error>) -> Error {
+/// Membership changes are refused while a group snapshot is being created or rolled back,
+/// while the image is mid-removal, and while the group is journaled; the class can only say
+/// `EBUSY`, so say which here.
+fn explain_busy(groups: &Groups, group_id: &str, e: impl Into<Error>) -> Error {
     let e = e.into();
-    if e.errno() == libc::EBUSY {
-        e.with_hint(
-            "A group snapshot or rollback is in progress (or this image is being removed). Wait for it; \
-             if nothing is running, an interrupted command left it: run `rbd-cg repair GROUP_SPEC`.",
-        )
-    } else {
-        e
+    if e.errno() != libc::EBUSY {
+        return e;
     }
+    if let Ok(Some(journal)) = groups.journal(group_id) {
+        let writer = journal.journal.writer.map_or_else(String::new, |w| {
+            format!(" (its writer: {}, client {} at {}, epoch {})", w.description, w.client, w.addr, w.epoch)
+        });
+        return e.with_hint(format!(
+            "The group is journaled{writer}: its members are fixed while journaling is enabled. Stop the \
+             writer (`rbd-cg nbd serve`) and run `rbd-cg journal disable GROUP_SPEC` first."
+        ));
+    }
+    e.with_hint(
+        "A group snapshot or rollback is in progress (or this image is being removed). Wait for it; \
+         if nothing is running, an interrupted command left it: run `rbd-cg repair GROUP_SPEC`.",
+    )
 }
 
 impl Groups {
@@ -92,7 +101,7 @@ impl Groups {
         steps.run("record the member as adding", || {
             let added_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let request = MemberAddRequest { group_id: group_id.into(), image: image.clone(), added_ms, max_members };
-            self.ioctx.call_write(&header, &MEMBER_ADD_BEGIN, &request).map_err(explain_busy)
+            self.ioctx.call_write(&header, &MEMBER_ADD_BEGIN, &request).map_err(|e| explain_busy(self, group_id, e))
         })?;
         let linked = steps.run("link the image to the group", || {
             let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };
@@ -135,7 +144,7 @@ impl Groups {
         let member = MemberRequest { group_id: group_id.into(), image: image.clone() };
         let mut steps = Steps::new("image-remove", &self.faults);
         steps.run("record the member as removing", || {
-            self.ioctx.call_write(&header, &MEMBER_REMOVE_BEGIN, &member).map_err(explain_busy)
+            self.ioctx.call_write(&header, &MEMBER_REMOVE_BEGIN, &member).map_err(|e| explain_busy(self, group_id, e))
         })?;
         steps.run("unlink the image from the group", || {
             let request = BackRefRequest { image_id: image.image_id.clone(), group: self.group_ref(group_id) };

@@ -453,8 +453,18 @@ pub enum WriterRequest {
     /// position: the writer stops applying, cuts every member snapshot, records the
     /// position and completes the snapshot (`snap_set_journal_position` +
     /// `snap_create_finish`), then resumes. The acknowledgement only says it was accepted;
-    /// the caller waits for the snapshot record to become `Complete`.
+    /// the caller waits for the snapshot record to become `Complete`. If the cut fails the
+    /// writer undoes it (the record goes `Removing`, then away).
     Snapshot {
+        /// The group snapshot's name.
+        name: String,
+    },
+    /// Remove the member snapshots of group snapshot `name` (marked `Removing` by the
+    /// caller) and drop its record (`snap_remove_finish`): a journaled member is
+    /// `non-primary`, so librbd refuses to remove its snapshots, and the writer holds its
+    /// lock. The acknowledgement only says it was accepted; the caller waits for the record
+    /// to be gone.
+    RemoveSnapshot {
         /// The group snapshot's name.
         name: String,
     },

@@ -1251,6 +1251,8 @@ fn writer_requests_and_replies() {
     golden(&WriterRequest::Ping, &bytes(&[&[0x01, 0x01, 0x04, 0, 0, 0], &u32le(0)]));
     let expected = bytes(&[&[0x01, 0x01, 0x0d, 0, 0, 0], &u32le(1), &string("s")]);
     golden(&WriterRequest::Snapshot { name: "s".into() }, &expected);
+    let expected = bytes(&[&[0x01, 0x01, 0x0d, 0, 0, 0], &u32le(2), &string("s")]);
+    golden(&WriterRequest::RemoveSnapshot { name: "s".into() }, &expected);
     // WriterReply: errno 4 + epoch 8 + message (8 + 2) = 22 = 0x16.
     let expected = bytes(&[&[0x01, 0x01, 0x16, 0, 0, 0], &(-16i32).to_le_bytes(), &u64le(7), &string("up")]);
     golden(&WriterReply { errno: -16, epoch: 7, message: "up".into() }, &expected);

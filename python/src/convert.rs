@@ -7,6 +7,7 @@ use pyo3::types::{PyDict, PyList};
 use rbd_cg_client::clone::{CloneFormat, ClonedImage};
 use rbd_cg_client::groups::{GroupInfo, GroupState, RepairReport};
 use rbd_cg_client::image_groups::ImageGroup;
+use rbd_cg_client::journal::JournalInfo;
 use rbd_cg_client::members::MemberInfo;
 use rbd_cg_client::snapshots::{SnapshotImage, SnapshotInfo};
 use rbd_cg_client::spec::{ImageSpec, PoolSpec};
@@ -102,6 +103,54 @@ pub(crate) fn snapshot<'py>(py: Python<'py>, s: &SnapshotInfo) -> PyResult<Bound
         images.append(snapshot_image(py, i)?)?;
     }
     d.set_item("images", images)?;
+    d.set_item("journal_position", s.journal_position)?;
+    Ok(d)
+}
+
+/// `Groups.journal_status`.
+pub(crate) fn journal<'py>(py: Python<'py>, j: &JournalInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("enabled", j.enabled)?;
+    d.set_item("state", j.state)?;
+    d.set_item("head", j.head)?;
+    d.set_item("applied", j.applied)?;
+    d.set_item("bytes", j.bytes)?;
+    d.set_item("max_bytes", j.max_bytes)?;
+    d.set_item("segment_size", j.segment_size)?;
+    d.set_item("segments", j.segments)?;
+    match &j.writer {
+        Some(w) => {
+            let writer = PyDict::new(py);
+            writer.set_item("epoch", w.epoch)?;
+            writer.set_item("client", &w.client)?;
+            writer.set_item("addr", &w.addr)?;
+            writer.set_item("description", &w.description)?;
+            writer.set_item("since", seconds(w.since_ms))?;
+            d.set_item("writer", writer)?;
+        }
+        None => d.set_item("writer", py.None())?,
+    }
+    let consumers = PyList::empty(py);
+    for c in &j.consumers {
+        let consumer = PyDict::new(py);
+        consumer.set_item("name", &c.name)?;
+        consumer.set_item("position", c.position)?;
+        consumer.set_item("state", c.state)?;
+        consumer.set_item("updated", seconds(c.updated_ms))?;
+        consumers.append(consumer)?;
+    }
+    d.set_item("consumers", consumers)?;
+    let members = PyList::empty(py);
+    for (tag, image, label) in &j.members {
+        let member = PyDict::new(py);
+        member.set_item("tag", tag)?;
+        member.set_item("pool_id", image.pool_id)?;
+        member.set_item("namespace", &image.namespace)?;
+        member.set_item("id", &image.image_id)?;
+        member.set_item("image", label)?;
+        members.append(member)?;
+    }
+    d.set_item("members", members)?;
     Ok(d)
 }
 

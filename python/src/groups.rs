@@ -16,6 +16,7 @@ use pyo3::types::{PyDict, PyList, PyType};
 use rbd_cg_client::clone::{CloneNaming, CloneOptions};
 use rbd_cg_client::groups::Groups as ClientGroups;
 use rbd_cg_client::image_groups::groups_of_image;
+use rbd_cg_client::journal::JournalOptions;
 use rbd_cg_client::members::image_by_id;
 use rbd_cg_client::snapshots::{FenceMode, SnapCreateOptions};
 use rbd_cg_client::spec::PoolSpec;
@@ -269,6 +270,45 @@ impl Groups {
             g.snap_create(group, snap, &options)
         })?;
         convert::snapshot(py, &snapshot)
+    }
+
+    /// Gives group one journal for all its members (every write through `rbd-cg nbd
+    /// serve` goes into it, in one order), and fences the members against stock librbd
+    /// writers. object_size: bytes per journal segment (1 MiB to 128 MiB, default 16 MiB);
+    /// max_size: bound of journal space (at least two segments, default 1 GiB). ImageBusy
+    /// while another client has a member open; a rerun finishes an interrupted enable.
+    #[pyo3(signature = (group, *, object_size=None, max_size=None))]
+    fn journal_enable(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        object_size: Option<u64>,
+        max_size: Option<u64>,
+    ) -> PyResult<()> {
+        self.call(py, |g| {
+            let defaults = JournalOptions::default();
+            let options = JournalOptions {
+                segment_size: object_size.unwrap_or(defaults.segment_size),
+                max_bytes: max_size.unwrap_or(defaults.max_bytes),
+            };
+            g.journal_enable(group, &options)
+        })
+    }
+
+    /// Applies everything in group's journal to its members, gives them back to stock
+    /// writers and drops the journal (also undoes an interrupted enable). ImageBusy while
+    /// a server writes through the journal.
+    fn journal_disable(&self, py: Python<'_>, group: &str) -> PyResult<()> {
+        self.call(py, |g| g.journal_disable(group))
+    }
+
+    /// The journal of group: enabled, state, head, applied, bytes, max_bytes, segment_size,
+    /// segments (first, active), writer (None, or epoch, client, addr, description, since),
+    /// consumers (name, position, state, updated) and members (tag, pool_id, namespace, id,
+    /// image). enabled is False (and the rest empty) for a group without one.
+    fn journal_status<'py>(&self, py: Python<'py>, group: &str) -> PyResult<Bound<'py, PyDict>> {
+        let info = self.call(py, |g| g.journal_status(group))?;
+        convert::journal(py, &info)
     }
 
     /// The snapshots of group in creation order, each member snapshot checked.

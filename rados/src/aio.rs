@@ -99,6 +99,16 @@ impl<T> AioFuture<T> {
     }
 }
 
+impl<T: Send + 'static> AioFuture<T> {
+    /// A future resolved with `outcome` (an operation that needs no I/O, or could not be
+    /// built), to sit among real ones.
+    pub fn ready(outcome: RadosResult<T>) -> AioFuture<T> {
+        let shared = Shared::new(Box::new(()));
+        shared.complete(0);
+        AioFuture { shared, finish: Some(Box::new(move |_, _| outcome)) }
+    }
+}
+
 /// The librados completion callback: `arg` is a reference to the operation's [`Shared`]
 /// handed over at submission (`Arc::into_raw`), taken back here.
 ///

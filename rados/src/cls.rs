@@ -182,6 +182,10 @@ pub(crate) enum WriteStep {
     OmapCmpEq { key: String, value: Vec<u8> },
     /// `rados_write_op_omap_set2` of one key.
     OmapSet { key: String, value: Vec<u8> },
+    /// `rados_write_op_assert_exists`.
+    AssertExists,
+    /// `rados_write_op_set_alloc_hint2`.
+    AllocHint { object_size: u64, write_size: u64, flags: u32 },
 }
 
 impl WriteBatch {
@@ -215,9 +219,13 @@ impl WriteBatch {
         self
     }
 
-    /// Zeroes `len` bytes at `offset` (a hole where the store can).
+    /// Zeroes `len` bytes at `offset` (a hole where the store can). A zero of no bytes is
+    /// left out: a 16.2.15 OSD asserts on it (`FAILED ceph_assert(op.extent.length)` in
+    /// `PrimaryLogPG::do_osd_ops`) and dies.
     pub fn zero(&mut self, offset: u64, len: u64) -> &mut Self {
-        self.steps.push(WriteStep::Zero { offset, len });
+        if len > 0 {
+            self.steps.push(WriteStep::Zero { offset, len });
+        }
         self
     }
 
@@ -246,6 +254,21 @@ impl WriteBatch {
         self
     }
 
+    /// Fails the whole op (`ENOENT`) unless the object exists.
+    pub fn assert_exists(&mut self) -> &mut Self {
+        self.steps.push(WriteStep::AssertExists);
+        self
+    }
+
+    /// Tells the OSD the object's expected size and write size (`LIBRADOS_ALLOC_HINT_FLAG_*`
+    /// in `flags`), as librbd does on writes. It creates a missing object, and it counts as
+    /// a change of an existing one (a snapshot gets its clone) even when nothing else in
+    /// the op changes it.
+    pub fn alloc_hint(&mut self, object_size: u64, write_size: u64, flags: u32) -> &mut Self {
+        self.steps.push(WriteStep::AllocHint { object_size, write_size, flags });
+        self
+    }
+
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
@@ -265,6 +288,8 @@ impl WriteBatch {
                 WriteStep::Remove => "remove".to_owned(),
                 WriteStep::OmapCmpEq { key, .. } => format!("omap_cmp({key})"),
                 WriteStep::OmapSet { key, .. } => format!("omap_set({key})"),
+                WriteStep::AssertExists => "assert_exists".to_owned(),
+                WriteStep::AllocHint { .. } => "set_alloc_hint".to_owned(),
             })
             .collect();
         match names.as_slice() {

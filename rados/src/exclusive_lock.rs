@@ -33,7 +33,8 @@ const MAX_OBJECT_MAP_BYTES: usize = 64 << 20;
 pub struct LockConfig {
     /// The OSD drops our watch this long after our client went silent.
     pub watch_timeout_secs: u32,
-    /// Our `rbd_lock` expires this long after it was taken: the dead-man switch.
+    /// Our `rbd_lock` expires this long after it was taken: the dead-man switch (0: never;
+    /// then only a watch timeout, blocklisting and breaking by another client end it).
     pub lock_duration_secs: u32,
     /// Lock description, shown by `rados lock info` / `rbd lock ls`.
     pub description: String,
@@ -350,8 +351,14 @@ impl ExclusiveLock {
             let sent = Instant::now();
             match self.ioctx().call_write(&self.header, &cls_lock::LOCK, &request) {
                 Ok(()) => {
-                    let owned_for = Duration::from_secs(self.config.lock_duration_secs.into()) - EXPIRY_MARGIN;
-                    let until = (sent + owned_for).duration_since(self.shared.epoch).as_millis() as u64;
+                    // A lock without expiry (duration 0) is ours until released or broken.
+                    let until = match self.config.lock_duration_secs {
+                        0 => u64::MAX,
+                        secs => {
+                            let owned_for = Duration::from_secs(secs.into()).saturating_sub(EXPIRY_MARGIN);
+                            (sent + owned_for).duration_since(self.shared.epoch).as_millis() as u64
+                        }
+                    };
                     self.shared.owned_until_ms.store(until.max(1), Ordering::SeqCst);
                     self.header_locked = true;
                     break;
@@ -553,6 +560,96 @@ impl ExclusiveLock {
     /// hold it, the header, and a label.
     fn protect_job(&self) -> (Option<AssertLocked>, String, String) {
         (self.header_locked.then(|| self.assertion()), self.header.clone(), self.target.label.clone())
+    }
+
+    /// Removes image snapshot `snap_name` under our lock, at the RADOS level, the way
+    /// librbd's `SnapshotRemoveRequest` does (librbd itself refuses while the image is
+    /// `non-primary`, as a journaled member is): with the object-map feature, the snapshot's
+    /// map is merged into the next newer map (fast-diff) and removed; the snapshot id is
+    /// released in the data pool (the OSDs trim its clones); the snapshot leaves the header
+    /// (`lock.assert_locked` + `snapshot_remove` in one op); every watcher must acknowledge
+    /// the header update. `Ok(false)` when there is no such snapshot. A rerun after a crash
+    /// at any point finishes it. Refused (`EBUSY`) while the snapshot is protected or has
+    /// clone children, before anything changed.
+    pub fn remove_snapshot(&self, data_pool: &IoCtx, snap_name: &str) -> Result<bool> {
+        self.check_not_lost()?;
+        let context = |e: Error| e.context(format!("removing snapshot {snap_name} of {}", self.target.label));
+        let snapc = self.ioctx().call(&self.header, &cls_rbd::GET_SNAPCONTEXT, &()).map_err(context)?;
+        let names = self.ioctx().call_many(&self.header, &cls_rbd::GET_SNAPSHOT_NAME, &snapc.snaps).map_err(context)?;
+        let Some(snap_id) =
+            snapc.snaps.iter().zip(names).find_map(|(id, name)| (name.ok()? == snap_name).then_some(*id))
+        else {
+            return Ok(false);
+        };
+        // What makes `snapshot_remove` refuse, checked before anything is changed.
+        let protection = self.ioctx().call(&self.header, &cls_rbd::GET_PROTECTION_STATUS, &snap_id).map_err(context)?;
+        if protection != cls_rbd::ProtectionStatus::UNPROTECTED {
+            return Err(context(Error::new("it is protected", libc::EBUSY)));
+        }
+        // (`ENOENT`: no children key, none.)
+        let children = match self.ioctx().call(&self.header, &cls_rbd::CHILDREN_LIST, &snap_id) {
+            Ok(children) => children,
+            Err(e) if e.is_not_found() => cls_rbd::ChildCount(0),
+            Err(e) => return Err(context(e)),
+        };
+        if children.0 > 0 {
+            return Err(context(Error::new(format!("it has {} clone children", children.0), libc::EBUSY)));
+        }
+        if self.target.object_map {
+            let io = self.own_ioctx()?;
+            let image_id = &self.target.image.image_id;
+            let removed_map = objects::object_map(image_id, Some(snap_id));
+            if self.target.fast_diff {
+                match io.read_full(&removed_map, MAX_OBJECT_MAP_BYTES) {
+                    Ok(map) => {
+                        // The next newer snapshot's map, or the head's (under our map lock).
+                        let newer = snapc.snaps.iter().filter(|id| **id > snap_id).min().copied();
+                        let mut batch = WriteBatch::new();
+                        let target = match newer {
+                            Some(id) => objects::object_map(image_id, Some(id)),
+                            None => {
+                                let guard = AssertLocked {
+                                    name: RBD_LOCK_NAME.into(),
+                                    cookie: String::new(),
+                                    tag: String::new(),
+                                };
+                                batch.add(&cls_lock::ASSERT_LOCKED, &guard)?;
+                                objects::object_map(image_id, None)
+                            }
+                        };
+                        batch.add(&cls_rbd::OBJECT_MAP_SNAP_REMOVE, &cls_rbd::EncodedObjectMap(map))?;
+                        match io.write_batch(&target, &batch) {
+                            Ok(()) => {}
+                            // A newer snapshot without a map (made without object-map): nothing to merge.
+                            Err(e) if e.is_not_found() && newer.is_some() => {}
+                            Err(e) => return Err(context(e)),
+                        }
+                    }
+                    Err(e) if e.is_not_found() => {} // merged and removed by an earlier attempt
+                    Err(e) => return Err(context(e)),
+                }
+            }
+            match io.remove(&removed_map) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(context(e)),
+            }
+        }
+        match data_pool.selfmanaged_snap_remove(snap_id) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(context(e)),
+        }
+        let mut batch = WriteBatch::new();
+        batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
+        batch.add(&cls_rbd::SNAPSHOT_REMOVE, &snap_id)?;
+        match self.ioctx().write_batch(&self.header, &batch) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(context(e)),
+        }
+        self.header_update().map_err(context)?;
+        Ok(true)
     }
 
     /// An I/O context of its own on the member's pool (I/O contexts are not shared between

@@ -29,6 +29,8 @@ use crate::sys;
 
 /// Feature bit: layering (clones).
 pub const FEATURE_LAYERING: u64 = sys::RBD_FEATURE_LAYERING as u64;
+/// Feature bit: striping v2 (a stripe unit or count other than one object).
+pub const FEATURE_STRIPINGV2: u64 = sys::RBD_FEATURE_STRIPINGV2 as u64;
 /// Feature bit: exclusive lock.
 pub const FEATURE_EXCLUSIVE_LOCK: u64 = sys::RBD_FEATURE_EXCLUSIVE_LOCK as u64;
 /// Feature bit: object map.

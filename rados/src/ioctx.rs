@@ -19,7 +19,9 @@ const READ_CHUNK: usize = 4 << 20;
 /// An I/O context: one pool (and namespace) of a cluster. Keeps the cluster
 /// handle alive, so it may outlive the [`crate::Cluster`] value it came from.
 ///
-/// `Send` but not `Sync`: move it to another thread, or open one per thread.
+/// `Send` and `Sync`: I/O may be submitted from any thread and concurrently (what the
+/// asynchronous operations of [`crate::aio`] do from many tasks); changing its settings
+/// (namespace, snapshot write context) takes `&mut self`, so it never races them.
 #[derive(Debug)]
 pub struct IoCtx {
     pub(crate) raw: sys::rados_ioctx_t,
@@ -28,11 +30,16 @@ pub struct IoCtx {
 }
 
 // SAFETY: a librados ioctx has no thread affinity; it may be used from any
-// thread as long as calls that change its state (namespace) are not
-// concurrent with others, which `&mut self` on `set_namespace` and the
-// absence of `Sync` guarantee. The cluster handle it refers to is kept alive
-// by `cluster`.
+// thread. The cluster handle it refers to is kept alive by `cluster`.
 unsafe impl Send for IoCtx {}
+
+// SAFETY: librados.h on `rados_ioctx_t`: an ioctx holds a few settings for all I/O done on
+// it (pool, snapshot context, snapshot to read from, object locator), and "changing any of
+// these settings is not thread-safe"; I/O itself may be issued concurrently from several
+// threads. Every method here that changes a setting (`set_namespace`,
+// `selfmanaged_snap_set_write_ctx`) takes `&mut self`, so no `&self` call can run during
+// one.
+unsafe impl Sync for IoCtx {}
 
 impl Drop for IoCtx {
     fn drop(&mut self) {

@@ -16,6 +16,9 @@
 //!   becoming the owner of an image's lock so that its writers wait (or fail), and cutting
 //!   a snapshot under it. [`snap_record`] reads and relabels an image's snapshots by id.
 //! - [`ctime`] prints a time the way Ceph's tools do (libc's `ctime`, local time).
+//! - [`direct`] writes an RBD image at the RADOS level as librbd would (object names,
+//!   snapshot context, object-map updates), for an owner of its lock that librbd itself
+//!   refuses to let write (a `non-primary` journaled member).
 //!
 //! Errors are [`RadosError`]: what failed and the errno, like every Ceph tool reports.
 //!
@@ -33,6 +36,7 @@ pub mod aio;
 pub mod ceph;
 pub mod cls;
 pub mod cluster;
+pub mod direct;
 pub mod error;
 pub mod exclusive_lock;
 pub mod image;

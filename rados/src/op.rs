@@ -434,6 +434,16 @@ impl BuiltWriteOp {
                     }
                     calls.push(None);
                 }
+                WriteStep::AssertExists => {
+                    // SAFETY: live write op.
+                    unsafe { sys::rados_write_op_assert_exists(op.0) };
+                    calls.push(None);
+                }
+                WriteStep::AllocHint { object_size, write_size, flags } => {
+                    // SAFETY: live write op; integer arguments.
+                    unsafe { sys::rados_write_op_set_alloc_hint2(op.0, *object_size, *write_size, *flags) };
+                    calls.push(None);
+                }
             }
         }
         Ok(BuiltWriteOp { op, prvals, calls, what })

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod server;
+
 use rbd_cg_client::groups::Groups;
 use rbd_cg_client::spec::PoolSpec;
 use rbd_cg_rados::{Cluster, ConnectOptions, IoCtx};

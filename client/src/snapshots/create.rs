@@ -107,6 +107,7 @@ impl Groups {
             },
             Err(e) => return Err(e.context(context())),
         };
+        self.prefetch_journal_positions(&mut cache, &group_id, &[&record])?;
         self.describe(&group_id, &record, &mut cache)
     }
 
@@ -132,6 +133,27 @@ impl Groups {
             self.ioctx.call_write(&header, &SNAP_CREATE_BEGIN, &request)
         })?;
         let record = self.snap_record(group_id, name)?;
+        if self.journal(group_id)?.is_some() {
+            // A journaled group: its journal writer cuts the snapshot at one journal position
+            // (it holds the members) and completes it (`crate::journal`).
+            let cut = steps.run("cut the snapshot at a journal position", || {
+                self.journaled_snapshot(group_id, name, options.fence_timeout.max(Duration::from_secs(30)) * 2)
+            });
+            return match cut {
+                Ok(()) => self.snap_record(group_id, name),
+                Err(e) if e.is_injected() => Err(e),
+                Err(e) => {
+                    // The writer undoes a cut it could not make; one that never took the
+                    // request (or died) leaves the record to us.
+                    log::warn!("group snapshot {name:?} failed ({e}); undoing it");
+                    match self.snap_remove_steps_with(group_id, &record, &FaultPlan::none(), &Progress::none(), true) {
+                        Ok(()) => Err(e),
+                        Err(undo) if undo.is_not_found() => Err(e),
+                        Err(undo) => Err(e.with_hint(format!("Undoing it failed too ({undo}); run `rbd-cg repair`."))),
+                    }
+                }
+            };
+        }
         let cut = match options.fence {
             FenceMode::NoFence => self.cut_member_snapshots(&mut steps, group_id, &record).map(|ids| (ids, None)),
             FenceMode::Fenced | FenceMode::AllowUnfenced => {

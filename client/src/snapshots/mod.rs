@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::groups::Groups;
 use crate::images::{self, ImageSnaps};
 use crate::parallel;
-use rbd_cg_contract::methods::{SnapRenameRequest, SNAP_RENAME};
+use rbd_cg_contract::methods::{SnapRenameRequest, SnapRequest, SNAP_GET_JOURNAL_POSITION, SNAP_RENAME};
 use rbd_cg_contract::names::{header_object, image_snap_name, validate_snap_name};
 use rbd_cg_contract::records::{ImageRef, SnapshotRecord, SnapshotState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -72,6 +72,9 @@ pub struct SnapshotInfo {
     pub created_ms: u64,
     /// Member image snapshots.
     pub images: Vec<SnapshotImage>,
+    /// Of a journaled group: the journal position the snapshot was cut at (every entry up
+    /// to it, none after it).
+    pub journal_position: Option<u64>,
 }
 
 /// The image snapshot id cut on each member.
@@ -87,6 +90,8 @@ pub(crate) struct SnapCache {
     /// Whether image snapshot id N of an image exists under the expected name.
     present: HashMap<(ImageRef, u64), bool>,
     pools: HashMap<i64, String>,
+    /// Journal positions of snapshots (by sequence number), for a journaled group.
+    positions: HashMap<u64, u64>,
 }
 
 impl Groups {
@@ -175,6 +180,31 @@ impl Groups {
         Ok(())
     }
 
+    /// The journal positions of `records`, in one read op, when the group journals.
+    pub(crate) fn prefetch_journal_positions(
+        &self,
+        cache: &mut SnapCache,
+        group_id: &str,
+        records: &[&SnapshotRecord],
+    ) -> Result<()> {
+        if records.is_empty() || self.journal(group_id)?.is_none() {
+            return Ok(());
+        }
+        let requests: Vec<SnapRequest> =
+            records.iter().map(|r| SnapRequest { group_id: group_id.into(), name: r.name.clone() }).collect();
+        let replies = self.ioctx.call_many(&header_object(group_id), &SNAP_GET_JOURNAL_POSITION, &requests)?;
+        for reply in replies {
+            match reply {
+                Ok(position) => {
+                    cache.positions.insert(position.snap_seq, position.position);
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn describe(
         &self,
         group_id: &str,
@@ -214,6 +244,7 @@ impl Groups {
             state,
             created_ms: record.created_ms,
             images,
+            journal_position: cache.positions.get(&record.seq).copied(),
         })
     }
 
@@ -224,6 +255,7 @@ impl Groups {
         let (records, _) = self.snap_records(&entry.id).map_err(|e| e.context(context()))?;
         let mut cache = SnapCache::default();
         self.prefetch_member_status(&mut cache, &entry.id, &records.iter().collect::<Vec<_>>())?;
+        self.prefetch_journal_positions(&mut cache, &entry.id, &records.iter().collect::<Vec<_>>())?;
         records.iter().map(|r| self.describe(&entry.id, r, &mut cache)).collect()
     }
 
@@ -233,7 +265,9 @@ impl Groups {
         let context = || format!("group snapshot {}@{name}", self.spec(group));
         let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
-        self.describe(&entry.id, &record, &mut SnapCache::default())
+        let mut cache = SnapCache::default();
+        self.prefetch_journal_positions(&mut cache, &entry.id, &[&record])?;
+        self.describe(&entry.id, &record, &mut cache)
     }
 
     /// Renames a group snapshot (one atomic step; member snapshot names carry the id,

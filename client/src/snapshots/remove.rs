@@ -12,9 +12,14 @@ use crate::groups::Groups;
 use crate::member_snaps;
 use crate::parallel;
 use crate::progress::Progress;
+use rbd_cg_contract::journal::JournalState;
 use rbd_cg_contract::methods::{SnapRemoveRequest, SnapRequest, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH};
 use rbd_cg_contract::names::{header_object, image_snap_name, validate_snap_name};
 use rbd_cg_contract::records::{SnapshotRecord, SnapshotState};
+use std::time::Duration;
+
+/// How long a snapshot removal waits for the journal writer of a journaled group.
+const JOURNAL_WRITER_WAIT: Duration = Duration::from_secs(120);
 
 impl Groups {
     /// Removes a group snapshot and its member image snapshots.
@@ -96,7 +101,23 @@ impl Groups {
         })?;
         let cluster = &self.cluster;
         let counter = progress.start("Removing group snapshot", record.members.len() as u64);
+        let journaled = self.journal(group_id)?.map(|status| status.journal.state);
         steps.run(&format!("remove the snapshots of {} images", record.members.len()), || {
+            match journaled {
+                // Its members are `non-primary`: the journal writer removes their snapshots
+                // (and drops the record).
+                Some(JournalState::Enabled) => {
+                    return self.journaled_snapshot_remove(group_id, &record.name, JOURNAL_WRITER_WAIT);
+                }
+                Some(state) => {
+                    return Err(Error::new(
+                        format!("the group's journal is {state:?}: its members' snapshots cannot be removed now"),
+                        libc::EBUSY,
+                    )
+                    .with_hint("Finish `rbd-cg journal enable` or `journal disable` first."));
+                }
+                None => {}
+            }
             let removed = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| {
                 let removed =
                     member_snaps::remove_member_snapshot(cluster, &member.image, &snap_name, member.snap_id, faults);
