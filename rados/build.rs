@@ -144,6 +144,9 @@ const FUNCTIONS: &[&str] = &[
     "rados_write_op_omap_cmp2",
     "rados_write_op_omap_set2",
     "rados_read_op_omap_get_vals_by_keys2",
+    // a member snapshot's clone children, before the journal writer unprotects it
+    "rbd_snap_set_by_id",
+    "rbd_list_children3",
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.

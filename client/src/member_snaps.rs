@@ -20,7 +20,7 @@ use crate::faults::{FaultPlan, Steps};
 use crate::images::open_member;
 use rbd_cg_contract::names::{exposed_image_snap_name, parse_image_snap_name};
 use rbd_cg_contract::records::ImageRef;
-use rbd_cg_rados::ceph::cls_rbd::{SnapRecord, SnapshotNamespace, PROTECTION_UNPROTECTED};
+use rbd_cg_rados::ceph::cls_rbd::{SnapRecord, SnapshotNamespace, PROTECTION_UNPROTECTED, PROTECTION_UNPROTECTING};
 use rbd_cg_rados::exclusive_lock::snapshot_namespace_for;
 use rbd_cg_rados::image::Image;
 use rbd_cg_rados::snap_record;
@@ -208,8 +208,23 @@ pub(crate) fn unprotect(cluster: &Cluster, snap: &mut MemberSnap, faults: &Fault
     if snap.record.protection_status == PROTECTION_UNPROTECTED {
         return Ok(false);
     }
+    if snap.record.protection_status == PROTECTION_UNPROTECTING {
+        // Left so by a journal writer stopped while unprotecting it for its removal:
+        // librbd unprotects only a protected snapshot.
+        protect(cluster, snap)?;
+    }
     with_exposed(cluster, snap, faults, |image, name| Ok(image.snap_unprotect(name)?))?;
     Ok(true)
+}
+
+/// How many clone children (either format, any pool) `snap` has; 0 when its image is gone.
+pub(crate) fn children(cluster: &Cluster, snap: &MemberSnap) -> Result<usize> {
+    let Some(ioctx) = ioctx_of(cluster, &snap.image)? else { return Ok(0) };
+    match Image::open_by_id_read_only(&ioctx, &snap.image.image_id) {
+        Ok(mut image) => Ok(image.snap_children_count(snap.id())?),
+        Err(e) if e.is_not_found() => Ok(0),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Protects `snap` again (after an [`unprotect`] whose removal was called off).

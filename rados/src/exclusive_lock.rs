@@ -569,22 +569,43 @@ impl ExclusiveLock {
     /// released in the data pool (the OSDs trim its clones); the snapshot leaves the header
     /// (`lock.assert_locked` + `snapshot_remove` in one op); every watcher must acknowledge
     /// the header update. `Ok(false)` when there is no such snapshot. A rerun after a crash
-    /// at any point finishes it. Refused (`EBUSY`) while the snapshot is protected or has
-    /// clone children, before anything changed.
-    pub fn remove_snapshot(&self, data_pool: &IoCtx, snap_name: &str) -> Result<bool> {
+    /// at any point finishes it.
+    ///
+    /// With `snap_id` the snapshot is found by id (whatever its namespace; it must still
+    /// carry `snap_name` or, for a group member snapshot an interrupted command left
+    /// exposed, its exposed name), else by name. A protected group member snapshot (cut
+    /// protected, see [`Self::add_snapshot`]) is unprotected first as librbd's unprotect
+    /// does: `UNPROTECTING`, no clone child of either format in any pool, `UNPROTECTED`.
+    /// Refused (`EBUSY`) while the snapshot has clone children, or while any other snapshot
+    /// is protected, before anything changed.
+    pub fn remove_snapshot(&self, data_pool: &IoCtx, snap_name: &str, snap_id: Option<u64>) -> Result<bool> {
         self.check_not_lost()?;
         let context = |e: Error| e.context(format!("removing snapshot {snap_name} of {}", self.target.label));
         let snapc = self.ioctx().call(&self.header, &cls_rbd::GET_SNAPCONTEXT, &()).map_err(context)?;
-        let names = self.ioctx().call_many(&self.header, &cls_rbd::GET_SNAPSHOT_NAME, &snapc.snaps).map_err(context)?;
-        let Some(snap_id) =
-            snapc.snaps.iter().zip(names).find_map(|(id, name)| (name.ok()? == snap_name).then_some(*id))
+        let member = rbd_cg_contract::names::parse_image_snap_name(snap_name);
+        let exposed = member
+            .as_ref()
+            .map(|m| rbd_cg_contract::names::exposed_image_snap_name(m.group_pool_id, &m.group_id, &m.snap_id));
+        let candidates: Vec<u64> = match snap_id {
+            Some(id) => snapc.snaps.iter().copied().filter(|s| *s == id).collect(),
+            None => snapc.snaps.clone(),
+        };
+        if candidates.is_empty() {
+            return Ok(false);
+        }
+        let names = self.ioctx().call_many(&self.header, &cls_rbd::GET_SNAPSHOT_NAME, &candidates).map_err(context)?;
+        let matches = |name: &str| name == snap_name || (snap_id.is_some() && exposed.as_deref() == Some(name));
+        let Some(snap_id) = candidates.iter().zip(names).find_map(|(id, name)| matches(&name.ok()?).then_some(*id))
         else {
             return Ok(false);
         };
         // What makes `snapshot_remove` refuse, checked before anything is changed.
         let protection = self.ioctx().call(&self.header, &cls_rbd::GET_PROTECTION_STATUS, &snap_id).map_err(context)?;
         if protection != cls_rbd::ProtectionStatus::UNPROTECTED {
-            return Err(context(Error::new("it is protected", libc::EBUSY)));
+            if member.is_none() {
+                return Err(context(Error::new("it is protected", libc::EBUSY)));
+            }
+            self.unprotect_member_snapshot(snap_id).map_err(context)?;
         }
         // (`ENOENT`: no children key, none.)
         let children = match self.ioctx().call(&self.header, &cls_rbd::CHILDREN_LIST, &snap_id) {
@@ -650,6 +671,40 @@ impl ExclusiveLock {
         }
         self.header_update().map_err(context)?;
         Ok(true)
+    }
+
+    /// Unprotects group member snapshot `snap_id` under our lock as librbd's unprotect does
+    /// (librbd refuses a `non-primary` image): `UNPROTECTING` (a clone-v1 of it is refused
+    /// from now on), then no clone child of either format in any pool (librbd's
+    /// `list_children`), then `UNPROTECTED`; with children it is `PROTECTED` again and the
+    /// answer is `EBUSY`. A crash in between leaves it `UNPROTECTING`, which a rerun
+    /// finishes the same way.
+    fn unprotect_member_snapshot(&self, snap_id: u64) -> Result<()> {
+        self.set_protection(snap_id, cls_rbd::PROTECTION_UNPROTECTING)?;
+        let children = Image::open_by_id_read_only(&self.own_ioctx()?, &self.target.image.image_id)
+            .and_then(|mut image| image.snap_children_count(snap_id));
+        match children {
+            Ok(0) => self.set_protection(snap_id, cls_rbd::PROTECTION_UNPROTECTED),
+            Ok(count) => {
+                self.set_protection(snap_id, cls_rbd::PROTECTION_PROTECTED)?;
+                Err(Error::new(format!("it has {count} clone children"), libc::EBUSY))
+            }
+            Err(e) => {
+                if let Err(again) = self.set_protection(snap_id, cls_rbd::PROTECTION_PROTECTED) {
+                    log::warn!("protecting snapshot {snap_id} of {} again: {again}", self.target.label);
+                }
+                Err(e.context("listing its clone children"))
+            }
+        }
+    }
+
+    /// Sets the protection status of snapshot `snap_id` (`cls_rbd::PROTECTION_*`) under an
+    /// assert of our lock.
+    fn set_protection(&self, snap_id: u64, status: u8) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
+        batch.add(&cls_rbd::SET_PROTECTION_STATUS, &SetProtectionStatus { snap_id, status })?;
+        self.ioctx().write_batch(&self.header, &batch)
     }
 
     /// An I/O context of its own on the member's pool (I/O contexts are not shared between

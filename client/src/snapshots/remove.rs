@@ -29,9 +29,44 @@ impl Groups {
         let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
         if record.state == SnapshotState::Complete {
-            self.unprotect_member_snapshots(&entry.id, &record).map_err(|e| e.context(context()))?;
+            let checked = match self.journal(&entry.id)? {
+                // Its members are `non-primary` (librbd refuses to unprotect): the journal
+                // writer unprotects them; checked here so that a refusal changes nothing.
+                Some(_) => self.refuse_clone_children(&entry.id, &record),
+                None => self.unprotect_member_snapshots(&entry.id, &record),
+            };
+            checked.map_err(|e| e.context(context()))?;
         }
         self.snap_remove_steps(&entry.id, &record, false).map_err(|e| e.context(context()))
+    }
+
+    /// Before the removal of a journaled group's snapshot begins: `EBUSY` when a member
+    /// snapshot still has clone children of either format (librbd's `list_children`), which
+    /// would make the journal writer refuse it half way.
+    fn refuse_clone_children(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let cluster = &self.cluster;
+        let counts = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<usize> {
+            let Some(snap_id) = member.snap_id else { return Ok(0) };
+            match member_snaps::by_id(cluster, &member.image, &snap_name, snap_id)? {
+                Some(snap) => member_snaps::children(cluster, &snap),
+                None => Ok(0),
+            }
+        });
+        for (member, count) in record.members.iter().zip(counts) {
+            let count = count?;
+            if count > 0 {
+                return Err(Error::new(
+                    format!(
+                        "member snapshot {snap_name} of image {} has {count} clone children",
+                        member.image.image_id
+                    ),
+                    libc::EBUSY,
+                )
+                .with_hint("Flatten (`rbd flatten`) or remove the clones first."));
+            }
+        }
+        Ok(())
     }
 
     /// Before a removal begins: member snapshots protected for clone-v1 children (by `clone`
