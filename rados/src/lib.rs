@@ -51,6 +51,21 @@ pub use cluster::{Cluster, ConnectOptions};
 pub use error::{RadosError, RadosResult};
 pub use ioctx::IoCtx;
 
+/// Ends the process at once with exit status `code`, as a crash would (after flushing
+/// stdout and stderr): no `atexit` handler and no static destructor runs. `std::process::exit`
+/// runs the C++ static destructors of librados/librbd while their own threads (messenger,
+/// timers) still run on a connected cluster, which now and then aborts the process instead
+/// (`terminate called after throwing an instance of 'std::out_of_range' what(): map::at`,
+/// seen in the fault-injection tests).
+pub fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes an integer and does not return; skipping destructors and
+    // `atexit` handlers is the point (the kernel releases everything the process holds).
+    unsafe { libc::_exit(code) }
+}
+
 /// A time (seconds since the Unix epoch) as libc's `ctime` prints it in local time, without
 /// its newline: `Mon Dec  7 14:08:12 2026`, what `rbd snap ls` and `rbd info` show. libc
 /// is the one place the local time zone rules live (`TZ`, `/etc/localtime`).
