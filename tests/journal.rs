@@ -239,6 +239,8 @@ fn patterns_through_the_server_land_on_every_member() {
             "--size=8M",
             "--verify=crc32c",
             "--verify_fatal=1",
+            // No local-verify-*.state file left in the working directory.
+            "--verify_state_save=0",
             "--do_verify=1",
             "--output-format=json",
         ],
