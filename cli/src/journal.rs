@@ -66,6 +66,10 @@ pub(crate) enum NbdCommand {
         /// since (applying an entry twice is harmless).
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         position_interval_ms: u64,
+        /// Journal appends in flight at once (group commit pipelined on the journal's
+        /// segment; acknowledgements stay in journal order). 0: the writer's default (1).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+        appends_in_flight: u64,
     },
 }
 
@@ -168,7 +172,7 @@ pub(crate) fn run_journal(global: &Global, action: &JournalCommand) -> Result<()
 
 pub(crate) fn run_nbd(global: &Global, action: &NbdCommand) -> Result<()> {
     match action {
-        NbdCommand::Serve { group_spec, bind, socket, max_connections, position_interval_ms } => {
+        NbdCommand::Serve { group_spec, bind, socket, max_connections, position_interval_ms, appends_in_flight } => {
             let spec = GroupSpec::parse(group_spec)?;
             let cluster = connect(global)?;
             // Checks the class, and gives the pool and namespace.
@@ -181,6 +185,7 @@ pub(crate) fn run_nbd(global: &Global, action: &NbdCommand) -> Result<()> {
                 nbd: ServerConfig { max_connections: *max_connections, ..ServerConfig::default() },
                 description: format!("rbd-cg nbd serve on {}, pid {}", host.trim(), std::process::id()),
                 position_interval: Duration::from_millis(*position_interval_ms),
+                appends_in_flight: usize::try_from(*appends_in_flight).unwrap_or(1),
                 signals: true,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub description: String,
     /// How often the journal writer records the position applied to the members.
     pub position_interval: std::time::Duration,
+    /// Journal appends in flight at once (0: the writer's default).
+    pub appends_in_flight: usize,
     /// Stop on SIGTERM/SIGINT (the CLI); tests use [`serve_group_until`] instead.
     pub signals: bool,
 }
@@ -61,6 +63,9 @@ pub async fn serve_group_until(
         let mut config = WriterConfig { description: options.description.clone(), ..WriterConfig::default() };
         if !options.position_interval.is_zero() {
             config.position_interval = options.position_interval;
+        }
+        if options.appends_in_flight > 0 {
+            config.max_appends_in_flight = options.appends_in_flight;
         }
         let writer = Arc::new(JournalWriter::open(cluster, ioctx, &group_id, config).await?);
         let exports = JournaledExports::new(Arc::clone(&writer));

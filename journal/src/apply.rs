@@ -19,12 +19,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use rbd_cg_contract::journal::EntryOp;
 use rbd_cg_rados::{RadosError, RadosResult};
 use tokio::sync::{watch, Semaphore};
 
 use crate::reader::Entry;
+use crate::stats::WriterStats;
 
 /// A boxed, sendable future of a RADOS outcome.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = RadosResult<T>> + Send + 'static>>;
@@ -63,6 +65,8 @@ pub struct Applier {
     respect_ack_floor: bool,
     /// The sequence number of the last entry submitted.
     submitted: u64,
+    /// Where to record wait and write times, if anywhere.
+    stats: Option<Arc<WriterStats>>,
 }
 
 impl Applier {
@@ -83,6 +87,7 @@ impl Applier {
             limit: Arc::new(Semaphore::new(max_in_flight.max(1))),
             respect_ack_floor,
             submitted: position,
+            stats: None,
         }
     }
 
@@ -106,6 +111,11 @@ impl Applier {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner).failed.clone()
     }
 
+    /// Records how long entries wait and how long their image writes take in `stats`.
+    pub fn set_stats(&mut self, stats: Arc<WriterStats>) {
+        self.stats = Some(stats);
+    }
+
     /// Replaces the targets (after a snapshot refreshed them, or a member was reopened).
     pub fn set_targets(&mut self, targets: HashMap<u32, Arc<dyn Target>>) {
         self.targets = targets;
@@ -118,6 +128,7 @@ impl Applier {
             return Err(e);
         }
         let seq = entry.header.seq;
+        let queued = Instant::now();
         if seq != self.submitted + 1 {
             return Err(RadosError::new(
                 format!("applying entry {seq} after entry {}: out of order", self.submitted),
@@ -156,6 +167,7 @@ impl Applier {
         let mut applied_rx = self.applied_tx.subscribe();
         let progress = Arc::clone(&self.progress);
         let applied_tx = Arc::clone(&self.applied_tx);
+        let stats = self.stats.clone();
         self.submitted = seq;
         tokio::spawn(async move {
             for mut previous in waits {
@@ -165,11 +177,16 @@ impl Applier {
                 let _ = applied_rx.wait_for(|applied| *applied >= ack_floor).await;
             }
             let failed = progress.lock().unwrap_or_else(PoisonError::into_inner).failed.is_some();
+            let started = Instant::now();
             let outcome = match (&work, failed) {
                 (_, true) => Err(RadosError::new("an earlier entry failed", libc::ECANCELED)),
                 (None, false) => Ok(()),
                 (Some((op, target)), false) => apply_one(*op, Arc::clone(target), &entry).await,
             };
+            if let Some(stats) = &stats {
+                stats.apply_wait.record_duration(started - queued);
+                stats.apply_op.record_duration(started.elapsed());
+            }
             complete(&progress, &applied_tx, seq, outcome);
             let _ = done_tx.send(true);
             drop(permit);

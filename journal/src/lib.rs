@@ -24,5 +24,6 @@ pub mod apply;
 pub mod lease;
 pub mod members;
 pub mod reader;
+pub mod stats;
 pub mod trim;
 pub mod writer;

@@ -20,7 +20,7 @@
 //! bounded: while the local applier is further behind than the journal's bound, new writes
 //! wait.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,6 +51,7 @@ use crate::apply::{Applier, Target};
 use crate::lease::{Incoming, Lease};
 use crate::members::{open_members, ImageSlot, Member};
 use crate::reader::JournalReader;
+use crate::stats::WriterStats;
 use crate::trim::Trimmer;
 
 /// The applier's housekeeping period: lease and failure checks; trimming every 5 ticks.
@@ -65,6 +66,11 @@ pub struct WriterConfig {
     pub max_applying: usize,
     /// Largest append (bytes of entries); a batch is cut there.
     pub max_append_bytes: usize,
+    /// Appends in flight at once (pipelined group commit; 1, the default: one at a time).
+    /// More let a write wait for about one append instead of one and a half, at the price of
+    /// smaller batches, so more OSD operations: no gain measured on a single CPU-bound OSD
+    /// (docs/BENCHMARKS.md); for clusters where appends wait on the network, not the OSD.
+    pub max_appends_in_flight: usize,
     /// How often the local consumer's position is recorded (and the journal trimmed).
     pub position_interval: Duration,
 }
@@ -75,6 +81,7 @@ impl Default for WriterConfig {
             description: format!("rbd-cg pid {}", std::process::id()),
             max_applying: 64,
             max_append_bytes: 4 << 20,
+            max_appends_in_flight: 1,
             position_interval: Duration::from_millis(200),
         }
     }
@@ -98,7 +105,8 @@ pub type Completion<T> = Pin<Box<dyn Future<Output = RadosResult<T>> + Send + 's
 
 /// An entry submitted but not yet appended: its header, its payload (for the applier) and
 /// who waits for it to be durable.
-type Submitted = (EntryHeader, Arc<[u8]>, oneshot::Sender<RadosResult<()>>);
+/// The instant is when it was submitted (statistics only).
+type Submitted = (EntryHeader, Arc<[u8]>, oneshot::Sender<RadosResult<()>>, Instant);
 
 /// Not-yet-applied writes of one member: sequence number → (offset, length), for reads.
 type UnappliedWrites = BTreeMap<u64, (u64, u64)>;
@@ -136,6 +144,8 @@ struct Inner {
     trim_wanted: Notify,
     /// Why the writer failed (lease lost, an append or apply error), once it did.
     failed: watch::Sender<Option<RadosError>>,
+    /// Where writes spend their time.
+    stats: Arc<WriterStats>,
 }
 
 /// Journal space in use: the bytes of entries in every segment not trimmed, and the
@@ -244,6 +254,7 @@ impl JournalWriter {
         let local = lease.status.consumers.iter().find(|c| c.name == LOCAL_CONSUMER).map_or(0, |c| c.position);
         let targets: HashMap<u32, Arc<dyn Target>> =
             members.iter().map(|m| (m.tag, Arc::clone(&m.image_io) as Arc<dyn Target>)).collect();
+        let stats = Arc::new(WriterStats::default());
         let mut applier = Applier::new(targets.clone(), local, config.max_applying, false);
         let mut cursor = reader.seek(record.first_segment, local).await?;
         let started = Instant::now();
@@ -312,7 +323,9 @@ impl JournalWriter {
             space_freed: Notify::new(),
             trim_wanted: Notify::new(),
             failed: watch::channel(None).0,
+            stats,
         });
+        applier.set_stats(Arc::clone(&inner.stats));
         let (entries_tx, entries_rx) = mpsc::unbounded_channel();
         let appender = tokio::spawn(append_loop(
             Arc::clone(&inner),
@@ -320,6 +333,7 @@ impl JournalWriter {
             AppendState { segment, committed: 0, capacity },
             entries_tx,
             config.max_append_bytes.min(MAX_APPEND_BYTES),
+            config.max_appends_in_flight,
         ));
         let lease = Arc::new(Mutex::new(lease));
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -381,6 +395,11 @@ impl JournalWriter {
     /// Every entry up to this sequence number is applied to the member images.
     pub fn applied(&self) -> u64 {
         *self.inner.applied.borrow()
+    }
+
+    /// Where writes spent their time so far (printed at shutdown with `RUST_LOG=debug`).
+    pub fn stats(&self) -> Arc<WriterStats> {
+        Arc::clone(&self.inner.stats)
     }
 
     /// Submits a write of `data` at `offset` of member `tag`. Its place in the journal is
@@ -466,6 +485,7 @@ impl JournalWriter {
 
     fn submit(&self, op: EntryOp, tag: u32, offset: u64, length: u64, payload: Arc<[u8]>) -> Completion<()> {
         let (tx, rx) = oneshot::channel();
+        let submitted = Instant::now();
         {
             let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = &pending.closed {
@@ -490,7 +510,7 @@ impl JournalWriter {
             header.encode_entry(&payload, &mut pending.bytes);
             // The header as stored (with the payload's length and checksum filled in).
             let stored = EntryHeader::decode(&pending.bytes[start..]).unwrap_or(header);
-            pending.entries.push((stored, payload, tx));
+            pending.entries.push((stored, payload, tx, submitted));
             if op != EntryOp::Mark {
                 self.inner
                     .unapplied
@@ -556,6 +576,14 @@ impl JournalWriter {
             Some(task) => task.await.map_err(|_| RadosError::new("applier panicked", libc::EIO))?,
             None => Ok(()),
         };
+        if log::log_enabled!(target: "rbd_cg_journal::stats", log::Level::Debug) {
+            log::debug!(
+                target: "rbd_cg_journal::stats",
+                "journal of group {}: data path (durations in µs):\n{}",
+                self.inner.group_id,
+                self.inner.stats
+            );
+        }
         let lease = Arc::clone(&self.lease);
         let released =
             tokio::task::spawn_blocking(move || lease.lock().unwrap_or_else(PoisonError::into_inner).release())
@@ -605,122 +633,242 @@ fn fail(inner: &Inner, error: &RadosError) {
         pending.bytes.clear();
         std::mem::take(&mut pending.entries)
     };
-    for (_, _, waiter) in entries {
+    for (_, _, waiter, _) in entries {
         let _ = waiter.send(Err(error.clone()));
     }
 }
 
-/// Group commit: appends what was submitted, one append at a time, batches gathering while
-/// an append is in flight; acknowledges each entry once its append is durable and hands it to
-/// the applier.
+/// A batch taken from the pending entries, to append.
+struct Batch {
+    bytes: Vec<u8>,
+    entries: Vec<Submitted>,
+}
+
+/// An append sent to the OSD and not yet answered.
+struct InFlight {
+    op: Completion<()>,
+    entries: Vec<Submitted>,
+    segment: u64,
+    len: u64,
+    sent: Instant,
+}
+
+/// Takes whole entries up to `max_append` bytes off the pending ones; whether the writer is
+/// stopping.
+fn take_batch(inner: &Inner, max_append: usize) -> (Option<Batch>, bool) {
+    let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+    let stopping = pending.closed.is_some();
+    if pending.entries.is_empty() {
+        return (None, stopping);
+    }
+    let mut take = 0usize;
+    let mut cut = 0usize;
+    for (header, _, _, _) in &pending.entries {
+        let len = entry_len(header.payload_len);
+        if cut > 0 && take + len > max_append {
+            break;
+        }
+        take += len;
+        cut += 1;
+    }
+    let rest = pending.bytes.split_off(take);
+    let bytes = std::mem::replace(&mut pending.bytes, rest);
+    let entries: Vec<_> = pending.entries.drain(..cut).collect();
+    (Some(Batch { bytes, entries }), stopping)
+}
+
+/// Fails the waiters of `entries` with `error`.
+fn fail_entries(entries: impl IntoIterator<Item = Submitted>, error: &RadosError) {
+    for (_, _, waiter, _) in entries {
+        let _ = waiter.send(Err(error.clone()));
+    }
+}
+
+/// Group commit: appends what was submitted, batches gathering while appends are in flight
+/// (up to `max_in_flight` at once, pipelined on the one segment object: RADOS runs one
+/// client's ops on an object in the order sent, and the class refuses an append that does
+/// not start at the segment's next sequence number, so an append lands only if every earlier
+/// one did); acknowledges each entry once its append and every earlier one are durable, in
+/// journal order, and hands it to the applier.
 async fn append_loop(
     inner: Arc<Inner>,
     ioctx: IoCtx,
     mut segment: AppendState,
     to_applier: mpsc::UnboundedSender<(EntryHeader, Arc<[u8]>)>,
     max_append: usize,
+    max_in_flight: usize,
 ) -> RadosResult<()> {
     let group_id = inner.group_id.clone();
     let header_oid = header_object(&group_id);
-    loop {
-        // Take a batch: whole entries up to `max_append` bytes.
-        let (bytes, entries, stopping) = {
-            let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let stopping = pending.closed.is_some();
-            if pending.entries.is_empty() {
-                (Vec::new(), Vec::new(), stopping)
-            } else {
-                let mut take = 0usize;
-                let mut cut = 0usize;
-                for (header, _, _) in &pending.entries {
-                    let len = entry_len(header.payload_len);
-                    if cut > 0 && take + len > max_append {
-                        break;
+    let max_in_flight = max_in_flight.max(1);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    // A batch taken but not sent yet (it waits for a roll or for space).
+    let mut ready: Option<Batch> = None;
+    let mut stopping = false;
+    let result: RadosResult<()> = async {
+        loop {
+            if ready.is_none() && in_flight.len() < max_in_flight {
+                (ready, stopping) = take_batch(&inner, max_append);
+            }
+            if let Some(batch) = ready.take() {
+                let len = batch.bytes.len() as u64;
+                let sending: u64 = in_flight.iter().map(|f| f.len).sum();
+                // A batch never spans segments: roll when it does not fit (before waiting for
+                // space, so that the full segment can be trimmed once applied), once every
+                // append to the full one has been answered.
+                if segment.committed + sending > 0 && segment.committed + sending + len > segment.capacity {
+                    if !in_flight.is_empty() {
+                        ready = Some(batch);
+                        complete_front(&inner, &mut in_flight, &mut segment, &to_applier).await?;
+                        continue;
                     }
-                    take += len;
-                    cut += 1;
+                    let started = Instant::now();
+                    let first_seq = batch.entries[0].0.seq;
+                    if let Err(e) = roll(&ioctx, &group_id, &header_oid, inner.epoch, &mut segment, first_seq).await {
+                        let e = e.context("moving to a new journal segment");
+                        fail_entries(batch.entries, &e);
+                        return Err(e);
+                    }
+                    inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, 0);
+                    inner.stats.roll.record_duration(started.elapsed());
                 }
-                let rest = pending.bytes.split_off(take);
-                let bytes = std::mem::replace(&mut pending.bytes, rest);
-                let entries: Vec<_> = pending.entries.drain(..cut).collect();
-                (bytes, entries, stopping)
-            }
-        };
-        if entries.is_empty() {
-            if stopping {
-                // Nothing more will come: close our segment so a successor starts cleanly.
-                let seal = SegmentSealRequest { epoch: inner.epoch };
-                let _ = ioctx.aio_call_write(&segment_object(&group_id, segment.segment), &SEGMENT_SEAL, &seal).await;
-                return Ok(());
-            }
-            inner.appender_wake.notified().await;
-            continue;
-        }
-        let len = bytes.len() as u64;
-        let first_seq = entries[0].0.seq;
-        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        // A batch never spans segments: roll when it does not fit (before waiting for
-        // space, so that the full segment can be trimmed once applied).
-        let mut rolled = Ok(());
-        if segment.committed > 0 && segment.committed + len > segment.capacity {
-            rolled = roll(&ioctx, &group_id, &header_oid, inner.epoch, &mut segment, first_seq).await;
-            if rolled.is_ok() {
-                inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, 0);
-            }
-        }
-        // Journal space: wait while the bound would be passed (a batch alone may pass it).
-        while rolled.is_ok() {
-            let freed = inner.space_freed.notified();
-            {
-                let space = inner.space.lock().unwrap_or_else(PoisonError::into_inner);
-                if space.total == 0 || space.total + len <= space.bound {
-                    break;
+                // Journal space: wait while the bound would be passed (a batch alone may pass
+                // it); appends in flight are answered first.
+                let fits = {
+                    let space = inner.space.lock().unwrap_or_else(PoisonError::into_inner);
+                    space.total + sending == 0 || space.total + sending + len <= space.bound
+                };
+                if !fits {
+                    if !in_flight.is_empty() {
+                        ready = Some(batch);
+                        complete_front(&inner, &mut in_flight, &mut segment, &to_applier).await?;
+                        continue;
+                    }
+                    let waited = Instant::now();
+                    loop {
+                        let freed = inner.space_freed.notified();
+                        {
+                            let space = inner.space.lock().unwrap_or_else(PoisonError::into_inner);
+                            if space.total == 0 || space.total + len <= space.bound {
+                                break;
+                            }
+                        }
+                        inner.trim_wanted.notify_one();
+                        let _ = tokio::time::timeout(TICK, freed).await;
+                    }
+                    inner.stats.space_wait.record_duration(waited.elapsed());
                 }
-            }
-            inner.trim_wanted.notify_one();
-            let _ = tokio::time::timeout(TICK, freed).await;
-        }
-        if let Err(e) = rolled {
-            let e = e.context("moving to a new journal segment");
-            let failed: Vec<_> = entries.into_iter().map(|(_, _, w)| w).collect();
-            for waiter in failed {
-                let _ = waiter.send(Err(e.clone()));
-            }
-            fail(&inner, &e);
-            return Err(e);
-        }
-        let append = SegmentAppend { epoch: inner.epoch, first_seq, count };
-        let outcome = match encode_append(&append, &bytes) {
-            Ok(input) => {
-                let mut batch = WriteBatch::new();
-                batch.add_raw(CLASS_NAME, SEGMENT_APPEND.name, input);
-                ioctx.aio_write_batch(&segment_object(&group_id, segment.segment), &batch).await
-            }
-            Err(e) => Err(RadosError::new(e.to_string(), e.errno())),
-        };
-        match outcome {
-            Ok(()) => {
-                segment.committed += len;
-                let last = entries.last().map_or(first_seq, |(h, _, _)| h.seq);
-                inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(segment.segment, len);
-                inner.pending.lock().unwrap_or_else(PoisonError::into_inner).durable = last;
-                inner.durable.send_replace(last);
-                for (header, payload, waiter) in entries {
-                    let _ = to_applier.send((header, payload));
-                    let _ = waiter.send(Ok(()));
+                let first_seq = batch.entries[0].0.seq;
+                let count = u32::try_from(batch.entries.len()).unwrap_or(u32::MAX);
+                let append = SegmentAppend { epoch: inner.epoch, first_seq, count };
+                let sent = Instant::now();
+                for (_, _, _, submitted) in &batch.entries {
+                    inner.stats.queued.record_duration(sent.saturating_duration_since(*submitted));
                 }
+                inner.stats.batch_entries.record(u64::from(count));
+                inner.stats.batch_bytes.record(len);
+                inner.stats.in_flight.record(in_flight.len() as u64);
+                let op: Completion<()> = match encode_append(&append, &batch.bytes) {
+                    Ok(input) => {
+                        let mut ops = WriteBatch::new();
+                        ops.add_raw(CLASS_NAME, SEGMENT_APPEND.name, input);
+                        Box::pin(ioctx.aio_write_batch(&segment_object(&group_id, segment.segment), &ops))
+                    }
+                    Err(e) => {
+                        let e = RadosError::new(e.to_string(), e.errno());
+                        Box::pin(async move { Err(e) })
+                    }
+                };
+                in_flight.push_back(InFlight { op, entries: batch.entries, segment: segment.segment, len, sent });
+                continue;
             }
-            Err(e) => {
-                let e = e.context(format!("appending entries {first_seq}.. to segment {}", segment.segment));
-                log::error!("journal of group {group_id}: {e}");
-                for (_, _, waiter) in entries {
-                    let _ = waiter.send(Err(e.clone()));
+            if in_flight.is_empty() {
+                if stopping {
+                    // Nothing more will come: close our segment so a successor starts cleanly.
+                    let seal = SegmentSealRequest { epoch: inner.epoch };
+                    let _ =
+                        ioctx.aio_call_write(&segment_object(&group_id, segment.segment), &SEGMENT_SEAL, &seal).await;
+                    return Ok(());
                 }
-                fail(&inner, &e);
-                return Err(e);
+                inner.appender_wake.notified().await;
+                continue;
+            }
+            if in_flight.len() < max_in_flight && !stopping {
+                // Answer the oldest append, or send what was submitted meanwhile.
+                let wake = inner.appender_wake.notified();
+                let answered = match in_flight.front_mut() {
+                    Some(front) => tokio::select! {
+                        biased;
+                        outcome = &mut front.op => Some(outcome),
+                        () = wake => None,
+                    },
+                    None => None,
+                };
+                if let Some(outcome) = answered {
+                    finish_front(&inner, &mut in_flight, &mut segment, &to_applier, outcome)?;
+                }
+            } else {
+                complete_front(&inner, &mut in_flight, &mut segment, &to_applier).await?;
             }
         }
     }
+    .await;
+    if let Err(e) = &result {
+        log::error!("journal of group {group_id}: {e}");
+        for flight in in_flight {
+            fail_entries(flight.entries, e);
+        }
+        if let Some(batch) = ready {
+            fail_entries(batch.entries, e);
+        }
+        fail(&inner, e);
+    }
+    result
+}
+
+/// Waits for the oldest append in flight and finishes it ([`finish_front`]).
+async fn complete_front(
+    inner: &Inner,
+    in_flight: &mut VecDeque<InFlight>,
+    segment: &mut AppendState,
+    to_applier: &mpsc::UnboundedSender<(EntryHeader, Arc<[u8]>)>,
+) -> RadosResult<()> {
+    let Some(front) = in_flight.front_mut() else { return Ok(()) };
+    let outcome = (&mut front.op).await;
+    finish_front(inner, in_flight, segment, to_applier, outcome)
+}
+
+/// The oldest append in flight was answered with `outcome`: on success its entries (and,
+/// appends being answered in order, every earlier one) are durable — acknowledged and handed
+/// to the applier; a failure fails the writer.
+fn finish_front(
+    inner: &Inner,
+    in_flight: &mut VecDeque<InFlight>,
+    segment: &mut AppendState,
+    to_applier: &mpsc::UnboundedSender<(EntryHeader, Arc<[u8]>)>,
+    outcome: RadosResult<()>,
+) -> RadosResult<()> {
+    let Some(flight) = in_flight.pop_front() else { return Ok(()) };
+    let first_seq = flight.entries.first().map_or(0, |(h, _, _, _)| h.seq);
+    if let Err(e) = outcome {
+        let e = e.context(format!("appending entries {first_seq}.. to segment {}", flight.segment));
+        fail_entries(flight.entries, &e);
+        return Err(e);
+    }
+    debug_assert_eq!(flight.segment, segment.segment);
+    segment.committed += flight.len;
+    let last = flight.entries.last().map_or(first_seq, |(h, _, _, _)| h.seq);
+    inner.space.lock().unwrap_or_else(PoisonError::into_inner).add(flight.segment, flight.len);
+    inner.pending.lock().unwrap_or_else(PoisonError::into_inner).durable = last;
+    inner.durable.send_replace(last);
+    let durable = Instant::now();
+    inner.stats.append.record_duration(durable - flight.sent);
+    for (header, payload, waiter, submitted) in flight.entries {
+        let _ = to_applier.send((header, payload));
+        let _ = waiter.send(Ok(()));
+        inner.stats.durable.record_duration(durable.saturating_duration_since(submitted));
+    }
+    Ok(())
 }
 
 /// Seals the current segment, opens the next at `first_seq` and records it.
