@@ -537,6 +537,17 @@ class Groups:
         interrupted clone, ``remove(new_group, force=True)`` undoes it.
         """
 
+    def expose_member_snapshot(self, group: str, snap: str, image: str) -> str:
+        """Moves the member snapshot of ``image`` (a spec) in ``group@snap`` into the user
+        namespace, where librbd's by-name calls (``rbd.Image(..., snapshot=...)``,
+        ``RBD.clone``, ``rollback_to_snap``) find it, and returns its name there. It stays
+        protected; :meth:`hide_member_snapshot` puts it back, :meth:`repair` hides one a
+        crash left exposed."""
+
+    def hide_member_snapshot(self, group: str, snap: str, image: str) -> None:
+        """Moves the member snapshot of ``image`` in ``group@snap`` back into the group
+        namespace (nothing to do when it is not exposed)."""
+
     def close(self) -> None:
         """Drops this object's I/O contexts (and its share of the connection). Later
         calls raise :class:`Error` (``ENOTCONN``). Calling it again does nothing."""
@@ -551,3 +562,96 @@ class Groups:
         traceback: Optional[TracebackType],
     ) -> None:
         """Calls :meth:`close`; exceptions propagate."""
+
+# ---- python3-rbd's group API -------------------------------------------------------------
+
+RBD_GROUP_IMAGE_STATE_ATTACHED: int
+"""``Group.list_images`` state of an attached member (0, as python3-rbd)."""
+RBD_GROUP_IMAGE_STATE_INCOMPLETE: int
+"""``Group.list_images`` state of a member being added or removed (1)."""
+RBD_GROUP_SNAP_STATE_INCOMPLETE: int
+"""``Group.list_snaps`` state of a snapshot being created or removed, or damaged (0)."""
+RBD_GROUP_SNAP_STATE_COMPLETE: int
+"""``Group.list_snaps`` state of a complete snapshot (1)."""
+RBD_SNAP_CREATE_SKIP_QUIESCE: int
+"""``Group.create_snap`` flag: do not notify quiesce hooks."""
+RBD_SNAP_CREATE_IGNORE_QUIESCE_ERROR: int
+"""``Group.create_snap`` flag: go on when a quiesce hook fails."""
+
+class GroupImage(TypedDict):
+    """``Group.list_images`` entry, as python3-rbd's."""
+
+    name: str
+    pool: int
+    """Pool id."""
+    state: int
+    """``RBD_GROUP_IMAGE_STATE_*``."""
+
+class GroupSnap(TypedDict):
+    """``Group.list_snaps`` entry, as python3-rbd's."""
+
+    name: str
+    state: int
+    """``RBD_GROUP_SNAP_STATE_*``."""
+
+class RBD:
+    """python3-rbd's ``rbd.RBD``, for its group calls, on rbd_cg consistency groups: a
+    program written for ``rbd.RBD().group_*`` switches with ``from rbd_cg import RBD``.
+    Errors are python3-rbd's own exception classes when it is installed (``ObjectExists``,
+    ``ObjectNotFound``, ``InvalidArgument``; ``ImageNotFound``/``ImageExists`` for
+    ``group_rename``), else this module's of the same errno."""
+
+    def group_create(self, ioctx: Any, name: str) -> None:
+        """Creates group ``name`` in ``ioctx``'s (a ``rados.Ioctx``) pool and namespace."""
+
+    def group_remove(self, ioctx: Any, name: str) -> None:
+        """Removes group ``name`` with its snapshots and members (the images stay); a group
+        that does not exist is fine."""
+
+    def group_list(self, ioctx: Any) -> list[str]:
+        """The group names, sorted."""
+
+    def group_rename(self, ioctx: Any, src: str, dest: str) -> None:
+        """Renames group ``src`` to ``dest``."""
+
+class Group:
+    """python3-rbd's ``rbd.Group`` on an rbd_cg consistency group: ``Group(ioctx, name)``
+    (not checked until used); switch with ``from rbd_cg import Group``."""
+
+    def __init__(self, ioctx: Any, name: str) -> None:
+        """The group ``name`` of ``ioctx``'s pool and namespace."""
+
+    def add_image(self, image_ioctx: Any, image_name: str) -> None:
+        """Adds an image (adding a member again is fine)."""
+
+    def remove_image(self, image_ioctx: Any, image_name: str) -> None:
+        """Removes an image from the group (a non-member is fine)."""
+
+    def list_images(self) -> list[GroupImage]:
+        """The members; ``[]`` for a group that does not exist."""
+
+    def create_snap(self, snap_name: str, flags: int = 0) -> None:
+        """Creates a crash-consistent group snapshot (``RBD_SNAP_CREATE_*`` flags)."""
+
+    def remove_snap(self, snap_name: str) -> None:
+        """Removes a group snapshot and its member snapshots."""
+
+    def rename_snap(self, old_snap_name: str, new_snap_name: str) -> None:
+        """Renames a group snapshot."""
+
+    def list_snaps(self) -> list[GroupSnap]:
+        """The group snapshots in creation order; ``[]`` for a group that does not exist."""
+
+    def rollback_to_snap(self, name: str) -> None:
+        """Rolls every member back to a group snapshot."""
+
+    def __enter__(self) -> "Group":
+        """Returns the object itself."""
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool:
+        """Nothing to release; exceptions propagate."""

@@ -145,6 +145,14 @@ const FUNCTIONS: &[&str] = &[
     "rados_nobjects_list_seek",
     "rados_nobjects_list_next2",
     "rados_nobjects_list_close",
+    // member snapshots in the group namespace (src/snap_record.rs)
+    "rbd_snap_remove_by_id",
+    "rados_write_op_omap_cmp2",
+    "rados_write_op_omap_set2",
+    "rados_read_op_omap_get_vals_by_keys2",
+    // a member snapshot's clone children, before the journal writer unprotects it
+    "rbd_snap_set_by_id",
+    "rbd_list_children3",
 ];
 
 /// Constants (`#define`s and anonymous-enum values) the safe layer uses.
@@ -156,6 +164,7 @@ const VARS: &[&str] = &[
     "LIBRADOS_OPERATION_.*",
     "LIBRADOS_OP_FLAG_.*",
     "LIBRADOS_CREATE_.*",
+    "LIBRADOS_CMPXATTR_OP_.*",
 ];
 
 /// Prints a build error that says what to do, then stops the build.

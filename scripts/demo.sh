@@ -19,9 +19,9 @@ rbd_cg=$repo/target/release/rbd-cg
 
 run() { printf '\n$ rbd-cg %s\n' "$*"; "$rbd_cg" "$@"; }
 
-"$rbd_cg" rm --force --no-progress demo-db-copy >/dev/null 2>&1 || true
+"$rbd_cg" rm --no-progress demo-db-copy >/dev/null 2>&1 || true
 for image in demo-db-copy-demo-disk-1 demo-db-copy-demo-disk-2; do rbd rm --no-progress "rbd/$image" >/dev/null 2>&1 || true; done
-"$rbd_cg" rm --force --no-progress demo-db >/dev/null 2>&1 || true
+"$rbd_cg" rm --no-progress demo-db >/dev/null 2>&1 || true
 "$rbd_cg" rm demo-web >/dev/null 2>&1 || true
 "$rbd_cg" rm demo-archive >/dev/null 2>&1 || true
 run create demo-db
@@ -45,8 +45,11 @@ run image ls demo-db
 run snap create --no-progress demo-db@before-upgrade
 run snap ls demo-db
 run snap info demo-db@before-upgrade
-printf '\n$ rbd snap ls rbd/demo-disk-1   # the member snapshot, as stock rbd sees it\n'
+printf '\n$ rbd snap ls --all rbd/demo-disk-1   # the member snapshot, in the group namespace like stock group snapshots\n'
+rbd snap ls --all rbd/demo-disk-1
+printf '$ rbd snap ls rbd/demo-disk-1   # hidden from plain rbd snap ls (and rbd snap rm/purge cannot touch it)\n'
 rbd snap ls rbd/demo-disk-1
+run snap ls demo-db --format json --pretty-format   # stock rbd group's keys first, ours after
 run snap rollback --no-progress demo-db@before-upgrade
 
 printf '\n# a new group from the snapshot: one RBD clone per member\n'
@@ -54,12 +57,13 @@ run clone demo-db@before-upgrade demo-db-copy
 run image ls demo-db-copy
 printf '\n$ rbd ls -l rbd   # the clones and their parents, as stock rbd sees them\n'
 rbd ls -l rbd
-run rm --force --no-progress demo-db-copy
+run rm --no-progress demo-db-copy
 for image in demo-db-copy-demo-disk-1 demo-db-copy-demo-disk-2; do
     printf '$ rbd rm rbd/%s\n' "$image"
     rbd rm --no-progress "rbd/$image"
 done
-run rm --force --no-progress demo-db
+printf '\n# rm removes the snapshots and the members, then the group, as `rbd group rm`\n'
+run rm --no-progress demo-db
 run ls --format json
 
 cat <<TXT

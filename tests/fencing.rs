@@ -107,13 +107,16 @@ impl Drop for Writer {
     }
 }
 
-/// The u64 at offset 0 of `image@snap` (an image snapshot name), read through librbd.
+/// The u64 at offset 0 of `image@snap` (an image snapshot name), read through librbd: a
+/// member snapshot is in the group namespace, so it is found in `list_snaps()` (every
+/// namespace) and read by id (`set_snap_by_id`), as stock tools can.
 fn heads(ns: &str, images: &[&str], snap: &str) -> Vec<u64> {
     let script = format!(
         "import rados, rbd, struct, sys\n\
          c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\nio.set_namespace('{ns}')\n\
          for name in sys.argv[1:]:\n\
-         \x20   with rbd.Image(io, name, snapshot='{snap}', read_only=True) as im:\n\
+         \x20   with rbd.Image(io, name, read_only=True) as im:\n\
+         \x20       im.set_snap_by_id([s['id'] for s in im.list_snaps() if s['name'] == '{snap}'][0])\n\
          \x20       print(struct.unpack('<Q', im.read(0, 8))[0])\n\
          io.close()\nc.shutdown()\n"
     );
@@ -166,7 +169,7 @@ fn member_snap_names(group: &str) -> Vec<String> {
                 "json",
             ]))
             .unwrap();
-            assert_eq!(info["state"], "complete", "{info}");
+            assert_eq!(info["status"], "complete", "{info}");
             info["images"][0]["snap_name"].as_str().unwrap().to_owned()
         })
         .collect()
@@ -212,9 +215,12 @@ fn fenced_snapshots_are_consistent(test: &str, features: Option<&str>, writer_ar
     assert!(after > before + 8, "the writer kept going during the snapshots ({before} -> {after})");
     assert_no_locks(&ns, &images);
     if features.is_none() {
-        // Object map and fast-diff of the member snapshots are what librbd would have made.
+        // Object map and fast-diff of the member snapshots are what librbd would have made
+        // (checked by stock commands that name snapshots, so in the user namespace).
+        let mut exposed = Vec::new();
         for snap in member_snap_names(&group) {
             for image in images {
+                exposed.push(expose_for_stock(&format!("rbd/{ns}/{image}"), &snap));
                 ceph_tool_ok("rbd", &["object-map", "check", "--no-progress", &format!("rbd/{ns}/{image}@{snap}")]);
             }
         }
@@ -224,6 +230,8 @@ fn fenced_snapshots_are_consistent(test: &str, features: Option<&str>, writer_ar
             &["diff", "--format", "json", "--from-snap", &snaps[0], &format!("rbd/{ns}/a@{}", snaps[1])],
         );
         assert!(diff.contains("\"offset\":0"), "the first object changed between two snapshots: {diff}");
+        drop(exposed);
+        assert!(image_snapshots(&format!("rbd/{ns}/a")).iter().all(|s| s.namespace == "group"), "hidden again");
     }
 }
 
@@ -300,7 +308,7 @@ fn crash_while_fenced(step: u32) {
         assert!(consistent(&heads(&ns, &images, &snap)));
     }
     for image in images {
-        let snaps = ceph_tool_ok("rbd", &["snap", "ls", &format!("rbd/{ns}/{image}")]);
+        let snaps = ceph_tool_ok("rbd", &["snap", "ls", "--all", &format!("rbd/{ns}/{image}")]);
         assert_eq!(snaps.matches(".rbd_cg.").count(), 1, "only the new snapshot is left on {image}: {snaps}");
     }
     assert_no_locks(&ns, &images);
@@ -339,7 +347,7 @@ fn a_wedged_client_loses_its_fence_when_the_lock_expires() {
     writer.stop();
     assert!(rbd_cg_ok(&["snap", "ls", &group]).trim().is_empty(), "the snapshot was undone");
     for image in images {
-        let snaps = ceph_tool_ok("rbd", &["snap", "ls", &format!("rbd/{ns}/{image}")]);
+        let snaps = ceph_tool_ok("rbd", &["snap", "ls", "--all", &format!("rbd/{ns}/{image}")]);
         assert!(!snaps.contains(".rbd_cg."), "no member snapshot left on {image}: {snaps}");
     }
 }
@@ -365,7 +373,7 @@ fn a_frozen_client_is_blocklisted_and_its_late_cut_cannot_land() {
     rbd_cg_ok(&["repair", &group]);
     rbd_cg_ok(&["snap", "create", &format!("{group}@t")]);
     writer.stop();
-    assert_eq!(rbd_cg_ok(&["snap", "ls", &group]).lines().count(), 1);
+    assert_eq!(rbd_cg_ok(&["snap", "ls", &group]).lines().skip(1).count(), 1, "one row under the header");
     for snap in member_snap_names(&group) {
         assert!(consistent(&heads(&ns, &images, &snap)));
     }
@@ -466,7 +474,7 @@ fn quiesce_hooks_run_around_the_fence_and_their_failure_stops_the_snapshot() {
     let failing = QuiesceHook::start(&ns, "b", libc::EINVAL);
     let err = expect_errno(&rbd_cg(&["snap", "create", &format!("{group}@s4")]), libc::EINVAL);
     assert!(err.contains("quiesce") && err.contains("--ignore-quiesce-error"), "{err}");
-    assert_eq!(rbd_cg_ok(&["snap", "ls", &group]).lines().count(), 2, "the failed snapshot was undone");
+    assert_eq!(rbd_cg_ok(&["snap", "ls", &group]).lines().skip(1).count(), 2, "the failed snapshot was undone");
     assert_eq!(failing.wait_for_events(3), ["ready", "quiesce", "unquiesce"], "unquiesce follows a failed quiesce");
     let out = rbd_cg(&["snap", "create", "--ignore-quiesce-error", &format!("{group}@s4")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -519,9 +527,11 @@ fn snapshot_ids_come_from_the_reserve_and_survive_a_newer_image_snapshot() {
     let writer = Writer::start(&ns, &images, &[]);
     rbd_cg_ok(&["snap", "create", &format!("{group}@s2")]);
     writer.stop();
-    let snaps: Vec<serde_json::Value> =
-        serde_json::from_str(&ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", &format!("rbd/{ns}/a")]))
-            .unwrap();
+    let snaps: Vec<serde_json::Value> = serde_json::from_str(&ceph_tool_ok(
+        "rbd",
+        &["snap", "ls", "--all", "--format", "json", &format!("rbd/{ns}/a")],
+    ))
+    .unwrap();
     let id_of =
         |name: &str| snaps.iter().find(|s| s["name"].as_str().unwrap().ends_with(name)).map(|s| s["id"].as_u64());
     let s2 = member_snap_names(&group).pop().unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use common::server::{helper, run_ok, NbdServer};
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -239,6 +239,8 @@ fn patterns_through_the_server_land_on_every_member() {
             "--size=8M",
             "--verify=crc32c",
             "--verify_fatal=1",
+            // No local-verify-*.state file left in the working directory.
+            "--verify_state_save=0",
             "--do_verify=1",
             "--output-format=json",
         ],
@@ -385,11 +387,12 @@ fn snapshots_while_serving_are_journal_prefixes() {
     assert_eq!(snaps.as_array().unwrap().len(), 4);
     let mut previous = 0;
     for snap in snaps.as_array().unwrap() {
-        assert_eq!(snap["state"], "complete");
+        assert_eq!((&snap["state"], &snap["status"]), (&json!("ok"), &json!("complete")));
         let position = snap["journal_position"].as_u64().expect("a journal position per snapshot");
         assert!(position >= previous, "positions grow: {snaps}");
         previous = position;
-        // Each member snapshot through rbd export: records in a row, member 1 not ahead.
+        // Each member snapshot read through librbd by id (it is in the group namespace,
+        // where no by-name tool reaches it): records in a row, member 1 not ahead.
         let name = snap["name"].as_str().unwrap();
         let info: Value =
             serde_json::from_str(&rbd_cg_ok(&["snap", "info", "--format", "json", &format!("{group}@{name}")]))
@@ -399,13 +402,17 @@ fn snapshots_while_serving_are_journal_prefixes() {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let image_snap = info["images"][i]["snap_name"].as_str().map(str::to_owned).unwrap_or_default();
+                let snap_id = info["images"][i]["snap_id"].as_u64().expect("a member snapshot id");
+                let (_, image) = m.rsplit_once('/').unwrap();
                 let out = Command::new("/usr/bin/python3")
                     .arg("-c")
                     .arg(format!(
-                        "import sys; sys.path.insert(0, '{}')\nimport nbd_records as r, subprocess\n\
-                         data = subprocess.run(['rbd', 'export', '--no-progress', '{m}@{image_snap}', '-'], \
-                         capture_output=True, check=True).stdout\nn = 0\n\
+                        "import sys; sys.path.insert(0, '{}')\nimport nbd_records as r, rados, rbd\n\
+                         c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\n\
+                         io.set_namespace('{ns}')\n\
+                         with rbd.Image(io, '{image}', read_only=True) as im:\n\
+                         \x20   im.set_snap_by_id({snap_id})\n    data = im.read(0, im.size())\n\
+                         n = 0\n\
                          while r.is_record(data[n * 4096:(n + 1) * 4096], n, {i}): n += 1\nprint(n)",
                         helper("").display()
                     ))
@@ -957,4 +964,80 @@ fn journal_operations_are_finished_after_a_crash_at_every_step() {
     let check = rbd_cg(&["repair", "--check", &group]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
     rbd_cg_ok(&["journal", "disable", &group]);
+}
+
+/// Member snapshots of a journaled group are like every group's: the journal writer cuts them
+/// in cls_rbd's group namespace and protected (plain `rbd snap ls` does not list them, stock
+/// `rbd snap rm` cannot name them), and removes them by id, unprotecting them as librbd would
+/// — but not while a clone of either format still depends on one: then the removal is refused
+/// and the snapshot stays protected, until the clone is gone. `rm` of a journaled group is
+/// refused before anything is removed.
+#[test]
+fn member_snapshots_of_a_journaled_group_are_hidden_protected_and_removed_by_id() {
+    let ns = namespace("jhidden");
+    let (group, members) = group_of(&ns, 2, 8);
+    // Snapshots from before the journal, each with a clone group (clone-v1 and clone-v2).
+    for format in ["1", "2"] {
+        rbd_cg_ok(&["snap", "create", &format!("{group}@v{format}")]);
+        let clone = format!("rbd/{ns}/clone{format}");
+        rbd_cg_ok(&["clone", "--clone-format", format, &format!("{group}@v{format}"), &clone]);
+    }
+    rbd_cg_ok(&["journal", "enable", &group]);
+    // Cut by a short-lived writer (no server runs).
+    rbd_cg_ok(&["snap", "create", &format!("{group}@cut")]);
+    let group_snaps = || -> Vec<String> {
+        let listed: Value = serde_json::from_str(&rbd_cg_ok(&["snap", "ls", "--format", "json", &group])).unwrap();
+        listed.as_array().unwrap().iter().map(|s| format!("{}={}", s["name"], s["status"])).collect()
+    };
+    let info: Value =
+        serde_json::from_str(&rbd_cg_ok(&["snap", "info", "--format", "json", &format!("{group}@cut")])).unwrap();
+    for (i, m) in members.iter().enumerate() {
+        let snaps = image_snapshots(m);
+        assert_eq!(snaps.len(), 3, "{m}: {snaps:?}");
+        assert!(snaps.iter().all(|s| s.namespace == "group" && s.protected), "{m}: {snaps:?}");
+        let cut = snaps.iter().find(|s| Some(s.id) == info["images"][i]["snap_id"].as_u64()).expect("cut by id");
+        let plain: Value = serde_json::from_str(&ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", m])).unwrap();
+        assert_eq!(plain, json!([]), "plain rbd snap ls of {m} lists no member snapshot");
+        assert!(!ceph_tool("rbd", &["snap", "rm", &format!("{m}@{}", cut.name)]).status.success());
+        let by_id = ceph_tool("rbd", &["snap", "rm", "--snap-id", &cut.id.to_string(), m]);
+        assert!(!by_id.status.success(), "rbd snap rm --snap-id meets the protection");
+    }
+
+    expect_errno(&rbd_cg(&["rm", &group]), libc::EBUSY);
+    assert_eq!(group_snaps().len(), 3, "rm of a journaled group removed nothing: {:?}", group_snaps());
+    assert_eq!(image_snapshots(&members[0]).len(), 3);
+
+    // The writer removes the journal's own snapshot by id, unprotecting it.
+    rbd_cg_ok(&["snap", "rm", &format!("{group}@cut")]);
+    for m in &members {
+        assert_eq!(image_snapshots(m).len(), 2, "{m}");
+    }
+    // Clone children of either format keep their parent snapshot: refused, still protected,
+    // finished once the clones are gone.
+    for format in ["1", "2"] {
+        let snap = format!("{group}@v{format}");
+        let refused = expect_errno(&rbd_cg(&["snap", "rm", &snap]), libc::EBUSY);
+        assert!(refused.contains("clone children"), "{refused}");
+        assert!(group_snaps().contains(&format!("\"v{format}\"=\"complete\"")), "{:?}", group_snaps());
+        for m in &members {
+            let snaps = image_snapshots(m);
+            assert!(snaps.iter().all(|s| s.namespace == "group" && s.protected), "{m}: {snaps:?}");
+        }
+        // The clone group goes, then its images (`{group}-{image}`, clone's default names).
+        rbd_cg_ok(&["rm", &format!("rbd/{ns}/clone{format}")]);
+        let refused = expect_errno(&rbd_cg(&["snap", "rm", &snap]), libc::EBUSY);
+        assert!(refused.contains("clone children"), "the clone images still depend on it: {refused}");
+        for i in 0..members.len() {
+            ceph_tool_ok("rbd", &["rm", "--no-progress", &format!("rbd/{ns}/clone{format}-m{i}")]);
+        }
+        rbd_cg_ok(&["snap", "rm", &snap]);
+    }
+    assert_eq!(group_snaps(), Vec::<String>::new());
+    for m in &members {
+        assert_eq!(image_snapshots(m).len(), 0, "{m}");
+    }
+    let check = rbd_cg(&["repair", "--check", &group]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    rbd_cg_ok(&["journal", "disable", &group]);
+    rbd_cg_ok(&["rm", &group]);
 }

@@ -40,7 +40,9 @@ fn members_lifecycle_with_back_references() {
     let (a, b) = (format!("rbd/{ns}/a"), format!("rbd/{ns}/b"));
     rbd_cg_ok(&["image", "add", &group, &a]);
     rbd_cg_ok(&["image", "add", &group, &b]);
-    expect_errno(&rbd_cg(&["image", "add", &group, &a]), libc::EEXIST);
+    // Adding a member again is fine, as with `rbd group image add`; nothing changes.
+    rbd_cg_ok(&["image", "add", &group, &a]);
+    assert_eq!(image_ls(&group).len(), 2);
     expect_errno(&rbd_cg(&["image", "add", &group, &format!("rbd/{ns}/nope")]), libc::ENOENT);
     expect_errno(&rbd_cg(&["image", "add", &format!("rbd/{ns}/nogroup"), &a]), libc::ENOENT);
     // The same image may belong to several groups.
@@ -51,23 +53,27 @@ fn members_lifecycle_with_back_references() {
     let a_id = image_id(&a);
     let entry = listed.iter().find(|m| m["image"] == "a").unwrap();
     assert_eq!(
-        (entry["id"].as_str(), entry["pool"].as_str(), entry["state"].as_str()),
-        (Some(a_id.as_str()), Some("rbd"), Some("attached"))
+        (entry["id"].as_str(), entry["pool"].as_str(), entry["status"].as_str(), entry["state"].as_i64()),
+        (Some(a_id.as_str()), Some("rbd"), Some("attached"), Some(0))
     );
     assert_eq!(entry["namespace"], ns.as_str());
     assert_eq!(backrefs("rbd", &ns, &a_id).len(), 2, "a knows both its groups");
     let plain = rbd_cg_ok(&["image", "ls", &group]);
-    assert_eq!(plain, format!("rbd/{ns}/a\nrbd/{ns}/b\n"));
+    // Stock's plain form: `pool/[namespace/]image <state>`, the state empty when attached.
+    assert_eq!(plain, format!("rbd/{ns}/a \nrbd/{ns}/b \n"));
 
     let info: serde_json::Value = serde_json::from_str(&rbd_cg_ok(&["info", &group, "--format", "json"])).unwrap();
     assert_eq!(info["image_count"], 2);
-    expect_errno(&rbd_cg(&["rm", &group]), libc::EBUSY);
+    expect_errno(&rbd_cg(&["rm", "--only-if-empty", &group]), libc::EBUSY);
 
     rbd_cg_ok(&["image", "rm", &group, &a]);
-    expect_errno(&rbd_cg(&["image", "rm", &group, &a]), libc::ENOENT);
+    // Removing an image that is not a member is fine, as with `rbd group image rm`.
+    rbd_cg_ok(&["image", "rm", &group, &a]);
+    expect_errno(&rbd_cg(&["image", "rm", &group, &format!("rbd/{ns}/nope")]), libc::ENOENT);
+    expect_errno(&rbd_cg(&["image", "rm", &format!("rbd/{ns}/nogroup"), &a]), libc::ENOENT);
     assert_eq!(backrefs("rbd", &ns, &a_id).len(), 1, "only the other group is left on a");
-    // `rm --force` removes the members first.
-    rbd_cg_ok(&["rm", &group, "--force"]);
+    // `rm` removes the members first.
+    rbd_cg_ok(&["rm", &group]);
     assert!(backrefs("rbd", &ns, &image_id(&b)).is_empty());
     rbd_cg_ok(&["image", "rm", &other, &a]);
     assert!(backrefs("rbd", &ns, &a_id).is_empty());
@@ -85,7 +91,7 @@ fn members_in_another_pool_and_renamed_images() {
     ceph_tool_ok("rbd", &["rename", &format!("cgtest2/{image_ns}/x"), &format!("cgtest2/{image_ns}/y")]);
     let listed = image_ls(&group);
     assert_eq!((listed[0]["image"].as_str(), listed[0]["pool"].as_str()), (Some("y"), Some("cgtest2")));
-    assert_eq!(listed[0]["state"], "attached", "identity survives rbd rename");
+    assert_eq!(listed[0]["status"], "attached", "identity survives rbd rename");
     rbd_cg_ok(&["image", "rm", &group, &format!("cgtest2/{image_ns}/y")]);
     assert!(image_ls(&group).is_empty());
 }
@@ -100,7 +106,7 @@ fn an_image_deleted_behind_our_back_shows_as_missing_and_can_be_removed_by_id() 
     rbd_cg_ok(&["image", "add", &group, &doomed]);
     ceph_tool_ok("rbd", &["rm", "--no-progress", &doomed]);
     let listed = image_ls(&group);
-    assert_eq!((listed[0]["state"].as_str(), listed[0]["image"].is_null()), (Some("missing"), true));
+    assert_eq!((listed[0]["status"].as_str(), listed[0]["image"].is_null()), (Some("missing"), true));
     assert_eq!(listed[0]["id"], id.as_str());
     expect_errno(&rbd_cg(&["image", "rm", &group, &doomed]), libc::ENOENT);
     rbd_cg_ok(&["image", "rm", &group, "--image-id", &id]);
@@ -119,7 +125,7 @@ fn crash_after_every_step_of_image_add_and_rm_then_repair_or_rerun() {
             crash_at("image-add", step, &["image", "add", &group, &a]);
             if step < 3 {
                 let listed = image_ls(&group);
-                assert_eq!(listed[0]["state"], "adding", "visible as incomplete after step {step}");
+                assert_eq!(listed[0]["status"], "adding", "visible as incomplete after step {step}");
                 assert_eq!(rbd_cg(&["repair", &group, "--check"]).status.code(), Some(1), "--check sees it");
             }
             if rerun && step < 3 {
@@ -128,12 +134,17 @@ fn crash_after_every_step_of_image_add_and_rm_then_repair_or_rerun() {
                 rbd_cg_ok(&["repair", &group]);
             }
             let listed = image_ls(&group);
-            assert_eq!((listed.len(), listed[0]["state"].as_str()), (1, Some("attached")), "step {step} rerun {rerun}");
+            assert_eq!(
+                (listed.len(), listed[0]["status"].as_str()),
+                (1, Some("attached")),
+                "step {step} rerun {rerun}"
+            );
             assert_eq!(backrefs("rbd", &ns, &a_id).len(), 1);
 
             crash_at("image-remove", step, &["image", "rm", &group, &a]);
             if step < 3 {
-                assert_eq!(image_ls(&group)[0]["state"], "removing");
+                assert_eq!(image_ls(&group)[0]["status"], "removing");
+                assert_eq!(image_ls(&group)[0]["state"], 1, "incomplete, in stock's words");
             }
             if rerun && step < 3 {
                 rbd_cg_ok(&["image", "rm", &group, &a]);

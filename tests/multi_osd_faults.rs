@@ -227,7 +227,7 @@ fn snapshots(osds: &Osds) -> Tally {
         tally.records_checked += 1;
     }
     for name in &removed {
-        assert!(rbd_cg(&["snap", "info", &format!("{group}@{name}")]).status.code() == Some(1), "{name} is back");
+        expect_errno(&rbd_cg(&["snap", "info", &format!("{group}@{name}")]), libc::ENOENT);
         tally.records_checked += 1;
     }
     assert_whole(&ns, &group, &id, &images);

@@ -65,14 +65,13 @@ fn orphans(ns: &str, recorded: &BTreeMap<String, BTreeSet<String>>) -> Vec<Strin
     let mut orphans = Vec::new();
     for i in 0..IMAGES {
         let image = format!("rbd/{ns}/i{i}");
-        let listed = ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", &image]);
+        let listed = ceph_tool_ok("rbd", &["snap", "ls", "--all", "--format", "json", &image]);
         let snaps: Vec<Value> = serde_json::from_str(&listed).unwrap_or_default();
         for snap in snaps {
             let Some(name) = snap["name"].as_str() else { continue };
-            let Some(rest) = name.strip_prefix(".rbd_cg.") else { continue };
-            let mut parts = rest.splitn(3, '_');
-            let (_pool, group, id) = (parts.next(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-            if !recorded.get(group).is_some_and(|ids| ids.contains(id)) {
+            // Hidden, exposed, or 0.1.0-style: every form of a member snapshot's name.
+            let Some(parts) = rbd_cg_contract::names::parse_image_snap_name(name) else { continue };
+            if !recorded.get(&parts.group_id).is_some_and(|ids| ids.contains(&parts.snap_id)) {
                 orphans.push(format!("{image}@{name}"));
             }
         }
@@ -189,7 +188,7 @@ fn repair_finds_unrecorded_member_snapshots_on_former_members() {
     assert_eq!(check.status.code(), Some(1), "repair --check must report it");
     assert!(String::from_utf8_lossy(&check.stdout).contains(&orphan));
     rbd_cg_ok(&["repair", &group]);
-    let left = ceph_tool_ok("rbd", &["snap", "ls", &format!("rbd/{ns}/i0")]);
+    let left = ceph_tool_ok("rbd", &["snap", "ls", "--all", &format!("rbd/{ns}/i0")]);
     assert!(!left.contains(&orphan), "{left}");
     assert_eq!(rbd_cg(&["repair", "--check", &group]).status.code(), Some(0));
 }

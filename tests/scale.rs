@@ -42,14 +42,14 @@ fn a_group_of_1000_members() {
     assert_eq!(json(&["info", &group])["image_count"], MEMBERS);
     rbd_cg_ok(&["snap", "create", &format!("{group}@all")]);
     let info = json(&["snap", "info", &format!("{group}@all")]);
-    assert_eq!(info["state"], "complete");
+    assert_eq!(info["status"], "complete");
     let images = info["images"].as_array().unwrap();
     assert_eq!(images.len(), MEMBERS);
     assert!(images.iter().all(|i| i["present"] == true && i["snap_id"].is_u64()));
     let check = rbd_cg(&["repair", "--check", &group]);
     assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
     // Every member image holds exactly the one member snapshot, as stock rbd sees it.
-    let snaps = ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", &format!("rbd/{ns}/m0999")]);
+    let snaps = ceph_tool_ok("rbd", &["snap", "ls", "--all", "--format", "json", &format!("rbd/{ns}/m0999")]);
     assert_eq!(snaps.matches(".rbd_cg.").count(), 1, "{snaps}");
     rbd_cg_ok(&["rm", "--force", "--no-progress", &group]);
     assert!(rbd_cg_ok(&["ls", &format!("rbd/{ns}")]).trim().is_empty());
@@ -73,7 +73,7 @@ fn a_group_with_1000_snapshots() {
     let listed = json(&["snap", "ls", &group]);
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), SNAPSHOTS);
-    assert!(listed.iter().all(|s| s["state"] == "complete"));
+    assert!(listed.iter().all(|s| s["status"] == "complete"));
     let seqs: Vec<u64> = listed.iter().map(|s| s["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "creation order across pages");
     assert_eq!(json(&["info", &group])["snapshot_count"], SNAPSHOTS);
@@ -82,6 +82,6 @@ fn a_group_with_1000_snapshots() {
     assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
     rbd_cg_ok(&["snap", "rm", &format!("{group}@s0000")]);
     assert_eq!(json(&["info", &group])["snapshot_count"], SNAPSHOTS - 1);
-    let image_snaps = ceph_tool_ok("rbd", &["snap", "ls", "--format", "json", &format!("rbd/{ns}/only")]);
+    let image_snaps = ceph_tool_ok("rbd", &["snap", "ls", "--all", "--format", "json", &format!("rbd/{ns}/only")]);
     assert_eq!(image_snaps.matches(".rbd_cg.").count(), SNAPSHOTS - 1);
 }

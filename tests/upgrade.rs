@@ -117,6 +117,45 @@ fn view(cluster: &UpgradeCluster, cli: &Path, groups: &[&str], snapshots: &[(&st
     view
 }
 
+/// A view taken with this build's CLI in the previous release's vocabulary: since the
+/// drop-in for `rbd group`, `snap ls`/`snap info` and `image ls` carry stock's keys too
+/// (`snapshot`, and `state` in stock's values) and ours under `status`. Every value the
+/// previous release printed must still be there, under its old key.
+fn as_previous_release(view: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    fn renamed(mut item: Value) -> Value {
+        if let Some(fields) = item.as_object_mut() {
+            if let Some(status) = fields.remove("status") {
+                fields.remove("snapshot");
+                fields.insert("state".into(), status);
+            }
+        }
+        item
+    }
+    view.into_iter()
+        .map(|(what, value)| {
+            let value = match value {
+                Value::Array(items) if what.starts_with("snap ls") || what.starts_with("image ls") => {
+                    Value::Array(items.into_iter().map(renamed).collect())
+                }
+                item if what.starts_with("snap info") => renamed(item),
+                other => other,
+            };
+            (what, value)
+        })
+        .collect()
+}
+
+/// The namespace (`user`, `group`) of each snapshot of `image`, by name.
+fn snapshot_namespaces(cluster: &UpgradeCluster, image: &str) -> Vec<(String, String)> {
+    let listed: Value =
+        serde_json::from_str(&cluster.rbd(&["snap", "ls", "--all", "--format", "json", image])).unwrap();
+    let listed = listed.as_array().cloned().unwrap_or_default();
+    listed
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_owned(), s["namespace"]["type"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 #[test]
 fn a_cluster_populated_by_the_previous_release_keeps_working_after_the_upgrade() {
     required_env("CEPH_CONF");
@@ -182,7 +221,7 @@ fn a_cluster_populated_by_the_previous_release_keeps_working_after_the_upgrade()
     let new = |args: &[&str]| cluster.ok(&new_cli, args);
 
     // Every read shows the same, through either CLI.
-    let after = view(&cluster, &new_cli, &groups, &snapshots);
+    let after = as_previous_release(view(&cluster, &new_cli, &groups, &snapshots));
     for ((what, was), (_, is)) in before.iter().zip(&after) {
         assert_eq!(was, is, "{what} changed across the upgrade");
     }
@@ -200,8 +239,15 @@ fn a_cluster_populated_by_the_previous_release_keeps_working_after_the_upgrade()
     let web_snaps: Value = serde_json::from_str(&new(&["--format", "json", "snap", "ls", "web"])).expect("JSON");
     assert_eq!(web_snaps.as_array().map(Vec::len), Some(1), "the interrupted snapshot is undone: {web_snaps}");
 
-    // New changes work on old records, and write the current version.
+    // New changes work on old records, and write the current version. The previous
+    // release's member snapshots are user snapshots; new ones go into the group namespace.
     new(&["snap", "create", "db2@s3"]);
+    let kinds = snapshot_namespaces(&cluster, "a");
+    assert_eq!(kinds.iter().filter(|(_, ns)| ns == "user").count(), 2, "s1 and s2 as 0.1.0 made them: {kinds:?}");
+    assert_eq!(kinds.iter().filter(|(_, ns)| ns == "group").count(), 1, "s3 hidden: {kinds:?}");
+    // A clone of a snapshot the previous release took (its member snapshots in the user
+    // namespace), next to the one it made itself.
+    new(&["clone", "db2@s1", "db2-clone3"]);
     assert_eq!(cluster.header_version(&db2_id), 2, "a change writes the current header version");
     assert_eq!(cluster.header_version(&quiet_id), 1, "an untouched group keeps its version-1 header");
     new(&["snap", "rollback", "db2@s1"]);
@@ -214,8 +260,10 @@ fn a_cluster_populated_by_the_previous_release_keeps_working_after_the_upgrade()
     new(&["clone", "db@s3", "db-clone2"]);
     // Removing a clone group leaves its images (RBD clones of the member snapshots).
     new(&["rm", "--force", "db2-clone"]);
-    new(&["rm", "--force", "db-clone2"]);
-    for image in cluster.rbd(&["ls"]).lines().filter(|i| i.starts_with("db2-clone-") || i.starts_with("db-clone2-")) {
+    new(&["rm", "db-clone2"]);
+    new(&["rm", "db2-clone3"]);
+    let clones = |i: &&str| ["db2-clone-", "db-clone2-", "db2-clone3-"].iter().any(|p| i.starts_with(p));
+    for image in cluster.rbd(&["ls"]).lines().filter(clones) {
         cluster.rbd(&["rm", image]);
     }
     new(&["snap", "rm", "web@w1"]);

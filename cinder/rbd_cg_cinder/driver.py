@@ -6,9 +6,12 @@ Everything Cinder's own RBD driver does stays as it is (this class extends it); 
   group ``cinder-group-<group id>`` of the ``rbd_cg`` class in ``rbd_pool``; its volumes
   (images ``volume-<id>``) are the members;
 * a Cinder group snapshot is a crash-consistent group snapshot ``cinder-gsnap-<id>``: one RBD
-  snapshot per member (``.rbd_cg.<pool>_<group id>_<snap id>``), cut while every member's
+  snapshot per member (``.rbd_cg.<pool>_<group id>_<snap id>``, in cls_rbd's group snapshot
+  namespace, protected, like stock ``rbd group snap create``'s), cut while every member's
   writers are fenced through the exclusive-lock protocol. Each Cinder snapshot of the group
   snapshot maps to its volume's member snapshot (recorded in its ``provider_location``);
+  RBDDriver's by-name calls on it (clone, revert) run while the binding exposes it in the
+  user namespace (``_exposed_member_snap``);
 * other group types raise ``NotImplementedError``, so Cinder's volume manager serves them with
   its generic path (one snapshot after another, as for the stock RBD driver).
 
@@ -23,6 +26,7 @@ releases the GIL and its objects are thread-safe), like RBDDriver's own librbd c
 See docs/CINDER.md.
 """
 
+import contextlib
 import errno
 import json
 import threading
@@ -453,6 +457,43 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                 return image['snap_name']
         raise exception.SnapshotNotFound(snapshot_id=snapshot.id)
 
+    def _member_of(self, snapshot):
+        """(group, group snapshot) of a snapshot that is part of a group snapshot (or
+        cgsnapshot), else None."""
+        group_snapshot_id = (snapshot.get('group_snapshot_id', None) or
+                             snapshot.get('cgsnapshot_id', None))
+        if not group_snapshot_id:
+            return None
+        if snapshot.get('group_snapshot_id', None):
+            group_id = snapshot.group_snapshot.group_id
+        else:
+            group_id = snapshot.cgsnapshot.consistencygroup_id
+        return group_name(group_id), group_snap_name(group_snapshot_id)
+
+    @contextlib.contextmanager
+    def _exposed_member_snap(self, snapshot):
+        """Yields the name librbd's by-name calls (clone, rollback) know a member snapshot
+        by, or None for an ordinary snapshot. Member snapshots live in cls_rbd's group
+        namespace, out of reach of by-name calls (and of ``rbd snap rm``): the binding
+        exposes it in the user namespace for the block and hides it again afterwards (one
+        a crash leaves exposed, ``rbd-cg repair`` hides). One made by release 0.1.0 is an
+        ordinary user snapshot and used as it is."""
+        if self._member_snap_name(snapshot) is None:
+            yield None
+            return
+        group, snap = self._member_of(snapshot)
+        spec = '%s/%s' % (self.configuration.rbd_pool, snapshot.volume_name)
+        name = self._cg('expose_member_snapshot', group, snap, spec)
+        try:
+            yield name
+        finally:
+            try:
+                self._cg('hide_member_snapshot', group, snap, spec)
+            except Exception:
+                LOG.exception('Could not hide member snapshot %(snap)s of %(vol)s again; '
+                              '`rbd-cg repair %(group)s` will.',
+                              {'snap': name, 'vol': snapshot.volume_name, 'group': group})
+
     def _protect(self, image_name, snap_name):
         """Protects a member snapshot for a v1 clone (our snapshot removal unprotects)."""
         with rbd_driver.RBDVolumeProxy(self, image_name) as image:
@@ -672,7 +713,7 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
             # An interrupted create (the volume service died): undo it.
             self._cg('repair', name)
         else:
-            self._flatten_member_snap_children(info)
+            self._flatten_member_snap_children(name, snap, info)
         try:
             self._cg('snap_remove', name, snap)
         except rbd_cg.ObjectNotFound:
@@ -680,18 +721,26 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
         except rbd_cg.ImageBusy:
             raise exception.SnapshotIsBusy(snapshot_name=snap)
 
-    def _flatten_member_snap_children(self, info):
+    def _flatten_member_snap_children(self, name, snap, info):
+        """Flattens the clones of every member snapshot of ``name@snap`` (RBDDriver looks
+        the snapshot up by name: each is exposed in the user namespace meanwhile)."""
         with rbd_driver.RADOSClient(self) as client:
             for image in info['images']:
                 if not (image['present'] and image['image_name']):
                     continue
                 if image['pool'] != self.configuration.rbd_pool or image['namespace']:
                     continue
+                spec = '%s/%s' % (image['pool'], image['image_name'])
                 try:
-                    self._flatten_children(client.ioctx, image['image_name'],
-                                           image['snap_name'])
+                    exposed = self._cg('expose_member_snapshot', name, snap, spec)
+                except rbd_cg.ObjectNotFound:
+                    continue
+                try:
+                    self._flatten_children(client.ioctx, image['image_name'], exposed)
                 except self.rbd.ImageNotFound:
                     continue
+                finally:
+                    self._cg('hide_member_snapshot', name, snap, spec)
 
     def delete_group_snapshot(self, context, group_snapshot, snapshots):
         """Removes group snapshot ``cinder-gsnap-<id>`` and its member snapshots."""
@@ -837,13 +886,13 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
         """A volume from a snapshot of a group snapshot is a clone of its member
         snapshot. The new volume joins a group only if it was created into one
         (``volume.group_id``), never its source's group."""
-        member_snap = self._member_snap_name(snapshot)
-        if member_snap is not None:
-            # Clone v1 needs a protected parent snapshot (harmless for v2).
-            self._protect(snapshot.volume_name, member_snap)
-            snapshot = _MemberSnapshot(snapshot, member_snap)
-        update = super(RBDConsistencyGroupDriver, self).create_volume_from_snapshot(
-            volume, snapshot)
+        with self._exposed_member_snap(snapshot) as member_snap:
+            if member_snap is not None:
+                # Clone v1 needs a protected parent snapshot (harmless for v2).
+                self._protect(snapshot.volume_name, member_snap)
+                snapshot = _MemberSnapshot(snapshot, member_snap)
+            update = super(RBDConsistencyGroupDriver, self).create_volume_from_snapshot(
+                volume, snapshot)
         self._join_wanted_group(volume)
         return update
 
@@ -926,11 +975,11 @@ class RBDConsistencyGroupDriver(rbd_driver.RBDDriver):
                               {'vol': volume.id, 'group': name})
 
     def revert_to_snapshot(self, context, volume, snapshot):
-        member_snap = self._member_snap_name(snapshot)
-        if member_snap is not None:
-            snapshot = _MemberSnapshot(snapshot, member_snap)
-        return super(RBDConsistencyGroupDriver, self).revert_to_snapshot(
-            context, volume, snapshot)
+        with self._exposed_member_snap(snapshot) as member_snap:
+            if member_snap is not None:
+                snapshot = _MemberSnapshot(snapshot, member_snap)
+            return super(RBDConsistencyGroupDriver, self).revert_to_snapshot(
+                context, volume, snapshot)
 
     def retype(self, context, volume, new_type, diff, host):
         result = super(RBDConsistencyGroupDriver, self).retype(

@@ -132,7 +132,7 @@ pub(crate) fn run_journal(global: &Global, action: &JournalCommand) -> Result<()
         JournalCommand::Replay { group_spec } => {
             let spec = GroupSpec::parse(group_spec)?;
             let applied = open(&connect(global)?, &spec.location)?.journal_replay(&spec.name)?;
-            if global.format == Format::Json {
+            if global.format != Format::Plain {
                 print_json(global, &json!({"applied": applied}))?;
             } else {
                 println!("applied up to entry {applied}");
@@ -142,7 +142,7 @@ pub(crate) fn run_journal(global: &Global, action: &JournalCommand) -> Result<()
             let spec = GroupSpec::parse(group_spec)?;
             let info = open(&connect(global)?, &spec.location)?.journal_status(&spec.name)?;
             match global.format {
-                Format::Json => print_json(global, &status_json(&info))?,
+                Format::Json | Format::Xml => print_json(global, &status_json(&info))?,
                 Format::Plain if !info.enabled => println!("journaling is not enabled on {spec}"),
                 Format::Plain => {
                     // Shaped like `rbd journal status`.

@@ -1,6 +1,10 @@
 //! `rbd-cg`: consistency groups for RBD, with the grammar of `rbd group` minus the word
-//! `group`. Output and errors follow the `rbd` tool: plain or JSON on stdout, errors as
-//! `rbd-cg: <what failed>: (<errno>) <strerror>` on stderr with a non-zero exit status.
+//! `group`, meant as a drop-in for it: the commands `rbd group` has behave as stock's do
+//! (`rm` removes the snapshots and members first, adding a member twice or removing a
+//! non-member is fine, listing a missing group prints nothing), print what stock prints
+//! (the same tables, JSON keys and XML elements, ours after them: `output`), and fail as
+//! `rbd` fails: `rbd-cg: <what failed>: (<errno>) <strerror>` on stderr and the errno as
+//! exit status.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +28,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod journal;
+mod output;
+
+use output::{obj, Align, Node, Table};
 
 #[derive(Parser)]
 #[command(name = "rbd-cg", version, long_version = admin::LONG_VERSION.as_str())]
@@ -52,7 +59,7 @@ pub(crate) struct Global {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Plain, global = true)]
     pub(crate) format: Format,
-    /// Pretty-print JSON output.
+    /// Pretty-print JSON and XML output.
     #[arg(long, global = true)]
     pub(crate) pretty_format: bool,
 }
@@ -66,10 +73,11 @@ enum CloneFormatArg {
     V2,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Plain,
     Json,
+    Xml,
 }
 
 #[derive(Subcommand)]
@@ -94,16 +102,21 @@ enum Command {
     Rename {
         /// [POOL[/NAMESPACE]/]GROUP
         group_spec: String,
-        /// New name (same pool and namespace).
+        /// New name, or [POOL[/NAMESPACE]/]GROUP in the same pool and namespace.
         new_name: String,
     },
-    /// Remove a group.
+    /// Remove a group, with its snapshots (member snapshots included) and its members
+    /// (they leave the group; the images stay), as `rbd group rm` does.
     #[command(alias = "remove")]
     Rm {
         /// [POOL[/NAMESPACE]/]GROUP
         group_spec: String,
-        /// Also remove the group's snapshots and members first.
-        #[arg(long)]
+        /// Refuse (EBUSY) while the group has members or snapshots: the behaviour of
+        /// release 0.1.0.
+        #[arg(long, conflicts_with = "force")]
+        only_if_empty: bool,
+        /// Accepted for scripts written for 0.1.0; removing everything is the default now.
+        #[arg(long, hide = true)]
         force: bool,
         /// Do not show a progress bar.
         #[arg(long)]
@@ -297,55 +310,46 @@ pub(crate) fn open(cluster: &Cluster, location: &PoolSpec) -> Result<Groups> {
     Ok(groups)
 }
 
+/// Prints `value` in the chosen `--format` (JSON or XML; plain callers print their own).
 pub(crate) fn print_json(global: &Global, value: &serde_json::Value) -> Result<()> {
-    let text = if global.pretty_format { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) };
-    let text = text.map_err(|e| Error::new(format!("formatting JSON: {e}"), libc::EIO))?;
-    println!("{text}");
-    Ok(())
+    emit(global, "result", &Node::from(value))
 }
 
-/// `created_ms` as `rbd` prints a timestamp (ctime's layout, `Mon Dec  7 17:58:07 2026`), in UTC
-/// (the plain output only; JSON keeps the milliseconds).
-fn human_time(ms: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let (hour, minute, second) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm, days >= 0).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{} {} {day:>2} {hour:02}:{minute:02}:{second:02} {year} UTC",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
+/// Prints `node` as JSON or XML (root element `root`), as `rbd --format` does.
+fn emit(global: &Global, root: &str, node: &Node) -> Result<()> {
+    let text = output::render(global.format, global.pretty_format, root, node);
+    std::io::stdout().write_all(text.as_bytes()).map_err(|e| Error::new(format!("writing: {e}"), libc::EIO))
 }
 
-fn info_json(info: &GroupInfo) -> serde_json::Value {
-    let mut value = json!({
-        "name": info.name,
-        "id": info.id,
-        "pool": info.pool,
-        "namespace": info.namespace,
-        "state": info.state.as_str(),
-        "created_ms": info.created_ms,
-        "image_count": info.member_count,
-        "snapshot_count": info.snapshot_count,
-    });
+fn info_node(info: &GroupInfo) -> Node {
+    let mut fields = vec![
+        ("name", Node::str(&info.name)),
+        ("id", Node::str(&info.id)),
+        ("pool", Node::str(&info.pool)),
+        ("namespace", Node::str(&info.namespace)),
+        ("state", Node::str(info.state.as_str())),
+        ("created_ms", Node::int(info.created_ms)),
+        ("image_count", Node::int(info.member_count)),
+        ("snapshot_count", Node::int(info.snapshot_count)),
+    ];
     match &info.state {
-        GroupState::RenamingTo(to) => value["renaming_to"] = json!(to),
-        GroupState::RenamingFrom(from) => value["renaming_from"] = json!(from),
+        GroupState::RenamingTo(to) => fields.push(("renaming_to", Node::str(to))),
+        GroupState::RenamingFrom(from) => fields.push(("renaming_from", Node::str(from))),
         _ => {}
     }
-    value
+    obj(fields)
+}
+
+/// Stock `rbd group image ls|snap ls` of a group that does not exist print nothing and
+/// succeed (librbd's lookup error goes to stderr): so do we, with a line on stderr.
+fn missing_group_is_empty<T: Default>(groups: &Groups, spec: &GroupSpec, result: Result<T>) -> Result<T> {
+    match result {
+        Err(e) if e.is_not_found() && groups.info(&spec.name).is_err_and(|e| e.is_not_found()) => {
+            eprintln!("rbd-cg: group {spec} does not exist");
+            Ok(T::default())
+        }
+        other => other,
+    }
 }
 
 /// Runs the command; `Ok` carries the exit status (0, or 1 for `repair --check` findings).
@@ -360,14 +364,14 @@ fn run(cli: Cli) -> Result<i32> {
             let spec = GroupSpec::parse(group_spec)?;
             let info = open(&connect(global)?, &spec.location)?.info(&spec.name)?;
             match global.format {
-                Format::Json => print_json(global, &info_json(&info))?,
+                Format::Json | Format::Xml => emit(global, "group", &info_node(&info))?,
                 Format::Plain => {
                     println!("group name: {}", info.name);
                     println!("\tid: {}", info.id);
                     println!("\tpool: {}", info.pool);
                     println!("\tnamespace: {}", info.namespace);
                     println!("\tstate: {}", info.state);
-                    println!("\tcreate_timestamp: {}", human_time(info.created_ms));
+                    println!("\tcreate_timestamp: {}", output::rbd_time(info.created_ms));
                     println!("\timages: {}", info.member_count);
                     println!("\tsnapshots: {}", info.snapshot_count);
                 }
@@ -377,7 +381,10 @@ fn run(cli: Cli) -> Result<i32> {
             let location = PoolSpec::parse(pool_spec.as_deref().unwrap_or(""))?;
             let groups = open(&connect(global)?, &location)?;
             match global.format {
-                Format::Json => print_json(global, &json!(groups.list()?))?,
+                Format::Json | Format::Xml => {
+                    let names = groups.list()?.into_iter().map(Node::Str).collect();
+                    emit(global, "groups", &Node::Array { item: "name", items: names })?
+                }
                 Format::Plain => {
                     let mut out = std::io::stdout().lock();
                     groups.for_each(|g| {
@@ -388,12 +395,31 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Rename { group_spec, new_name } => {
             let spec = GroupSpec::parse(group_spec)?;
-            open(&connect(global)?, &spec.location)?.rename(&spec.name, new_name)?;
+            // As `rbd group rename`, the new name may be a spec; it must stay in the pool.
+            let new_name = match new_name.contains('/') {
+                false => new_name.clone(),
+                true => {
+                    let target = GroupSpec::parse(new_name)?;
+                    if target.location != spec.location {
+                        return Err(Error::new(
+                            format!(
+                                "group rename across pools not supported: {} to {}",
+                                spec.location, target.location
+                            ),
+                            libc::EINVAL,
+                        ));
+                    }
+                    target.name
+                }
+            };
+            open(&connect(global)?, &spec.location)?.rename(&spec.name, &new_name)?;
         }
-        Command::Rm { group_spec, force, no_progress } => {
+        Command::Rm { group_spec, only_if_empty, force: _, no_progress } => {
             let spec = GroupSpec::parse(group_spec)?;
             let mut groups = open(&connect(global)?, &spec.location)?;
-            with_progress(&mut groups, !no_progress, |g| g.remove_with(&spec.name, *force))?;
+            let removed = with_progress(&mut groups, !no_progress, |g| g.remove_with(&spec.name, !only_if_empty));
+            // Stock `rbd group rm` of a group that does not exist succeeds.
+            missing_group_is_empty(&groups, &spec, removed)?;
         }
         Command::Clone { snap_spec, new_group_spec, image_name_format, clone_format } => {
             let source = GroupSnapSpec::parse(snap_spec)?;
@@ -418,7 +444,7 @@ fn run(cli: Cli) -> Result<i32> {
             let groups = open(&connect(global)?, &source.group.location)?;
             let made = groups.clone_group(&source.group.name, &source.snap, &target.name, &options)?;
             match global.format {
-                Format::Json => {
+                Format::Json | Format::Xml => {
                     let images: Vec<serde_json::Value> = made
                         .iter()
                         .map(|c| {
@@ -450,7 +476,7 @@ fn run(cli: Cli) -> Result<i32> {
             let spec = GroupSpec::parse(group_spec)?;
             let report = open(&connect(global)?, &spec.location)?.repair(&spec.name, *check)?;
             match global.format {
-                Format::Json => print_json(global, &json!(report))?,
+                Format::Json | Format::Xml => print_json(global, &json!(report))?,
                 Format::Plain if report.findings.is_empty() => println!("group {spec}: consistent"),
                 Format::Plain => report.findings.iter().for_each(|f| println!("{f}")),
             }
@@ -467,7 +493,12 @@ fn run_image(global: &Global, action: &ImageCommand) -> Result<()> {
         ImageCommand::Add { group_spec, image_spec, max_members } => {
             let spec = GroupSpec::parse(group_spec)?;
             let image = ImageSpec::parse(image_spec)?;
-            open(&connect(global)?, &spec.location)?.add_image(&spec.name, &image, *max_members)?;
+            let groups = open(&connect(global)?, &spec.location)?;
+            match groups.add_image(&spec.name, &image, *max_members) {
+                // As `rbd group image add`: adding a member again is fine.
+                Err(e) if e.errno() == libc::EEXIST && member_state(&groups, &spec, &image)? == Some("attached") => {}
+                other => other?,
+            }
         }
         ImageCommand::Rm { group_spec, image_spec, image_id, image_pool } => {
             let spec = GroupSpec::parse(group_spec)?;
@@ -483,39 +514,50 @@ fn run_image(global: &Global, action: &ImageCommand) -> Result<()> {
                 }
                 (None, None) => return Err(Error::new("image rm needs IMAGE_SPEC or --image-id", libc::EINVAL)),
             };
-            groups.remove_image(&spec.name, &image)?;
+            match groups.remove_image(&spec.name, &image) {
+                // As `rbd group image rm`: removing an image that is not a member is fine.
+                Err(e) if e.is_not_found() && groups.info(&spec.name).is_ok() => {
+                    let members = groups.list_images(&spec.name)?;
+                    if members.iter().any(|m| m.image == image) {
+                        return Err(e);
+                    }
+                }
+                other => other?,
+            }
         }
         ImageCommand::Ls { group_spec } => {
             let spec = GroupSpec::parse(group_spec)?;
-            let members = open(&connect(global)?, &spec.location)?.list_images(&spec.name)?;
+            let groups = open(&connect(global)?, &spec.location)?;
+            let members = missing_group_is_empty(&groups, &spec, groups.list_images(&spec.name))?;
             match global.format {
-                Format::Json => {
-                    let list: Vec<_> = members
+                Format::Json | Format::Xml => {
+                    // Stock's keys (its `state`: 0 attached, 1 incomplete), then ours.
+                    let items = members
                         .iter()
                         .map(|m| {
-                            json!({
-                                "image": m.name,
-                                "id": m.image.image_id,
-                                "pool": m.pool,
-                                "pool_id": m.image.pool_id,
-                                "namespace": m.image.namespace,
-                                "state": m.state,
-                            })
+                            obj(vec![
+                                ("image", Node::opt_str(m.name.clone())),
+                                ("pool", Node::str(&m.pool)),
+                                ("namespace", Node::str(&m.image.namespace)),
+                                ("state", Node::int(i64::from(m.state != "attached"))),
+                                ("id", Node::str(&m.image.image_id)),
+                                ("pool_id", Node::int(m.image.pool_id)),
+                                ("status", Node::str(m.state)),
+                            ])
                         })
                         .collect();
-                    print_json(global, &json!(list))?;
+                    emit(global, "images", &Node::Array { item: "image", items })?;
                 }
                 Format::Plain => {
+                    // As stock: `pool/[namespace/]image <state>`, the state empty when attached.
                     for m in &members {
                         let location = match m.image.namespace.as_str() {
                             "" => m.pool.clone(),
                             ns => format!("{}/{ns}", m.pool),
                         };
-                        match (&m.name, m.state) {
-                            (Some(name), "attached") => println!("{location}/{name}"),
-                            (Some(name), state) => println!("{location}/{name} ({state})"),
-                            (None, state) => println!("{location}/<id {}> ({state})", m.image.image_id),
-                        }
+                        let name = m.name.clone().unwrap_or_else(|| format!("<id:{}>", m.image.image_id));
+                        let state = if m.state == "attached" { "" } else { m.state };
+                        println!("{location}/{name} {state}");
                     }
                 }
             }
@@ -524,37 +566,57 @@ fn run_image(global: &Global, action: &ImageCommand) -> Result<()> {
     Ok(())
 }
 
-fn snapshot_json(snapshot: &SnapshotInfo, with_images: bool) -> serde_json::Value {
-    let mut value = json!({
-        "id": snapshot.id,
-        "name": snapshot.name,
-        "seq": snapshot.seq,
-        "state": snapshot.state,
-        "created_ms": snapshot.created_ms,
-        "image_count": snapshot.images.len(),
-    });
+/// Stock's name for a snapshot state: `ok` or `incomplete`; `damaged` is ours.
+fn stock_snap_state(state: &str) -> &'static str {
+    match state {
+        "complete" => "ok",
+        "damaged" => "damaged",
+        _ => "incomplete",
+    }
+}
+
+/// The state of image `image` in group `spec`, if it is a member.
+fn member_state(groups: &Groups, spec: &GroupSpec, image: &ImageSpec) -> Result<Option<&'static str>> {
+    let image = groups.resolve_image(image)?;
+    Ok(groups.list_images(&spec.name)?.into_iter().find(|m| m.image == image).map(|m| m.state))
+}
+
+/// A group snapshot as `rbd group snap ls` prints it (`snapshot`, `state`), then ours
+/// (`journal_position` only for a snapshot of a journaled group).
+fn snapshot_node(snapshot: &SnapshotInfo, with_images: bool) -> Node {
+    let mut fields = vec![
+        ("snapshot", Node::str(&snapshot.name)),
+        ("state", Node::str(stock_snap_state(snapshot.state))),
+        ("name", Node::str(&snapshot.name)),
+        ("id", Node::str(&snapshot.id)),
+        ("seq", Node::int(snapshot.seq)),
+        ("status", Node::str(snapshot.state)),
+        ("created_ms", Node::int(snapshot.created_ms)),
+        ("image_count", Node::int(snapshot.images.len())),
+    ];
     if let Some(position) = snapshot.journal_position {
-        value["journal_position"] = json!(position);
+        fields.push(("journal_position", Node::int(position)));
     }
     if with_images {
-        value["images"] = snapshot
+        let images = snapshot
             .images
             .iter()
             .map(|i| {
-                json!({
-                    "pool": i.pool,
-                    "pool_id": i.image.pool_id,
-                    "namespace": i.image.namespace,
-                    "image": i.image_name,
-                    "image_id": i.image.image_id,
-                    "snap_id": i.snap_id,
-                    "snap_name": i.snap_name,
-                    "present": i.present,
-                })
+                obj(vec![
+                    ("pool", Node::str(&i.pool)),
+                    ("pool_id", Node::int(i.image.pool_id)),
+                    ("namespace", Node::str(&i.image.namespace)),
+                    ("image", Node::opt_str(i.image_name.clone())),
+                    ("image_id", Node::str(&i.image.image_id)),
+                    ("snap_id", Node::opt_int(i.snap_id)),
+                    ("snap_name", Node::str(&i.snap_name)),
+                    ("present", Node::Bool(i.present)),
+                ])
             })
             .collect();
+        fields.push(("images", Node::Array { item: "image", items: images }));
     }
-    value
+    obj(fields)
 }
 
 /// A progress bar on stderr ("Creating group snapshot: 42% complete", like `rbd`), fed by
@@ -637,22 +699,32 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
         }
         SnapCommand::Ls { group_spec } => {
             let spec = GroupSpec::parse(group_spec)?;
-            let snapshots = open(&connect(global)?, &spec.location)?.snap_list(&spec.name)?;
+            let groups = open(&connect(global)?, &spec.location)?;
+            let snapshots = missing_group_is_empty(&groups, &spec, groups.snap_list(&spec.name))?;
             match global.format {
-                Format::Json => {
-                    print_json(global, &json!(snapshots.iter().map(|s| snapshot_json(s, false)).collect::<Vec<_>>()))?
+                Format::Json | Format::Xml => {
+                    let items = snapshots.iter().map(|s| snapshot_node(s, false)).collect();
+                    emit(global, "group_snaps", &Node::Array { item: "group_snap", items })?
                 }
                 Format::Plain => {
+                    // Stock's columns (NAME, STATUS), then ours.
+                    let mut table = Table::new(&[
+                        ("NAME", Align::Left),
+                        ("STATUS", Align::Right),
+                        ("ID", Align::Left),
+                        ("IMAGES", Align::Right),
+                        ("TIMESTAMP", Align::Left),
+                    ]);
                     for s in &snapshots {
-                        println!(
-                            "{}\t{}\t{}\t{} images\t{}",
-                            s.id,
-                            s.name,
-                            s.state,
-                            s.images.len(),
-                            human_time(s.created_ms)
-                        );
+                        table.row(vec![
+                            s.name.clone(),
+                            stock_snap_state(s.state).to_owned(),
+                            s.id.clone(),
+                            s.images.len().to_string(),
+                            output::rbd_time(s.created_ms),
+                        ]);
                     }
+                    print!("{}", table.render());
                 }
             }
         }
@@ -660,12 +732,15 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
             let spec = GroupSnapSpec::parse(snap_spec)?;
             let snapshot = open(&connect(global)?, &spec.group.location)?.snap_info(&spec.group.name, &spec.snap)?;
             match global.format {
-                Format::Json => print_json(global, &snapshot_json(&snapshot, true))?,
+                Format::Json | Format::Xml => emit(global, "group_snap", &snapshot_node(&snapshot, true))?,
                 Format::Plain => {
                     println!("group snapshot: {}", snapshot.name);
                     println!("\tid: {}", snapshot.id);
                     println!("\tstate: {}", snapshot.state);
-                    println!("\tcreate_timestamp: {}", human_time(snapshot.created_ms));
+                    println!("\ttimestamp: {}", output::rbd_time(snapshot.created_ms));
+                    if let Some(position) = snapshot.journal_position {
+                        println!("\tjournal position: {position}");
+                    }
                     println!("\timages:");
                     for i in &snapshot.images {
                         let name = i.image_name.clone().unwrap_or_else(|| format!("<id {}>", i.image.image_id));
@@ -717,23 +792,11 @@ fn main() {
         Ok(status) => status,
         Err(e) => {
             eprintln!("rbd-cg: {e}");
-            1
+            // As `rbd`: the errno is the exit status.
+            e.errno().clamp(1, 255)
         }
     };
     // Every value of `run` is dropped by now: connections are shut down and no thread of
     // ours is left, so the process ends with the usual teardown.
     std::process::exit(status)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_time;
-
-    #[test]
-    fn human_time_reads_like_rbds_timestamps() {
-        assert_eq!(human_time(0), "Thu Jan  1 00:00:00 1970 UTC");
-        assert_eq!(human_time(951_782_400_000), "Tue Feb 29 00:00:00 2000 UTC");
-        assert_eq!(human_time(1_765_130_287_999), "Sun Dec  7 17:58:07 2025 UTC");
-        assert_eq!(human_time(4_102_444_799_000), "Thu Dec 31 23:59:59 2099 UTC");
-    }
 }

@@ -23,9 +23,10 @@
 //! empty group (as for an interrupted `create`), which `rm` removes.
 
 use crate::error::{ignore_missing, Error, Result};
-use crate::faults::Steps;
+use crate::faults::{FaultPlan, Steps};
 use crate::groups::{new_group_id, now_ms, Groups};
 use crate::images::directory_name;
+use crate::member_snaps;
 use crate::parallel;
 use crate::spec::ImageSpec;
 use rbd_cg_contract::methods::{
@@ -290,9 +291,9 @@ impl Groups {
         let header = header_object(id);
         let group_ref = self.group_ref(id);
         let made = steps.run("clone the member snapshots", || {
-            let cluster = &self.cluster;
+            let (cluster, faults) = (&self.cluster, &self.faults);
             let results = parallel::map(&plan.images, parallel::DEFAULT_WORKERS, |_, image| {
-                make_clone(cluster, image, plan.clone_format, &group_ref)
+                make_clone(cluster, image, plan.clone_format, &group_ref, faults)
             });
             results.into_iter().collect::<Result<Vec<Made>>>()
         })?;
@@ -434,7 +435,13 @@ fn existing_clone(ioctx: &IoCtx, plan: &CloneImagePlan, group: &GroupRef) -> Res
 }
 
 /// Makes one planned clone (nothing to do if it exists already).
-fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &GroupRef) -> Result<Made> {
+fn make_clone(
+    cluster: &Cluster,
+    plan: &CloneImagePlan,
+    format: u8,
+    group: &GroupRef,
+    faults: &FaultPlan,
+) -> Result<Made> {
     let context = || format!("cloning image {} as {}", plan.source.image_id, plan.name);
     let ioctx =
         cluster.ioctx_in(plan.source.pool_id, &plan.source.namespace).map_err(|e| Error::from(e).context(context()))?;
@@ -444,16 +451,21 @@ fn make_clone(cluster: &Cluster, plan: &CloneImagePlan, format: u8, group: &Grou
     if let Some(image_id) = existing_clone(&ioctx, plan, group)? {
         return Ok(made(image_id));
     }
-    if format == 1 {
-        let mut parent =
-            Image::open_by_id(&ioctx, &plan.source.image_id).map_err(|e| Error::from(e).context(context()))?;
-        parent.snap_protect(&plan.source_snap_name).map_err(|e| Error::from(e).context(context()))?;
-    }
-    match image_clone(&ioctx, &parent_name, &plan.source_snap_name, &ioctx, &plan.name, u64::from(format)) {
-        Ok(()) => {}
-        Err(e) if e.errno == libc::EEXIST => {} // a concurrent rerun made it: checked below
-        Err(e) => return Err(Error::from(e).context(context())),
-    }
+    let mut parent = member_snaps::by_id(cluster, &plan.source, &plan.source_snap_name, plan.source_snap_id)?
+        .ok_or_else(|| Error::new(format!("{}: the member snapshot is gone", context()), libc::ENOENT))?;
+    // librbd clones only from a user-namespace snapshot named by name: a group-namespace
+    // member snapshot is exposed for the call (the clone refers to its parent by id).
+    member_snaps::with_exposed(cluster, &mut parent, faults, |image, snap_name| {
+        if format == 1 {
+            image.snap_protect(snap_name)?;
+        }
+        match image_clone(&ioctx, &parent_name, snap_name, &ioctx, &plan.name, u64::from(format)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno == libc::EEXIST => Ok(()), // a concurrent rerun made it: checked below
+            Err(e) => Err(e.into()),
+        }
+    })
+    .map_err(|e| e.context(context()))?;
     match existing_clone(&ioctx, plan, group)? {
         Some(image_id) => Ok(made(image_id)),
         None => Err(Error::new(format!("{}: the clone vanished", context()), libc::ENOENT)),

@@ -72,9 +72,9 @@ impl FaultPlan {
                 Action::Exit => {
                     eprintln!("rbd-cg: fault injection: stopping dead after step {step} of {operation}");
                     // Stop dead, as a crash would: nothing of the operation's own runs after
-                    // the step (no undo, no unlock: no destructor of ours runs). No thread of
-                    // ours is inside librados at a step boundary, so the process ends normally.
-                    std::process::exit(FAULT_EXIT_CODE)
+                    // the step (no undo, no unlock: no destructor of ours runs), and no static
+                    // destructor of librados races its still running threads (`exit_now`).
+                    rbd_cg_rados::exit_now(FAULT_EXIT_CODE)
                 }
                 Action::Fail => {
                     Err(Error::injected(format!("fault injection: stopped after step {step} of {operation}")))

@@ -425,6 +425,15 @@ impl Groups {
             }
         }
         if force && self.header(&entry.id)?.is_some() {
+            // A journaled group cannot lose members (the class refuses): refused before
+            // its snapshots are removed, not half way.
+            if let Some(journal) = self.journal(&entry.id).map_err(|e| e.context(context()))? {
+                return Err(Error::new(
+                    format!("{}: the group's journal is {:?}", context(), journal.journal.state),
+                    libc::EBUSY,
+                )
+                .with_hint("Disable it first: `rbd-cg journal disable`."));
+            }
             self.remove_all_snapshots(&entry.id).map_err(|e| e.context(context()))?;
             self.remove_all_images(&entry.id).map_err(|e| e.context(context()))?;
         }

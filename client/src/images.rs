@@ -2,20 +2,23 @@
 //! data pool from `cls_rbd`, snapshots, opened through librbd. One place for these lookups,
 //! shared by snapshots, clones and membership.
 
-use crate::error::{ignore_missing, Error, Result};
+use crate::error::Result;
+use crate::snapshots::reserve::free_snap_id;
+use rbd_cg_contract::names::parse_image_snap_name;
 use rbd_cg_contract::records::ImageRef;
 use rbd_cg_rados::ceph::cls_rbd::{self, GetFeatures};
 use rbd_cg_rados::ceph::objects::{self, RBD_DIRECTORY};
 use rbd_cg_rados::cls::ReadBatch;
-use rbd_cg_rados::image::Image;
+use rbd_cg_rados::exclusive_lock::{write_snapshot_map, Acquired, ExclusiveLock, LockConfig, LockTarget};
+use rbd_cg_rados::image::{Image, FEATURE_EXCLUSIVE_LOCK, FEATURE_FAST_DIFF, FEATURE_OBJECT_MAP};
 use rbd_cg_rados::{Cluster, IoCtx};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-/// What one image holds now: its snapshots (name → id).
+/// What one image holds now: its snapshots (name, id), every namespace.
 #[derive(Clone)]
 pub(crate) struct ImageSnaps {
-    pub(crate) snaps: HashMap<String, u64>,
+    pub(crate) snaps: Vec<(String, u64)>,
 }
 
 /// Opens a member image read-write by id.
@@ -23,24 +26,67 @@ pub(crate) fn open_member(cluster: &Cluster, image: &ImageRef) -> Result<Image> 
     Ok(Image::open_by_id(&cluster.ioctx_in(image.pool_id, &image.namespace)?, &image.image_id)?)
 }
 
-/// Snapshots one image through librbd (a rerun finding it already there is fine).
-pub(crate) fn cut_with_librbd(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<u64> {
-    let mut image = open_member(cluster, image_ref)?;
-    match image.snap_create(snap_name) {
-        Ok(()) => {}
-        Err(e) if e.errno == libc::EEXIST => {}
-        Err(e) => return Err(e.into()),
+/// How long [`cut_unfenced`] waits for a member's exclusive lock.
+const UNFENCED_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Snapshots one image on its own, not fenced together with the other members (`--no-fence`,
+/// or `--allow-unfenced` for an image without the exclusive-lock feature), through the same
+/// cut as the fenced path (`ExclusiveLock::add_snapshot`, so the snapshot goes into the group
+/// namespace): as librbd would, under the image's exclusive lock when it has the feature,
+/// else straight. A rerun finding the snapshot already there is fine.
+pub(crate) fn cut_unfenced(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<u64> {
+    if let Some(existing) = crate::member_snaps::by_name(cluster, image_ref, snap_name)?.first() {
+        return Ok(existing.id());
     }
-    image
-        .snap_list()?
-        .iter()
-        .find(|s| s.name == snap_name)
-        .map(|s| s.id)
-        .ok_or_else(|| Error::new(format!("snapshot {snap_name} vanished"), libc::ENOENT))
+    let ioctx = cluster.ioctx_in(image_ref.pool_id, &image_ref.namespace)?;
+    let (features, data_pool_id) = inspect(&ioctx, image_ref)?;
+    let fenced = features & FEATURE_EXCLUSIVE_LOCK != 0;
+    let target = LockTarget {
+        image: image_ref.clone(),
+        label: label_of(cluster, image_ref, None),
+        object_map: fenced && features & FEATURE_OBJECT_MAP != 0,
+        fast_diff: fenced && features & FEATURE_FAST_DIFF != 0,
+    };
+    let config = LockConfig {
+        watch_timeout_secs: 30,
+        lock_duration_secs: 60,
+        description: format!("rbd-cg snapshot {snap_name}"),
+        refuse_with: libc::EBUSY,
+    };
+    let mut lock = ExclusiveLock::watch(cluster, target, &config)?;
+    if fenced {
+        let deadline = Instant::now() + UNFENCED_LOCK_WAIT;
+        while lock.acquire(deadline)? == Acquired::Contended {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let data_pool = cluster.ioctx_by_id(data_pool_id)?;
+    let cut = |lock: &ExclusiveLock, id: u64| -> rbd_cg_rados::RadosResult<()> {
+        if let Some((map_io, image_id)) = lock.snapshot_map_job()? {
+            write_snapshot_map(&map_io, &image_id, id)?;
+        }
+        let added = if fenced { lock.add_snapshot(snap_name, id) } else { lock.add_snapshot_unfenced(snap_name, id) };
+        if added.is_err() {
+            lock.drop_snapshot_map(id);
+            free_snap_id(&data_pool, id);
+        }
+        added
+    };
+    let mut id = data_pool.selfmanaged_snap_create()?;
+    if let Err(e) = cut(&lock, id) {
+        if e.errno != libc::ESTALE {
+            return Err(e.into());
+        }
+        id = data_pool.selfmanaged_snap_create()?;
+        cut(&lock, id)?;
+    }
+    lock.finish_cut()?;
+    lock.release();
+    Ok(id)
 }
 
-/// An image's snapshots (`None`: the image or its pool is gone), through a
-/// read-only open (no watch; works with read-only caps).
+/// An image's snapshots in every namespace (`None`: the image or its pool is gone),
+/// through a read-only open (no watch; works with read-only caps).
 pub(crate) fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<Option<ImageSnaps>> {
     let opened = cluster
         .ioctx_in(image.pool_id, &image.namespace)
@@ -55,48 +101,12 @@ pub(crate) fn fetch_image_snaps(cluster: &Cluster, image: &ImageRef) -> Result<O
     }
 }
 
-/// How long removing a member snapshot waits out another client's exclusive lock: a group
-/// snapshot being cut on a shared image holds its fence (and refuses lock requests with
-/// `EBUSY`) for at most its fence timeout, so a `snap rm` racing one waits instead of leaving
-/// its snapshot half removed.
-const LOCK_BUSY_WAIT: Duration = Duration::from_secs(60);
-
-/// Removes image snapshot `snap_name` of one member; a gone image, pool or snapshot is fine.
-/// `EBUSY` from a lock owner refusing to let go is retried for [`LOCK_BUSY_WAIT`]; `EBUSY`
-/// for a protected snapshot is not (it stays protected until someone unprotects it); a
-/// snapshot found gone after an `EBUSY` (its lock owner removed it) is fine.
-pub(crate) fn remove_image_snapshot(cluster: &Cluster, image_ref: &ImageRef, snap_name: &str) -> Result<()> {
-    let mut image = match open_member(cluster, image_ref) {
-        Ok(image) => image,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let deadline = Instant::now() + LOCK_BUSY_WAIT;
-    let mut pause = Duration::from_millis(20);
-    loop {
-        match image.snap_remove(snap_name) {
-            Err(e) if e.errno == libc::EBUSY && Instant::now() < deadline => {
-                match image.snap_is_protected(snap_name) {
-                    Ok(false) => {}
-                    // Gone meanwhile (another client removed it, e.g. `image rm` of the
-                    // member or a concurrent `snap rm`): what we wanted.
-                    Err(p) if p.is_not_found() => return Ok(()),
-                    Ok(true) | Err(_) => return Err(e.into()),
-                }
-                log::debug!("removing {snap_name}: the image's lock owner is busy; retrying in {pause:?}");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            result => return ignore_missing(result.map_err(Error::from)),
-        }
-    }
-}
-
 /// Most member-snapshot probes batched into one read op.
 const PROBES_PER_OP: usize = 256;
 
-/// Whether each image snapshot `(snap_id, snap_name)` exists on `image` with that name,
-/// in one read op (`cls_rbd.get_snapshot_name` per snapshot). A gone pool or image has none.
+/// Whether each image snapshot `(snap_id, snap_name)` exists on `image` with that name (or,
+/// for a member snapshot, its exposed name), in one read op (`cls_rbd.get_snapshot_name`
+/// per snapshot). A gone pool or image has none.
 pub(crate) fn image_snapshots_are(cluster: &Cluster, image: &ImageRef, snaps: &[(u64, String)]) -> Result<Vec<bool>> {
     let ioctx = match cluster.ioctx_in(image.pool_id, &image.namespace) {
         Ok(ioctx) => ioctx,
@@ -114,13 +124,25 @@ pub(crate) fn image_snapshots_are(cluster: &Cluster, image: &ImageRef, snaps: &[
         };
         for ((_, snap_name), name) in chunk.iter().zip(names) {
             present.push(match name {
-                Ok(name) => name == *snap_name,
+                Ok(name) => name == *snap_name || is_exposed_form(&name, snap_name),
                 Err(e) if e.is_not_found() => false,
                 Err(e) => return Err(e.into()),
             });
         }
     }
     Ok(present)
+}
+
+/// Whether `name` is the exposed form of member snapshot name `snap_name`.
+fn is_exposed_form(name: &str, snap_name: &str) -> bool {
+    match (parse_image_snap_name(name), parse_image_snap_name(snap_name)) {
+        (Some(a), Some(b)) => {
+            a.exposed
+                && !b.exposed
+                && (a.group_pool_id, a.group_id, a.snap_id) == (b.group_pool_id, b.group_id, b.snap_id)
+        }
+        _ => false,
+    }
 }
 
 /// A member's features and data pool, read straight from `cls_rbd` in one read op (a

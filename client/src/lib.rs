@@ -34,6 +34,7 @@ pub mod image_groups;
 mod images;
 pub mod journal;
 mod lookup;
+mod member_snaps;
 pub mod members;
 pub mod parallel;
 pub mod progress;

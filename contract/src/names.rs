@@ -159,7 +159,9 @@ pub fn snap_name_key(name: &str) -> String {
 }
 
 /// Name of the image snapshot that a group snapshot makes on each member:
-/// `.rbd_cg.<group pool id, 16 hex>_<group id>_<snapshot id>`. `rbd snap ls` shows it.
+/// `.rbd_cg.<group pool id, 16 hex>_<group id>_<snapshot id>`. Cut in cls_rbd's `group`
+/// snapshot namespace (hidden from `rbd snap ls`, `rbd snap rm`, `rbd snap purge`); member
+/// snapshots made by release 0.1.0 carry the same name in the user namespace.
 pub fn image_snap_name(group_pool_id: i64, group_id: &str, snap_id: &str) -> String {
     format!("{IMAGE_SNAP_NAME_PREFIX}{:016x}_{group_id}_{snap_id}", group_pool_id as u64)
 }
@@ -167,6 +169,48 @@ pub fn image_snap_name(group_pool_id: i64, group_id: &str, snap_id: &str) -> Str
 /// The prefix shared by every image snapshot of one group's snapshots.
 pub fn image_snap_prefix(group_pool_id: i64, group_id: &str) -> String {
     format!("{IMAGE_SNAP_NAME_PREFIX}{:016x}_{group_id}_", group_pool_id as u64)
+}
+
+/// Prefix of a member image snapshot's name while it is *exposed*: moved for a moment from
+/// the `group` snapshot namespace (where stock tools cannot name it) into the user
+/// namespace, for one of librbd's by-name calls (rollback, clone, unprotect).
+pub const EXPOSED_IMAGE_SNAP_NAME_PREFIX: &str = ".rbd_cg-exposed.";
+
+/// Name of a member image snapshot while it is exposed:
+/// `.rbd_cg-exposed.<group pool id, 16 hex>_<group id>_<snapshot id>`. A user snapshot by
+/// this name is ours and belongs back in the group namespace under [`image_snap_name`];
+/// one under [`image_snap_name`] itself is a member snapshot made by release 0.1.0.
+pub fn exposed_image_snap_name(group_pool_id: i64, group_id: &str, snap_id: &str) -> String {
+    format!("{EXPOSED_IMAGE_SNAP_NAME_PREFIX}{:016x}_{group_id}_{snap_id}", group_pool_id as u64)
+}
+
+/// The parts of a member image snapshot name ([`image_snap_name`] or
+/// [`exposed_image_snap_name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSnapName {
+    /// The group's pool.
+    pub group_pool_id: i64,
+    /// The group's id.
+    pub group_id: String,
+    /// The group snapshot's id.
+    pub snap_id: String,
+    /// Whether it is the exposed form.
+    pub exposed: bool,
+}
+
+/// Splits a member image snapshot name; `None` for any other name.
+pub fn parse_image_snap_name(name: &str) -> Option<MemberSnapName> {
+    let (rest, exposed) = match name.strip_prefix(IMAGE_SNAP_NAME_PREFIX) {
+        Some(rest) => (rest, false),
+        None => (name.strip_prefix(EXPOSED_IMAGE_SNAP_NAME_PREFIX)?, true),
+    };
+    let mut parts = rest.splitn(3, '_');
+    let (pool, group_id, snap_id) = (parts.next()?, parts.next()?, parts.next()?);
+    if pool.len() != 16 || validate_group_id(group_id).is_err() || validate_group_id(snap_id).is_err() {
+        return None;
+    }
+    let group_pool_id = u64::from_str_radix(pool, 16).ok()? as i64;
+    Some(MemberSnapName { group_pool_id, group_id: group_id.into(), snap_id: snap_id.into(), exposed })
 }
 
 /// Checks a group snapshot name: the group-name rules (1..=128 bytes of UTF-8, no `/`,
@@ -222,6 +266,25 @@ mod tests {
         assert!(validate_group_id("0123456789abcdef").is_ok());
         for bad in ["", "ABC", "a-b", "a.b", &"a".repeat(33)] {
             assert!(validate_group_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn member_snapshot_names_split_back_into_their_parts() {
+        let name = image_snap_name(1, "0123456789abcdef", "5a");
+        let parts = parse_image_snap_name(&name).unwrap();
+        assert_eq!(
+            (parts.group_pool_id, parts.group_id.as_str(), parts.snap_id.as_str()),
+            (1, "0123456789abcdef", "5a")
+        );
+        assert!(!parts.exposed);
+        let exposed = exposed_image_snap_name(1, "0123456789abcdef", "5a");
+        assert_eq!(exposed, ".rbd_cg-exposed.0000000000000001_0123456789abcdef_5a");
+        assert_eq!(parse_image_snap_name(&exposed), Some(MemberSnapName { exposed: true, ..parts }));
+        for other in
+            ["s1", ".rbd_cg.1_ab_cd", ".rbd_cg.0000000000000001_ab", ".rbd_cg.0000000000000001_AB_cd", ".group.1_a_b"]
+        {
+            assert_eq!(parse_image_snap_name(other), None, "{other}");
         }
     }
 

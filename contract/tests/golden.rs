@@ -969,6 +969,15 @@ fn snapshot_keys_and_image_snapshot_names() {
     assert_eq!(NEXT_SNAP_SEQ_KEY, "next_snap_seq");
     assert_eq!(SNAPSHOT_IN_PROGRESS_KEY, "snapshot_in_progress");
     assert_eq!(image_snap_name(1, ID, "5a"), ".rbd_cg.0000000000000001_0123456789abcdef_5a");
+    // The name a member snapshot has while exposed in the user namespace (a crash may leave
+    // it so; repair recognises it by this name), and both split back into their parts.
+    let exposed = rbd_cg_contract::names::exposed_image_snap_name(1, ID, "5a");
+    assert_eq!(exposed, ".rbd_cg-exposed.0000000000000001_0123456789abcdef_5a");
+    for (name, is_exposed) in [(image_snap_name(1, ID, "5a"), false), (exposed, true)] {
+        let parts = rbd_cg_contract::names::parse_image_snap_name(&name).expect("a member snapshot name");
+        assert_eq!((parts.group_pool_id, parts.group_id.as_str(), parts.snap_id.as_str()), (1, ID, "5a"));
+        assert_eq!(parts.exposed, is_exposed);
+    }
     // No other header key falls under the snapshot record prefix.
     for key in [snap_name_key("x"), NEXT_SNAP_SEQ_KEY.into(), SNAPSHOT_IN_PROGRESS_KEY.into()] {
         assert!(!key.starts_with("snap_"), "{key}");

@@ -36,12 +36,14 @@ use rbd_cg_contract::methods::{
     SEGMENT_OPEN, SEGMENT_SEAL, SNAP_CREATE_FINISH, SNAP_GET, SNAP_REMOVE_BEGIN, SNAP_REMOVE_FINISH,
     SNAP_SET_JOURNAL_POSITION,
 };
-use rbd_cg_contract::names::{header_object, image_snap_name};
+use rbd_cg_contract::names::{exposed_image_snap_name, header_object, image_snap_name, parse_image_snap_name};
 use rbd_cg_contract::records::{ImageRef, SnapshotState};
 use rbd_cg_contract::CLASS_NAME;
+use rbd_cg_rados::ceph::cls_rbd::{PROTECTION_PROTECTED, PROTECTION_UNPROTECTED, PROTECTION_UNPROTECTING};
 use rbd_cg_rados::cls::WriteBatch;
 use rbd_cg_rados::exclusive_lock::write_snapshot_map;
 use rbd_cg_rados::image::Image;
+use rbd_cg_rados::snap_record;
 use rbd_cg_rados::{Cluster, IoCtx, RadosError, RadosResult};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
@@ -1099,12 +1101,13 @@ fn remove_snapshot(
     let snap_name = image_snap_name(ioctx.pool_id(), group_id, &record.id);
     for member in &record.members {
         match members.iter().find(|m| m.image == member.image) {
+            // Found by id when it was cut (by name only for an undone cut).
             Some(held) => {
-                held.lock.remove_snapshot(&held.data_pool, &snap_name)?;
+                held.lock.remove_snapshot(&held.data_pool, &snap_name, member.snap_id)?;
             }
             // An image that left the group before the journal was enabled (membership is
             // frozen since): not fenced, so librbd removes its snapshot.
-            None => remove_with_librbd(cluster, &member.image, &snap_name)?,
+            None => remove_with_librbd(cluster, &member.image, &snap_name, member.snap_id)?,
         }
     }
     ioctx.call_write(&header, &SNAP_REMOVE_FINISH, &request)?;
@@ -1112,16 +1115,50 @@ fn remove_snapshot(
     Ok(())
 }
 
-/// Removes image snapshot `snap_name` of a non-member through librbd (a gone image, pool or
-/// snapshot is fine).
-fn remove_with_librbd(cluster: &Cluster, image: &ImageRef, snap_name: &str) -> RadosResult<()> {
-    let opened =
-        cluster.ioctx_in(image.pool_id, &image.namespace).and_then(|io| Image::open_by_id(&io, &image.image_id));
-    let removed = opened.and_then(|mut opened| opened.snap_remove(snap_name));
-    match removed {
+/// Removes member snapshot `snap_name` (id `snap_id` when it was cut) of a non-member
+/// through librbd, by id: it is in cls_rbd's group namespace, where no by-name call reaches
+/// it (or a user snapshot, from release 0.1.0). Protected as every member snapshot is cut,
+/// it is first unprotected as librbd's unprotect does (`UNPROTECTING`, no clone children
+/// anywhere, `UNPROTECTED`; `EBUSY` and protected again while it has some). A gone image,
+/// pool or snapshot is fine.
+fn remove_with_librbd(cluster: &Cluster, image: &ImageRef, snap_name: &str, snap_id: Option<u64>) -> RadosResult<()> {
+    let ignore_missing = |result: RadosResult<()>| match result {
         Err(e) if e.is_not_found() => Ok(()),
         other => other,
+    };
+    let context = |e: RadosError| e.context(format!("removing snapshot {snap_name} of image {}", image.image_id));
+    let io = match cluster.ioctx_in(image.pool_id, &image.namespace) {
+        Ok(io) => io,
+        Err(e) => return ignore_missing(Err(e)),
+    };
+    let mut opened = match Image::open_by_id(&io, &image.image_id) {
+        Ok(opened) => opened,
+        Err(e) => return ignore_missing(Err(e)),
+    };
+    let parts = parse_image_snap_name(snap_name);
+    let exposed = parts.map(|p| exposed_image_snap_name(p.group_pool_id, &p.group_id, &p.snap_id));
+    let ids: Vec<u64> = match snap_id {
+        Some(id) => vec![id],
+        None => opened.snap_list()?.into_iter().filter(|s| s.name == snap_name).map(|s| s.id).collect(),
+    };
+    for (id, record) in ids.iter().zip(snap_record::read_snapshots(&io, &image.image_id, &ids)?) {
+        let Some(record) = record else { continue };
+        if record.name != snap_name && Some(&record.name) != exposed.as_ref() {
+            continue; // not (or no longer) this member snapshot
+        }
+        if record.protection_status != PROTECTION_UNPROTECTED {
+            snap_record::set_protection(&io, &image.image_id, *id, PROTECTION_UNPROTECTING).map_err(context)?;
+            match opened.snap_children_count(*id).map_err(context)? {
+                0 => snap_record::set_protection(&io, &image.image_id, *id, PROTECTION_UNPROTECTED).map_err(context)?,
+                count => {
+                    snap_record::set_protection(&io, &image.image_id, *id, PROTECTION_PROTECTED).map_err(context)?;
+                    return Err(context(RadosError::new(format!("it has {count} clone children"), libc::EBUSY)));
+                }
+            }
+        }
+        ignore_missing(opened.snap_remove_by_id(*id)).map_err(context)?;
     }
+    Ok(())
 }
 
 /// Cuts group snapshot `name` at journal position `position` (every entry up to it applied,

@@ -63,7 +63,7 @@ class NoSpace(Error):
 "#;
 
 /// Class names in [`CLASSES`], the base first, and the errnos each one stands for.
-const NAMES: [(&str, &[i32]); 12] = [
+pub(crate) const NAMES: [(&str, &[i32]); 12] = [
     ("Error", &[]),
     ("ObjectNotFound", &[libc::ENOENT]),
     ("ObjectExists", &[libc::EEXIST]),

@@ -339,6 +339,26 @@ impl Groups {
         self.call(py, |g| g.snap_rollback(group, snap, &mut |_, _, _, _, _| {}))
     }
 
+    /// Moves the member snapshot of image (a spec) in group@snap into the user namespace,
+    /// where librbd's by-name calls (rbd.Image(..., snapshot=...), RBD.clone,
+    /// rollback_to_snap) find it, and returns its name there; hide_member_snapshot puts it
+    /// back. It stays protected meanwhile; repair() hides one left exposed by a crash.
+    fn expose_member_snapshot(&self, py: Python<'_>, group: &str, snap: &str, image: &str) -> PyResult<String> {
+        self.call(py, |g| {
+            let image = g.resolve_image(&convert::image_spec(image, &self.location)?)?;
+            g.expose_member_snapshot(group, snap, &image)
+        })
+    }
+
+    /// Moves the member snapshot of image in group@snap back into the group namespace
+    /// (nothing to do when it is not exposed).
+    fn hide_member_snapshot(&self, py: Python<'_>, group: &str, snap: &str, image: &str) -> PyResult<()> {
+        self.call(py, |g| {
+            let image = g.resolve_image(&convert::image_spec(image, &self.location)?)?;
+            g.hide_member_snapshot(group, snap, &image)
+        })
+    }
+
     /// Creates group new_group (here) whose members are RBD clones of the member
     /// snapshots of group@snap, named by image_names (source image spec -> new name) or
     /// image_name_format ("{image}", "{group}", "{snap}", "{source_group}"; default

@@ -5,7 +5,8 @@
 //! every docstring, is `python/rbd_cg.pyi`, shipped in the wheel.
 //!
 //! * `cluster`: `Cluster`, one librados connection; `groups`: `Groups`, the API of
-//!   one pool and namespace; `errors`: the `OSError` subclasses raised by errno;
+//!   one pool and namespace; `compat`: python3-rbd's group API (`RBD`, `Group`) on
+//!   top of them; `errors`: the `OSError` subclasses raised by errno;
 //!   `convert`: results as plain dicts, arguments as the client's types.
 //! * **No `unsafe` here** (`forbid(unsafe_code)`): every FFI call, and the reasoning
 //!   that makes it sound, lives in `rbd_cg_rados`, under `rbd_cg_client`. This
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod compat;
 mod convert;
 mod errors;
 mod groups;
@@ -46,12 +48,14 @@ fn _panic_for_tests(py: Python<'_>, message: String) -> PyResult<()> {
     unblocked(py, move || -> Result<(), Failure> { panic!("{message}") })
 }
 
-/// The module: `Cluster`, `Groups`, the exception classes and `__version__`.
+/// The module: `Cluster`, `Groups`, the exception classes, python3-rbd's group API
+/// (`RBD`, `Group` and its constants) and `__version__`.
 #[pymodule]
 fn rbd_cg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<cluster::Cluster>()?;
     m.add_class::<groups::Groups>()?;
+    compat::register(m)?;
     #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -178,6 +178,10 @@ pub(crate) enum WriteStep {
     Truncate { offset: u64 },
     /// `rados_write_op_remove`.
     Remove,
+    /// `rados_write_op_omap_cmp2` (equal): the whole op fails `ECANCELED` otherwise.
+    OmapCmpEq { key: String, value: Vec<u8> },
+    /// `rados_write_op_omap_set2` of one key.
+    OmapSet { key: String, value: Vec<u8> },
     /// `rados_write_op_assert_exists`.
     AssertExists,
     /// `rados_write_op_set_alloc_hint2`.
@@ -237,6 +241,19 @@ impl WriteBatch {
         self
     }
 
+    /// Compares omap value `key` with `value`: unless they are equal, the whole batch fails
+    /// with `ECANCELED` and changes nothing (a compare-and-swap with [`Self::omap_set`]).
+    pub fn omap_cmp_eq(&mut self, key: &str, value: Vec<u8>) -> &mut Self {
+        self.steps.push(WriteStep::OmapCmpEq { key: key.into(), value });
+        self
+    }
+
+    /// Sets omap value `key`.
+    pub fn omap_set(&mut self, key: &str, value: Vec<u8>) -> &mut Self {
+        self.steps.push(WriteStep::OmapSet { key: key.into(), value });
+        self
+    }
+
     /// Fails the whole op (`ENOENT`) unless the object exists.
     pub fn assert_exists(&mut self) -> &mut Self {
         self.steps.push(WriteStep::AssertExists);
@@ -269,6 +286,8 @@ impl WriteBatch {
                 WriteStep::Zero { .. } => "zero".to_owned(),
                 WriteStep::Truncate { .. } => "truncate".to_owned(),
                 WriteStep::Remove => "remove".to_owned(),
+                WriteStep::OmapCmpEq { key, .. } => format!("omap_cmp({key})"),
+                WriteStep::OmapSet { key, .. } => format!("omap_set({key})"),
                 WriteStep::AssertExists => "assert_exists".to_owned(),
                 WriteStep::AllocHint { .. } => "set_alloc_hint".to_owned(),
             })

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ceph::cls_lock::{self, AssertLocked, LockRequest, RBD_LOCK_NAME, RBD_LOCK_TAG};
-use crate::ceph::cls_rbd::{self, SnapshotAdd, SnapshotNamespace};
+use crate::ceph::cls_rbd::{self, SetProtectionStatus, SnapshotAdd, SnapshotNamespace};
 use crate::ceph::librbd_notify::{self as notify, op, ClientId};
 use crate::ceph::objects;
 use crate::cls::WriteBatch;
@@ -182,6 +182,8 @@ pub struct ExclusiveLock {
     /// Whether our `QUIESCE` reached a watcher other than ourselves (only those need the
     /// `UNQUIESCE`).
     quiesced_others: bool,
+    /// A group member snapshot [`Self::add_snapshot`] cut, for [`Self::finish_cut`] to protect.
+    pending_protect: Mutex<Option<u64>>,
 }
 
 impl ExclusiveLock {
@@ -216,6 +218,7 @@ impl ExclusiveLock {
             header_locked: false,
             object_map_locked: false,
             quiesced_others: false,
+            pending_protect: Mutex::new(None),
             target,
         })
     }
@@ -510,11 +513,33 @@ impl ExclusiveLock {
     /// atomic op guarded by our lock. `ESTALE` means a newer snapshot id exists on the
     /// image: allocate another and call again. Once this succeeded the id belongs to the
     /// snapshot (librbd's `snap_remove` releases it); [`Self::finish_cut`] completes it.
+    ///
+    /// The namespace follows from the name ([`snapshot_namespace_for`]): a group member
+    /// snapshot name (`rbd_cg_contract::names::image_snap_name`) goes into cls_rbd's
+    /// `group` namespace, where stock `rbd snap ls`/`rm`/`purge` cannot touch it, and
+    /// [`Self::finish_cut`] protects it; any other name is an ordinary user snapshot.
     pub fn add_snapshot(&self, snap_name: &str, snap_id: u64) -> Result<()> {
         self.check_not_lost()?;
+        self.cut(snap_name, snap_id, true)
+    }
+
+    /// [`Self::add_snapshot`] for an image without the exclusive-lock feature, which has no
+    /// lock to guard the cut with (librbd cuts such images the same way): no fence, so
+    /// not crash-consistent with its writers.
+    pub fn add_snapshot_unfenced(&self, snap_name: &str, snap_id: u64) -> Result<()> {
+        self.cut(snap_name, snap_id, false)
+    }
+
+    /// The one place a member snapshot is cut: `snapshot_add` (after `assert_locked` when
+    /// `guarded`), in the namespace its name calls for.
+    fn cut(&self, snap_name: &str, snap_id: u64, guarded: bool) -> Result<()> {
         let mut batch = WriteBatch::new();
-        batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
-        let add = SnapshotAdd { name: snap_name.into(), snap_id, namespace: SnapshotNamespace::User };
+        if guarded {
+            batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
+        }
+        let namespace = snapshot_namespace_for(snap_name);
+        let protect = matches!(namespace, SnapshotNamespace::Group { .. });
+        let add = SnapshotAdd { name: snap_name.into(), snap_id, namespace };
         batch.add(&cls_rbd::SNAPSHOT_ADD, &add)?;
         self.ioctx().write_batch(&self.header, &batch).map_err(|e| {
             let errno = e.errno;
@@ -524,7 +549,17 @@ impl ExclusiveLock {
             } else {
                 e
             }
-        })
+        })?;
+        if protect {
+            *self.pending_protect.lock().unwrap_or_else(PoisonError::into_inner) = Some(snap_id);
+        }
+        Ok(())
+    }
+
+    /// What [`protect_snapshot`] needs on another thread: the assert of our lock when we
+    /// hold it, the header, and a label.
+    fn protect_job(&self) -> (Option<AssertLocked>, String, String) {
+        (self.header_locked.then(|| self.assertion()), self.header.clone(), self.target.label.clone())
     }
 
     /// Removes image snapshot `snap_name` under our lock, at the RADOS level, the way
@@ -534,22 +569,43 @@ impl ExclusiveLock {
     /// released in the data pool (the OSDs trim its clones); the snapshot leaves the header
     /// (`lock.assert_locked` + `snapshot_remove` in one op); every watcher must acknowledge
     /// the header update. `Ok(false)` when there is no such snapshot. A rerun after a crash
-    /// at any point finishes it. Refused (`EBUSY`) while the snapshot is protected or has
-    /// clone children, before anything changed.
-    pub fn remove_snapshot(&self, data_pool: &IoCtx, snap_name: &str) -> Result<bool> {
+    /// at any point finishes it.
+    ///
+    /// With `snap_id` the snapshot is found by id (whatever its namespace; it must still
+    /// carry `snap_name` or, for a group member snapshot an interrupted command left
+    /// exposed, its exposed name), else by name. A protected group member snapshot (cut
+    /// protected, see [`Self::add_snapshot`]) is unprotected first as librbd's unprotect
+    /// does: `UNPROTECTING`, no clone child of either format in any pool, `UNPROTECTED`.
+    /// Refused (`EBUSY`) while the snapshot has clone children, or while any other snapshot
+    /// is protected, before anything changed.
+    pub fn remove_snapshot(&self, data_pool: &IoCtx, snap_name: &str, snap_id: Option<u64>) -> Result<bool> {
         self.check_not_lost()?;
         let context = |e: Error| e.context(format!("removing snapshot {snap_name} of {}", self.target.label));
         let snapc = self.ioctx().call(&self.header, &cls_rbd::GET_SNAPCONTEXT, &()).map_err(context)?;
-        let names = self.ioctx().call_many(&self.header, &cls_rbd::GET_SNAPSHOT_NAME, &snapc.snaps).map_err(context)?;
-        let Some(snap_id) =
-            snapc.snaps.iter().zip(names).find_map(|(id, name)| (name.ok()? == snap_name).then_some(*id))
+        let member = rbd_cg_contract::names::parse_image_snap_name(snap_name);
+        let exposed = member
+            .as_ref()
+            .map(|m| rbd_cg_contract::names::exposed_image_snap_name(m.group_pool_id, &m.group_id, &m.snap_id));
+        let candidates: Vec<u64> = match snap_id {
+            Some(id) => snapc.snaps.iter().copied().filter(|s| *s == id).collect(),
+            None => snapc.snaps.clone(),
+        };
+        if candidates.is_empty() {
+            return Ok(false);
+        }
+        let names = self.ioctx().call_many(&self.header, &cls_rbd::GET_SNAPSHOT_NAME, &candidates).map_err(context)?;
+        let matches = |name: &str| name == snap_name || (snap_id.is_some() && exposed.as_deref() == Some(name));
+        let Some(snap_id) = candidates.iter().zip(names).find_map(|(id, name)| matches(&name.ok()?).then_some(*id))
         else {
             return Ok(false);
         };
         // What makes `snapshot_remove` refuse, checked before anything is changed.
         let protection = self.ioctx().call(&self.header, &cls_rbd::GET_PROTECTION_STATUS, &snap_id).map_err(context)?;
         if protection != cls_rbd::ProtectionStatus::UNPROTECTED {
-            return Err(context(Error::new("it is protected", libc::EBUSY)));
+            if member.is_none() {
+                return Err(context(Error::new("it is protected", libc::EBUSY)));
+            }
+            self.unprotect_member_snapshot(snap_id).map_err(context)?;
         }
         // (`ENOENT`: no children key, none.)
         let children = match self.ioctx().call(&self.header, &cls_rbd::CHILDREN_LIST, &snap_id) {
@@ -617,6 +673,40 @@ impl ExclusiveLock {
         Ok(true)
     }
 
+    /// Unprotects group member snapshot `snap_id` under our lock as librbd's unprotect does
+    /// (librbd refuses a `non-primary` image): `UNPROTECTING` (a clone-v1 of it is refused
+    /// from now on), then no clone child of either format in any pool (librbd's
+    /// `list_children`), then `UNPROTECTED`; with children it is `PROTECTED` again and the
+    /// answer is `EBUSY`. A crash in between leaves it `UNPROTECTING`, which a rerun
+    /// finishes the same way.
+    fn unprotect_member_snapshot(&self, snap_id: u64) -> Result<()> {
+        self.set_protection(snap_id, cls_rbd::PROTECTION_UNPROTECTING)?;
+        let children = Image::open_by_id_read_only(&self.own_ioctx()?, &self.target.image.image_id)
+            .and_then(|mut image| image.snap_children_count(snap_id));
+        match children {
+            Ok(0) => self.set_protection(snap_id, cls_rbd::PROTECTION_UNPROTECTED),
+            Ok(count) => {
+                self.set_protection(snap_id, cls_rbd::PROTECTION_PROTECTED)?;
+                Err(Error::new(format!("it has {count} clone children"), libc::EBUSY))
+            }
+            Err(e) => {
+                if let Err(again) = self.set_protection(snap_id, cls_rbd::PROTECTION_PROTECTED) {
+                    log::warn!("protecting snapshot {snap_id} of {} again: {again}", self.target.label);
+                }
+                Err(e.context("listing its clone children"))
+            }
+        }
+    }
+
+    /// Sets the protection status of snapshot `snap_id` (`cls_rbd::PROTECTION_*`) under an
+    /// assert of our lock.
+    fn set_protection(&self, snap_id: u64, status: u8) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.add(&cls_lock::ASSERT_LOCKED, &self.assertion())?;
+        batch.add(&cls_rbd::SET_PROTECTION_STATUS, &SetProtectionStatus { snap_id, status })?;
+        self.ioctx().write_batch(&self.header, &batch)
+    }
+
     /// An I/O context of its own on the member's pool (I/O contexts are not shared between
     /// our threads), for object-map work that overlaps the header's.
     fn own_ioctx(&self) -> Result<IoCtx> {
@@ -654,15 +744,24 @@ impl ExclusiveLock {
     /// Completes a snapshot [`Self::add_snapshot`] added (its object map written by
     /// [`write_snapshot_map`]): with fast-diff, marks the HEAD objects clean
     /// (`object_map_snap_add`, librbd's order: after the snapshot exists), under an assert
-    /// of our object-map lock; overlapped with a `HEADER_UPDATE` that every watcher must
-    /// acknowledge before we let go of the lock.
+    /// of our object-map lock; protects a group member snapshot; all overlapped with a
+    /// `HEADER_UPDATE` that every watcher must acknowledge before we let go of the lock.
     pub fn finish_cut(&self) -> Result<()> {
         let head_map = match self.target.object_map {
             true => Some((self.own_ioctx()?, objects::object_map(&self.target.image.image_id, None))),
             false => None,
         };
         let fast_diff = self.target.fast_diff;
+        let protect = self.pending_protect.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let protect_ioctx = match protect {
+            Some(_) => Some(self.own_ioctx()?),
+            None => None,
+        };
         std::thread::scope(|scope| {
+            let protected = protect.zip(protect_ioctx).map(|(snap_id, ioctx)| {
+                let (guard, header, label) = self.protect_job();
+                scope.spawn(move || protect_snapshot(&ioctx, &header, guard, snap_id, &label))
+            });
             let mark = head_map.map(|(ioctx, head)| {
                 scope.spawn(move || -> Result<()> {
                     let guard = AssertLocked { name: RBD_LOCK_NAME.into(), cookie: String::new(), tag: String::new() };
@@ -684,7 +783,13 @@ impl ExclusiveLock {
                 }
                 None => Ok(()),
             };
-            marked.and(updated)
+            let protected = match protected {
+                Some(handle) => {
+                    handle.join().unwrap_or_else(|_| Err(Error::new("snapshot protection panicked", libc::EIO)))
+                }
+                None => Ok(()),
+            };
+            marked.and(updated).and(protected)
         })
     }
 
@@ -777,6 +882,41 @@ impl Drop for ExclusiveLock {
     }
 }
 
+/// Protects member snapshot `snap_id` on `header` (`set_protection_status`, after `guard`,
+/// the assert of our lock, when we hold it), so that even `rbd snap rm --snap-id` refuses
+/// it. It cannot share the op of `snapshot_add` (cls_rbd's second call does not see the
+/// first one's key). An image without the layering feature cannot protect (`ENOEXEC`): its
+/// member snapshots are still out of reach of every by-name stock command.
+fn protect_snapshot(ioctx: &IoCtx, header: &str, guard: Option<AssertLocked>, snap_id: u64, label: &str) -> Result<()> {
+    let mut batch = WriteBatch::new();
+    if let Some(guard) = guard {
+        batch.add(&cls_lock::ASSERT_LOCKED, &guard)?;
+    }
+    let request = SetProtectionStatus { snap_id, status: cls_rbd::PROTECTION_PROTECTED };
+    batch.add(&cls_rbd::SET_PROTECTION_STATUS, &request)?;
+    match ioctx.write_batch(header, &batch) {
+        Err(e) if e.errno == libc::ENOEXEC => Ok(()),
+        other => other.map_err(|e| e.context(format!("protecting the new snapshot of {label}"))),
+    }
+}
+
+/// The namespace a snapshot named `snap_name` is cut in: cls_rbd's `group` namespace for a
+/// group member snapshot (`.rbd_cg.<group pool>_<group id>_<snapshot id>`), the user
+/// namespace for anything else.
+///
+/// The group namespace's `group_pool` is `-1`: stock librbd looks the group up (to show
+/// `group (pool/group@snap)` in `rbd snap ls --all`) in `rbd_group_directory` of that pool,
+/// which for `-1` fails at once and silently, so no stock group can ever match one of ours
+/// and no lookup error is printed for each snapshot. Our group's pool is in the name.
+pub fn snapshot_namespace_for(snap_name: &str) -> SnapshotNamespace {
+    match rbd_cg_contract::names::parse_image_snap_name(snap_name) {
+        Some(member) if !member.exposed => {
+            SnapshotNamespace::Group { group_pool: -1, group_id: member.group_id, group_snapshot_id: member.snap_id }
+        }
+        _ => SnapshotNamespace::User,
+    }
+}
+
 /// Writes the object map of snapshot `snap_id` of image `image_id`: a copy of the HEAD
 /// map, which cannot change while we are the lock owner, so the copy can overlap
 /// `snapshot_add` instead of following it. [`ExclusiveLock::finish_cut`] then asserts our
@@ -806,7 +946,23 @@ fn same_addr(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::same_addr;
+    use super::{same_addr, snapshot_namespace_for, SnapshotNamespace};
+
+    #[test]
+    fn member_snapshots_go_into_the_group_namespace() {
+        let name = rbd_cg_contract::names::image_snap_name(3, "0123456789abcdef", "5a");
+        assert_eq!(
+            snapshot_namespace_for(&name),
+            SnapshotNamespace::Group {
+                group_pool: -1,
+                group_id: "0123456789abcdef".into(),
+                group_snapshot_id: "5a".into()
+            }
+        );
+        let exposed = rbd_cg_contract::names::exposed_image_snap_name(3, "0123456789abcdef", "5a");
+        assert_eq!(snapshot_namespace_for(&exposed), SnapshotNamespace::User);
+        assert_eq!(snapshot_namespace_for("before-upgrade"), SnapshotNamespace::User);
+    }
 
     #[test]
     fn addresses_compare_without_their_type() {

@@ -452,6 +452,39 @@ impl Image {
         check(ret, what).map(drop)
     }
 
+    /// Removes snapshot `snap_id`, whatever its namespace (librbd's `snap_remove` by id:
+    /// trash first, detach from a parent, merge its object map, release the id, remove the
+    /// record, notify). `EBUSY` while it is protected; with clone-v2 children it moves to
+    /// the image's trash namespace instead and goes away with its last child (`Ok`).
+    pub fn snap_remove_by_id(&mut self, snap_id: u64) -> RadosResult<()> {
+        // SAFETY: open image; integer argument.
+        let ret = unsafe { sys::rbd_snap_remove_by_id(self.raw, snap_id) };
+        check(ret, || format!("rbd_snap_remove_by_id({snap_id})")).map(drop)
+    }
+
+    /// How many clone children snapshot `snap_id` has, of either clone format, in any pool
+    /// (librbd's `list_children` with the snapshot set by id, so any namespace): what
+    /// librbd's unprotect checks. The image is set back to its head afterwards.
+    pub fn snap_children_count(&mut self, snap_id: u64) -> RadosResult<usize> {
+        // SAFETY: open image; integer argument.
+        let ret = unsafe { sys::rbd_snap_set_by_id(self.raw, snap_id) };
+        check(ret, || format!("rbd_snap_set_by_id({snap_id})"))?;
+        let mut count: usize = 0;
+        // SAFETY: open image; with `max` 0 librbd writes no entry (it returns `-ERANGE` and
+        // the count when there are children, 0 when there are none) and only sets `count`.
+        let ret = unsafe { sys::rbd_list_children3(self.raw, ptr::null_mut(), &mut count) };
+        // SAFETY: open image; CEPH_NOSNAP is the head.
+        let reset = unsafe { sys::rbd_snap_set_by_id(self.raw, u64::MAX - 1) };
+        match ret {
+            r if r == -libc::ERANGE => {}
+            r => {
+                check(r, || format!("rbd_list_children3 of snapshot {snap_id}"))?;
+            }
+        }
+        check(reset, || "rbd_snap_set_by_id(head)".to_owned())?;
+        Ok(count)
+    }
+
     /// Whether snapshot `name` is protected (`ENOENT` if absent).
     pub fn snap_is_protected(&self, name: &str) -> RadosResult<bool> {
         let what = || format!("rbd_snap_is_protected({name})");

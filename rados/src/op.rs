@@ -187,6 +187,61 @@ impl IoCtx {
         built.result(ret)
     }
 
+    /// The omap values of `keys` on `oid` (absent keys are left out), in one read op.
+    /// `ENOENT` if the object does not exist.
+    pub fn omap_get_by_keys(&self, oid: &str, keys: &[String]) -> RadosResult<Vec<(String, Vec<u8>)>> {
+        let what = || format!("omap_get_vals_by_keys({oid})");
+        let c_oid = Self::oid(oid, "omap_get_vals_by_keys")?;
+        let op = ReadOp::new(&what())?;
+        let key_ptrs: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr().cast::<c_char>()).collect();
+        let key_lens: Vec<usize> = keys.iter().map(String::len).collect();
+        let mut iter_raw: sys::rados_omap_iter_t = ptr::null_mut();
+        let mut prval: c_int = 0;
+        // SAFETY: live read op; `key_ptrs`/`key_lens` describe `keys.len()` readable keys
+        // (copied into the op here); the out-pointers refer to locals untouched until
+        // operate below has returned.
+        unsafe {
+            sys::rados_read_op_omap_get_vals_by_keys2(
+                op.0,
+                key_ptrs.as_ptr(),
+                keys.len(),
+                key_lens.as_ptr(),
+                &mut iter_raw,
+                &mut prval,
+            );
+        }
+        let iter = OmapIter(iter_raw);
+        // SAFETY: valid op and ioctx; `c_oid` NUL-terminated; synchronous.
+        let ret = unsafe { sys::rados_read_op_operate(op.0, self.raw, c_oid.as_ptr(), 0) };
+        check(ret, what)?;
+        check(prval, what)?;
+        let mut entries = Vec::new();
+        loop {
+            let mut key: *mut c_char = ptr::null_mut();
+            let mut val: *mut c_char = ptr::null_mut();
+            let mut key_len: usize = 0;
+            let mut val_len: usize = 0;
+            // SAFETY: `iter.0` is a live iterator filled by the operate above; all
+            // out-pointers refer to live locals.
+            let ret = unsafe { sys::rados_omap_get_next2(iter.0, &mut key, &mut val, &mut key_len, &mut val_len) };
+            check(ret, what)?;
+            if key.is_null() {
+                break;
+            }
+            // SAFETY: librados returned `key_len` bytes at `key`, valid until the iterator
+            // is closed (when `iter` drops); copied now.
+            let k = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) }.to_vec();
+            let v = if val.is_null() || val_len == 0 {
+                Vec::new()
+            } else {
+                // SAFETY: as for the key.
+                unsafe { std::slice::from_raw_parts(val.cast::<u8>(), val_len) }.to_vec()
+            };
+            entries.push((String::from_utf8_lossy(&k).into_owned(), v));
+        }
+        Ok(entries)
+    }
+
     /// All omap entries of the object, in key order, fetched in pages of
     /// `max_per_page` (0 = a default of 512). `ENOENT` if the object does not
     /// exist; `EILSEQ` if a key is not UTF-8. Pages are separate reads, so a
@@ -342,6 +397,41 @@ impl BuiltWriteOp {
                 WriteStep::Remove => {
                     // SAFETY: live write op.
                     unsafe { sys::rados_write_op_remove(op.0) };
+                    calls.push(None);
+                }
+                WriteStep::OmapCmpEq { key, value } => {
+                    // SAFETY: live write op; `key` and `value` readable for their lengths and
+                    // copied into the op; `prval` points into `prvals` (see Exec above).
+                    unsafe {
+                        sys::rados_write_op_omap_cmp2(
+                            op.0,
+                            key.as_ptr().cast::<c_char>(),
+                            sys::LIBRADOS_CMPXATTR_OP_EQ as u8,
+                            value.as_ptr().cast::<c_char>(),
+                            key.len(),
+                            value.len(),
+                            prval,
+                        );
+                    }
+                    calls.push(None);
+                }
+                WriteStep::OmapSet { key, value } => {
+                    let keys = [key.as_ptr().cast::<c_char>()];
+                    let values = [value.as_ptr().cast::<c_char>()];
+                    let (key_lens, value_lens) = ([key.len()], [value.len()]);
+                    // SAFETY: live write op; one key and one value, each readable for its
+                    // length (the arrays and lengths are locals valid for the call; librados
+                    // copies them into the op).
+                    unsafe {
+                        sys::rados_write_op_omap_set2(
+                            op.0,
+                            keys.as_ptr(),
+                            values.as_ptr(),
+                            key_lens.as_ptr(),
+                            value_lens.as_ptr(),
+                            1,
+                        );
+                    }
                     calls.push(None);
                 }
                 WriteStep::AssertExists => {

@@ -72,8 +72,9 @@ class Ceph(object):
         return set(json.loads(run('rbd', 'ls', '--format', 'json', POOL) or '[]'))
 
     def snaps(self, image):
+        """Every snapshot of ``image``, member snapshots (in the group namespace) included."""
         return [s['name'] for s in json.loads(
-            run('rbd', 'snap', 'ls', '--format', 'json', '%s/%s' % (POOL, image)) or '[]')]
+            run('rbd', 'snap', 'ls', '--all', '--format', 'json', '%s/%s' % (POOL, image)) or '[]')]
 
     def info(self, image):
         return json.loads(run('rbd', 'info', '--format', 'json', '%s/%s' % (POOL, image)))
@@ -89,7 +90,7 @@ class Ceph(object):
 
     def members(self, group):
         rows = json.loads(self.cg('image', 'ls', '%s/%s' % (POOL, group), '--format', 'json'))
-        return {r['image'] if r.get('image') else r['id']: r['state'] for r in rows}
+        return {r['image'] if r.get('image') else r['id']: r['status'] for r in rows}
 
     def group_snaps(self, group):
         rows = json.loads(self.cg('snap', 'ls', '%s/%s' % (POOL, group), '--format', 'json'))
@@ -149,11 +150,15 @@ class Ceph(object):
                     im.write(data, offset)
 
     def read(self, image, length, offset=0, snap=None):
+        """Reads ``image`` (at snapshot ``snap``, looked up in every namespace and read by
+        id: member snapshots are in the group namespace, where names do not reach)."""
         import rados
         import rbd
         with rados.Rados(conffile=os.environ['CEPH_CONF']) as cluster:
             with cluster.open_ioctx(POOL) as ioctx:
-                with rbd.Image(ioctx, image, snapshot=snap, read_only=True) as im:
+                with rbd.Image(ioctx, image, read_only=True) as im:
+                    if snap is not None:
+                        im.set_snap_by_id(next(s['id'] for s in im.list_snaps() if s['name'] == snap))
                     return im.read(offset, length)
 
 

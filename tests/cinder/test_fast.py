@@ -174,7 +174,7 @@ def test_group_lifecycle(world, ceph):
     assert all(u['status'] == 'available' for u in snaps_update)
     apply(snaps, snaps_update)
     info = ceph.group_snap_info(gname, 'cinder-gsnap-' + gs.id)
-    assert info['state'] == 'complete'
+    assert info['status'] == 'complete'
     member_snap = info['images'][0]['snap_name']
     assert member_snap.startswith('.rbd_cg.')
     for v, s in zip(vols, snaps):
@@ -539,7 +539,7 @@ def test_deleting_a_group_snapshot_a_crash_left_creating(world, ceph, step):
         [rbd_cg_bin(), 'snap', 'create', '%s/%s@cinder-gsnap-%s' % (ceph.pool, gname, gs.id)],
         env=dict(os.environ, RBD_CG_FAULT='snap-create:%d' % step), capture_output=True)
     assert crashed.returncode == 86, crashed.stderr
-    assert ceph.group_snaps(gname)['cinder-gsnap-' + gs.id]['state'] == 'creating'
+    assert ceph.group_snaps(gname)['cinder-gsnap-' + gs.id]['status'] == 'creating'
     model, updates = drv.delete_group_snapshot(ctxt, gs, snaps)
     assert model == {'status': 'deleted'}
     assert {u['status'] for u in updates} == {'deleted'}
@@ -609,7 +609,7 @@ def test_deleting_a_group_a_crash_left_mid_clone(world, ceph, step):
     assert not ceph.group_exists(gname2)
     # The source is untouched.
     assert ceph.members(gname) == {source.name: 'attached'}
-    assert ceph.group_snaps(gname)['cinder-gsnap-' + gs.id]['state'] == 'complete'
+    assert ceph.group_snaps(gname)['cinder-gsnap-' + gs.id]['status'] == 'complete'
     model, _u = drv.delete_group_snapshot(ctxt, gs, snaps)
     assert model == {'status': 'deleted'}
     model, _u = drv.delete_group(ctxt, group, [source])

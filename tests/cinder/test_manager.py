@@ -35,7 +35,7 @@ def test_group_flows_end_with_the_statuses_cinder_expects(cinder, ceph):
     snaps = c.snapshots(gs)
     assert [s.status for s in snaps] == ['available'] * 3
     info = ceph.group_snap_info(gname(group), 'cinder-gsnap-' + gs.id)
-    assert info['state'] == 'complete' and len(info['images']) == 3
+    assert info['status'] == 'complete' and len(info['images']) == 3
 
     g2 = c.create_group_from_group_snapshot(gs)
     assert g2.status == 'available'

@@ -177,16 +177,18 @@ pub fn classify(args: &[&str], out: &Output) -> Ran {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     match out.status.code() {
         Some(0) => Ran::Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-        Some(1) => {
+        // As `rbd`'s: the exit status is the errno.
+        Some(code @ 1..=255) => {
             let line = stderr
                 .lines()
                 .find(|l| l.starts_with("rbd-cg: ") && l.contains(": ("))
                 .unwrap_or_else(|| panic!("rbd-cg {args:?} failed without an error line: {stderr}"));
-            let errno = line
+            let errno: i32 = line
                 .rsplit_once(": (")
                 .and_then(|(_, rest)| rest.split_once(')'))
                 .and_then(|(n, _)| n.parse().ok())
                 .unwrap_or_else(|| panic!("no errno in {line:?}"));
+            assert_eq!(code, errno.clamp(1, 255), "rbd-cg {args:?}: the exit status is the errno: {line}");
             Ran::Failed(errno, line.to_owned())
         }
         other => panic!("rbd-cg {args:?} did not end cleanly (exit {other:?}, a signal if None): {stderr}"),
@@ -349,9 +351,9 @@ pub fn orphan_member_snapshots(pool: &str, ns: &str, images: &[&str], groups: &[
         let listed = ceph_tool_ok("rbd", &["snap", "ls", "--all", "--format", "json", &format!("{pool}/{ns}/{image}")]);
         for snap in serde_json::from_str::<Vec<Value>>(&listed).unwrap_or_default() {
             let Some(name) = snap["name"].as_str() else { continue };
-            let Some(rest) = name.strip_prefix(".rbd_cg.") else { continue };
-            let Some((_pool, group_and_snap)) = rest.split_once('_') else { continue };
-            if !recorded.contains(group_and_snap) {
+            // Hidden, exposed, or 0.1.0-style: every form of a member snapshot's name.
+            let Some(parts) = rbd_cg_contract::names::parse_image_snap_name(name) else { continue };
+            if !recorded.contains(&format!("{}_{}", parts.group_id, parts.snap_id)) {
                 orphans.push(format!("{image}@{name}"));
             }
         }

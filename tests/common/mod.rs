@@ -220,3 +220,93 @@ pub fn rbd_cg_as(id: &str, osd_caps: &str) -> impl Fn(&[&str]) -> Output {
         rbd_cg(&all)
     }
 }
+
+/// A snapshot of an image as stock `rbd snap ls --all` lists it (every namespace), with its
+/// protection as cls_rbd records it (`rbd` shows protection for user snapshots only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSnap {
+    pub id: u64,
+    pub name: String,
+    /// `user`, `group`, `trash`, ...
+    pub namespace: String,
+    pub protected: bool,
+}
+
+/// `POOL[/NS]/IMAGE` → (pool, namespace, image).
+pub fn split_image_spec(spec: &str) -> (String, String, String) {
+    let parts: Vec<&str> = spec.split('/').collect();
+    match parts.as_slice() {
+        [pool, ns, image] => ((*pool).into(), (*ns).into(), (*image).into()),
+        [pool, image] => ((*pool).into(), String::new(), (*image).into()),
+        _ => panic!("image spec {spec}"),
+    }
+}
+
+/// The image id of `POOL[/NS]/IMAGE`.
+pub fn image_id(spec: &str) -> String {
+    let info: serde_json::Value =
+        serde_json::from_str(&ceph_tool_ok("rbd", &["info", "--format", "json", spec])).unwrap();
+    info["id"].as_str().unwrap().to_owned()
+}
+
+/// Every snapshot of `POOL[/NS]/IMAGE` (`rbd snap ls --all`), with protection.
+pub fn image_snapshots(spec: &str) -> Vec<ImageSnap> {
+    let json = ceph_tool_ok("rbd", &["snap", "ls", "--all", "--format", "json", spec]);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let (pool, ns, _) = split_image_spec(spec);
+    let io = ioctx(&cluster(), &pool, &ns);
+    let ids: Vec<u64> = listed.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    let records = rbd_cg_rados::snap_record::read_snapshots(&io, &image_id(spec), &ids).expect("snapshot records");
+    listed
+        .iter()
+        .zip(records)
+        .map(|(s, record)| ImageSnap {
+            id: s["id"].as_u64().unwrap(),
+            name: s["name"].as_str().unwrap().to_owned(),
+            namespace: s["namespace"]["type"].as_str().unwrap_or("user").to_owned(),
+            protected: record.is_some_and(|r| r.protection_status == rbd_cg_rados::ceph::cls_rbd::PROTECTION_PROTECTED),
+        })
+        .collect()
+}
+
+/// Removes member snapshot `snap_name` of `POOL[/NS]/IMAGE` behind the group's back, as an
+/// operator bent on it could: unprotect it at the cls level, then `rbd snap rm --snap-id`.
+pub fn remove_member_snapshot_by_hand(spec: &str, snap_name: &str) {
+    let snap = image_snapshots(spec).into_iter().find(|s| s.name == snap_name).expect("member snapshot");
+    let (pool, ns, _) = split_image_spec(spec);
+    let io = ioctx(&cluster(), &pool, &ns);
+    rbd_cg_rados::snap_record::set_protection(&io, &image_id(spec), snap.id, 0).expect("unprotect");
+    ceph_tool_ok("rbd", &["snap", "rm", "--snap-id", &snap.id.to_string(), spec]);
+}
+
+/// A member snapshot moved into the user namespace under its own name, so that stock
+/// by-name commands (`rbd object-map check`, `rbd diff --from-snap`) can reach it, until
+/// this guard drops and puts it back into its group namespace.
+pub struct ExposedForStock {
+    io: IoCtx,
+    image_id: String,
+    namespace: rbd_cg_rados::ceph::cls_rbd::SnapshotNamespace,
+    id: u64,
+}
+
+pub fn expose_for_stock(spec: &str, name: &str) -> ExposedForStock {
+    use rbd_cg_rados::snap_record;
+    let snap = image_snapshots(spec).into_iter().find(|s| s.name == name).expect("member snapshot");
+    let (pool, ns, _) = split_image_spec(spec);
+    let io = ioctx(&cluster(), &pool, &ns);
+    let image_id = image_id(spec);
+    let record = snap_record::read_snapshot(&io, &image_id, snap.id).unwrap().unwrap();
+    let namespace = record.namespace.clone();
+    snap_record::relabel(&io, &image_id, &record, name, &rbd_cg_rados::ceph::cls_rbd::SnapshotNamespace::User).unwrap();
+    ExposedForStock { io, image_id, namespace, id: snap.id }
+}
+
+impl Drop for ExposedForStock {
+    fn drop(&mut self) {
+        use rbd_cg_rados::snap_record;
+        if let Ok(Some(record)) = snap_record::read_snapshot(&self.io, &self.image_id, self.id) {
+            let name = record.name.clone();
+            let _ = snap_record::relabel(&self.io, &self.image_id, &record, &name, &self.namespace);
+        }
+    }
+}

@@ -230,7 +230,7 @@ impl Groups {
             fences.cut_all(
                 options.workers,
                 &snap_name,
-                &|image| images::cut_with_librbd(cluster, image, &snap_name),
+                &|image| images::cut_unfenced(cluster, image, &snap_name),
                 &counter,
             )
         })?;
@@ -267,7 +267,7 @@ impl Groups {
         let counter = self.progress.start("Creating group snapshot", record.members.len() as u64);
         for member in &record.members {
             let id = steps.run(&format!("snapshot image {}", member.image.image_id), || {
-                images::cut_with_librbd(&self.cluster, &member.image, &snap_name)
+                images::cut_unfenced(&self.cluster, &member.image, &snap_name)
             })?;
             ids.push((member.image.clone(), id));
             counter.tick();

@@ -280,3 +280,37 @@ impl Groups {
         })
     }
 }
+
+impl Groups {
+    /// The member snapshot of `image` in group snapshot `group@snap`, by its recorded id.
+    fn member_snapshot(&self, group: &str, snap: &str, image: &ImageRef) -> Result<crate::member_snaps::MemberSnap> {
+        validate_snap_name(snap)?;
+        let context = || format!("member snapshot of image {} in {}@{snap}", image.image_id, self.spec(group));
+        let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
+        let record = self.snap_record(&entry.id, snap).map_err(|e| e.context(context()))?;
+        let member = record.members.iter().find(|m| m.image == *image).and_then(|m| m.snap_id);
+        let name = image_snap_name(self.ioctx.pool_id(), &entry.id, &record.id);
+        member
+            .map(|id| crate::member_snaps::by_id(&self.cluster, image, &name, id))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| Error::new(context(), libc::ENOENT))
+    }
+
+    /// Moves the member snapshot of `image` in `group@snap` into the user namespace (if it
+    /// is in the group namespace) and returns the name stock tools and librbd's by-name
+    /// calls know it by until [`Groups::hide_member_snapshot`] (for callers that must use
+    /// librbd themselves, like the Cinder driver's volume from a member snapshot). It stays
+    /// protected meanwhile; a crash leaves it exposed, and `repair` hides it again.
+    pub fn expose_member_snapshot(&self, group: &str, snap: &str, image: &ImageRef) -> Result<String> {
+        let mut member = self.member_snapshot(group, snap, image)?;
+        crate::member_snaps::expose(&self.cluster, &mut member)
+    }
+
+    /// Moves an exposed member snapshot back into the group namespace (nothing to do for
+    /// one that is not exposed).
+    pub fn hide_member_snapshot(&self, group: &str, snap: &str, image: &ImageRef) -> Result<()> {
+        let mut member = self.member_snapshot(group, snap, image)?;
+        crate::member_snaps::hide(&self.cluster, &mut member)
+    }
+}

@@ -9,7 +9,7 @@
 use crate::error::{ignore_missing, Error, Result};
 use crate::faults::{FaultPlan, Steps};
 use crate::groups::Groups;
-use crate::images::{open_member, remove_image_snapshot};
+use crate::member_snaps;
 use crate::parallel;
 use crate::progress::Progress;
 use rbd_cg_contract::journal::JournalState;
@@ -29,38 +29,72 @@ impl Groups {
         let entry = self.dir_entry(group)?.ok_or_else(|| Error::new(context(), libc::ENOENT))?;
         let record = self.snap_record(&entry.id, name).map_err(|e| e.context(context()))?;
         if record.state == SnapshotState::Complete {
-            self.unprotect_member_snapshots(&entry.id, &record).map_err(|e| e.context(context()))?;
+            let checked = match self.journal(&entry.id)? {
+                // Its members are `non-primary` (librbd refuses to unprotect): the journal
+                // writer unprotects them; checked here so that a refusal changes nothing.
+                Some(_) => self.refuse_clone_children(&entry.id, &record),
+                None => self.unprotect_member_snapshots(&entry.id, &record),
+            };
+            checked.map_err(|e| e.context(context()))?;
         }
         self.snap_remove_steps(&entry.id, &record, false).map_err(|e| e.context(context()))
     }
 
-    /// Before a removal begins: member snapshots protected for clone-v1 children (by `clone`
-    /// or by hand) are unprotected, so the removal cannot stop half-way on one that still
-    /// has children. If any has, the ones unprotected here are protected again and the
-    /// removal is refused with `EBUSY`, nothing changed.
-    fn unprotect_member_snapshots(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+    /// Before the removal of a journaled group's snapshot begins: `EBUSY` when a member
+    /// snapshot still has clone children of either format (librbd's `list_children`), which
+    /// would make the journal writer refuse it half way.
+    fn refuse_clone_children(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
         let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
         let cluster = &self.cluster;
-        // Per member: Ok(true) if this call unprotected it.
-        let results = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<bool> {
-            let mut image = match open_member(cluster, &member.image) {
-                Err(e) if e.is_not_found() => return Ok(false),
-                other => other?,
+        let counts = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<usize> {
+            let Some(snap_id) = member.snap_id else { return Ok(0) };
+            match member_snaps::by_id(cluster, &member.image, &snap_name, snap_id)? {
+                Some(snap) => member_snaps::children(cluster, &snap),
+                None => Ok(0),
+            }
+        });
+        for (member, count) in record.members.iter().zip(counts) {
+            let count = count?;
+            if count > 0 {
+                return Err(Error::new(
+                    format!(
+                        "member snapshot {snap_name} of image {} has {count} clone children",
+                        member.image.image_id
+                    ),
+                    libc::EBUSY,
+                )
+                .with_hint("Flatten (`rbd flatten`) or remove the clones first."));
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a removal begins: member snapshots protected for clone-v1 children (by `clone`
+    /// or by hand; every member snapshot cut since group-namespace snapshots is protected)
+    /// are unprotected, so the removal cannot stop half-way on one that still has children.
+    /// If any has, the ones unprotected here are protected again and the removal is refused
+    /// with `EBUSY`, nothing changed.
+    fn unprotect_member_snapshots(&self, group_id: &str, record: &SnapshotRecord) -> Result<()> {
+        let snap_name = image_snap_name(self.ioctx.pool_id(), group_id, &record.id);
+        let (cluster, faults) = (&self.cluster, &self.faults);
+        // Per member: the snapshot this call unprotected, if any.
+        let results = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| -> Result<Option<_>> {
+            let Some(snap_id) = member.snap_id else { return Ok(None) };
+            let Some(mut snap) = member_snaps::by_id(cluster, &member.image, &snap_name, snap_id)? else {
+                return Ok(None);
             };
-            match image.snap_is_protected(&snap_name) {
-                Ok(true) => image.snap_unprotect(&snap_name).map(|()| true).map_err(Error::from),
-                Ok(false) => Ok(false),
-                Err(e) if e.is_not_found() => Ok(false),
-                Err(e) => Err(e.into()),
+            match member_snaps::unprotect(cluster, &mut snap, faults) {
+                Ok(true) => Ok(Some(snap)),
+                Ok(false) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
             }
         });
         let Some(failure) = results.iter().find_map(|r| r.as_ref().err().cloned()) else { return Ok(()) };
-        for (member, result) in record.members.iter().zip(&results) {
-            if matches!(result, Ok(true)) {
-                if let Err(e) = open_member(cluster, &member.image)
-                    .and_then(|mut image| image.snap_protect(&snap_name).map_err(Error::from))
-                {
-                    log::warn!("could not protect {snap_name} of image {} again: {e}", member.image.image_id);
+        for result in results {
+            if let Ok(Some(mut snap)) = result {
+                if let Err(e) = member_snaps::protect(cluster, &mut snap) {
+                    log::warn!("could not protect {snap_name} of image {} again: {e}", snap.image.image_id);
                 }
             }
         }
@@ -120,7 +154,8 @@ impl Groups {
                 None => {}
             }
             let removed = parallel::map(&record.members, parallel::DEFAULT_WORKERS, |_, member| {
-                let removed = remove_image_snapshot(cluster, &member.image, &snap_name);
+                let removed =
+                    member_snaps::remove_member_snapshot(cluster, &member.image, &snap_name, member.snap_id, faults);
                 counter.tick();
                 removed
             });
@@ -131,11 +166,15 @@ impl Groups {
         })
     }
 
-    /// Removes every snapshot of group `group_id` (used by `rm --force`).
+    /// Removes every snapshot of group `group_id` (used by `rm`).
     pub(crate) fn remove_all_snapshots(&self, group_id: &str) -> Result<()> {
         let (records, _) = self.snap_records(group_id)?;
         let counter = self.progress.start("Removing group snapshots", records.len() as u64);
         records.iter().try_for_each(|record| {
+            // As `snap rm`: refused before its first step while clone-v1 children need it.
+            if record.state == SnapshotState::Complete {
+                self.unprotect_member_snapshots(group_id, record)?;
+            }
             self.snap_remove_steps_with(group_id, record, &self.faults, &Progress::none(), false)?;
             counter.tick();
             Ok(())

@@ -1,13 +1,14 @@
 //! The snapshot part of `repair`: a `Creating` snapshot is undone, a `Removing` one removed,
 //! an interrupted rollback completed; then member snapshots with this group's prefix that
-//! no record names (orphans) are removed.
+//! no record names (orphans) are removed, in either namespace, and recorded ones left
+//! exposed in the user namespace by an interrupted command are hidden again.
 
 use super::SnapCache;
-use crate::error::{ignore_missing, Error, Result};
+use crate::error::Result;
 use crate::groups::Groups;
-use crate::images::open_member;
+use crate::member_snaps;
 use rbd_cg_contract::methods::{SnapRequest, SNAP_ROLLBACK_FINISH};
-use rbd_cg_contract::names::{header_object, image_snap_prefix};
+use rbd_cg_contract::names::{header_object, image_snap_name, parse_image_snap_name};
 use rbd_cg_contract::records::{ImageRef, SnapOperation, SnapshotState};
 use rbd_cg_rados::image::rbd_list;
 use std::collections::BTreeSet;
@@ -63,7 +64,6 @@ impl Groups {
         // only from its first step on). Run repair when no other command is running.
         // Looked for on every image of the group's pool and namespace and of its members'
         // (current and recorded ones): an image that left the group may carry one too.
-        let prefix = image_snap_prefix(self.ioctx.pool_id(), group_id);
         let mut images: BTreeSet<ImageRef> = self.member_records(group_id)?.into_iter().map(|m| m.image).collect();
         images.extend(records.iter().flat_map(|r| r.members.iter().map(|m| m.image.clone())));
         let mut locations: BTreeSet<(i64, String)> = images.iter().map(|i| (i.pool_id, i.namespace.clone())).collect();
@@ -85,17 +85,37 @@ impl Groups {
             return Ok(findings);
         }
         let known: BTreeSet<String> = fresh.iter().map(|r| r.id.clone()).collect();
+        let pool_id = self.ioctx.pool_id();
         for image in &images {
             let Some(now) = self.image_snaps(&mut cache, image)?.clone() else { continue };
-            for snap in now.snaps.keys() {
-                // Snapshots of existing records (including ones undone above) are not orphans.
-                let Some(snap_id) = snap.strip_prefix(&prefix) else { continue };
-                if known.contains(snap_id) {
+            for (snap, id) in &now.snaps {
+                // Ours: this group's member snapshot names, hidden, exposed, or of 0.1.0.
+                let Some(parts) = parse_image_snap_name(snap) else { continue };
+                if parts.group_pool_id != pool_id || parts.group_id != group_id {
+                    continue;
+                }
+                let name = image_snap_name(pool_id, group_id, &parts.snap_id);
+                if known.contains(&parts.snap_id) {
+                    // Snapshots of existing records (including ones undone above) are not
+                    // orphans; one left exposed by an interrupted command goes back.
+                    if parts.exposed {
+                        findings.push(format!(
+                            "image {} has member snapshot {name} left in the user namespace: hiding it",
+                            image.image_id
+                        ));
+                        if !check_only {
+                            if let Some(mut member) = member_snaps::by_id(&self.cluster, image, &name, *id)? {
+                                member_snaps::hide(&self.cluster, &mut member)?;
+                            }
+                        }
+                    }
                     continue;
                 }
                 findings.push(format!("image {} has orphan group snapshot {snap}: removing it", image.image_id));
                 if !check_only {
-                    ignore_missing(open_member(&self.cluster, image)?.snap_remove(snap).map_err(Error::from))?;
+                    if let Some(member) = member_snaps::by_id(&self.cluster, image, &name, *id)? {
+                        member_snaps::remove(&self.cluster, member, &self.faults)?;
+                    }
                 }
             }
         }

@@ -10,7 +10,7 @@ use super::SnapCache;
 use crate::error::{Error, Result};
 use crate::faults::Steps;
 use crate::groups::Groups;
-use crate::images::open_member;
+use crate::member_snaps;
 use rbd_cg_contract::methods::{SnapRequest, SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH};
 use rbd_cg_contract::names::{header_object, image_snap_name, validate_snap_name};
 use rbd_cg_contract::records::{ImageRef, SnapshotRecord};
@@ -83,11 +83,21 @@ impl Groups {
         for (index, member) in record.members.iter().enumerate() {
             let image_id = member.image.image_id.clone();
             steps.run(&format!("roll back image {image_id}"), || {
-                let mut image = open_member(&self.cluster, &member.image)?;
+                let mut snap = member
+                    .snap_id
+                    .map(|id| member_snaps::by_id(&self.cluster, &member.image, &snap_name, id))
+                    .transpose()?
+                    .flatten()
+                    .ok_or_else(|| {
+                        Error::new(format!("the member snapshot of image {image_id} is gone"), libc::ENOENT)
+                    })?;
+                // A group-namespace snapshot is exposed for librbd's by-name rollback.
                 let report = &mut *progress;
-                Ok::<_, Error>(image.snap_rollback_with_progress(&snap_name, |done, total| {
-                    report(index, count, &image_id, done, total)
-                })?)
+                member_snaps::with_exposed(&self.cluster, &mut snap, &self.faults, |image, name| {
+                    Ok(image.snap_rollback_with_progress(name, |done, total| {
+                        report(index, count, &image_id, done, total)
+                    })?)
+                })
             })?;
         }
         steps.run("clear the rollback mark", || self.ioctx.call_write(&header, &SNAP_ROLLBACK_FINISH, &request))
