@@ -114,7 +114,8 @@ fn plain_output_shows_human_times_and_json_keeps_milliseconds() {
     assert!(row.len() >= 5 && looks_human(&row[row.len() - 5..].join(" ")), "{listed}");
     let snap_spec = format!("{group}@s");
     let snap = rbd_cg_ok(&["snap", "info", &snap_spec]);
-    let stamp = snap.lines().find_map(|l| l.trim().strip_prefix("create_timestamp: ")).expect("create_timestamp");
+    // `timestamp:`, as `rbd group snap info` names it.
+    let stamp = snap.lines().find_map(|l| l.trim().strip_prefix("timestamp: ")).expect("timestamp");
     assert!(looks_human(stamp), "{snap}");
     for args in [vec!["info", group.as_str()], vec!["snap", "info", snap_spec.as_str()]] {
         let mut all = vec!["--format", "json"];
