@@ -109,14 +109,14 @@ fn assert_whole(ns: &str, group: &str, group_id: &str, images: &[&str]) {
     let member_names: BTreeSet<String> =
         members.iter().map(|m| m["image"].as_str().unwrap_or_default().to_owned()).collect();
     for m in &members {
-        assert_eq!(m["state"], "attached", "{m}");
+        assert_eq!(m["status"], "attached", "{m}");
     }
     for image in images {
         let linked = back_references("rbd", ns, image).iter().any(|k| k.contains(group_id));
         assert_eq!(linked, member_names.contains(*image), "back-reference of {image} to {group}");
     }
     for s in cli_json(&["snap", "ls", group]).as_array().into_iter().flatten() {
-        assert_eq!(s["state"], "complete", "{s}");
+        assert_eq!(s["status"], "complete", "{s}");
     }
     let orphans = orphan_member_snapshots("rbd", ns, images, &["g"]);
     assert!(orphans.is_empty(), "member snapshots no group snapshot records: {orphans:?}");
@@ -220,7 +220,7 @@ fn snapshots(osds: &Osds) -> Tally {
     assert_eq!(snap_names(&group), live, "the acknowledged snapshots, in order");
     for name in &live {
         let info = cli_json(&["snap", "info", &format!("{group}@{name}")]);
-        assert_eq!(info["state"], "complete", "{info}");
+        assert_eq!(info["status"], "complete", "{info}");
         let member_snap = info["images"][0]["snap_name"].as_str().expect("member snapshot").to_owned();
         let values = heads(&ns, &images, Some(&member_snap));
         assert!(values[0] > 0 && crash_consistent(&values), "{name} is not crash-consistent: {values:?}");

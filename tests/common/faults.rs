@@ -441,12 +441,18 @@ impl Drop for Writer {
 
 /// The u64 at offset 0 of each image, at image snapshot `snap` (`None`: the head).
 pub fn heads(ns: &str, images: &[&str], snap: Option<&str>) -> Vec<u64> {
-    let snapshot = snap.map_or_else(|| "None".to_owned(), |s| format!("'{s}'"));
+    // A member snapshot is in the group namespace: found in `list_snaps()` (every namespace)
+    // and read by id (`set_snap_by_id`), as stock tools can.
+    let set_snap = snap.map_or_else(String::new, |s| {
+        format!(
+            "\x20       im.set_snap_by_id([s['id'] for s in im.list_snaps() if s['name'] == '{s}'][0])\n"
+        )
+    });
     let script = format!(
         "import rados, rbd, struct, sys\n\
          c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\nio.set_namespace('{ns}')\n\
          for name in sys.argv[1:]:\n\
-         \x20   with rbd.Image(io, name, snapshot={snapshot}, read_only=True) as im:\n\
+         \x20   with rbd.Image(io, name, read_only=True) as im:\n{set_snap}\
          \x20       print(struct.unpack('<Q', im.read(0, 8))[0])\n\
          io.close()\nc.shutdown()\n"
     );
