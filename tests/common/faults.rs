@@ -444,9 +444,7 @@ pub fn heads(ns: &str, images: &[&str], snap: Option<&str>) -> Vec<u64> {
     // A member snapshot is in the group namespace: found in `list_snaps()` (every namespace)
     // and read by id (`set_snap_by_id`), as stock tools can.
     let set_snap = snap.map_or_else(String::new, |s| {
-        format!(
-            "\x20       im.set_snap_by_id([s['id'] for s in im.list_snaps() if s['name'] == '{s}'][0])\n"
-        )
+        format!("\x20       im.set_snap_by_id([s['id'] for s in im.list_snaps() if s['name'] == '{s}'][0])\n")
     });
     let script = format!(
         "import rados, rbd, struct, sys\n\
