@@ -162,9 +162,13 @@ const JOURNAL_METHODS: &[&str] = &[
     "segment_get",
 ];
 
-/// Every journal method is registered (it decodes input: garbage is EINVAL, not the
-/// EOPNOTSUPP of an unknown method) with exactly its flags: a user with `class-read` only
-/// may call the read methods and gets EPERM from the OSD for every write method.
+/// The group mirroring methods (`docs/FORMAT.md` §11).
+const MIRROR_METHODS: &[&str] =
+    &["mirror_enable", "mirror_disable", "mirror_set_role", "mirror_set_replay", "mirror_resync", "mirror_get"];
+
+/// Every journal and mirror method is registered (it decodes input: garbage is EINVAL, not
+/// the EOPNOTSUPP of an unknown method) with exactly its flags: a user with `class-read`
+/// only may call the read methods and gets EPERM from the OSD for every write method.
 #[test]
 fn journal_methods_are_registered_with_their_flags() {
     use rbd_cg_rados::{Cluster, ConnectOptions};
@@ -182,7 +186,7 @@ fn journal_methods_are_registered_with_their_flags() {
     let options = ConnectOptions { id: Some("jflags".into()), keyring: Some(keyring.clone()), ..Default::default() };
     let read_only = Cluster::connect(&options).expect("connecting as client.jflags");
     let ro = ioctx(&read_only, "rbd", &ns);
-    for name in JOURNAL_METHODS {
+    for name in JOURNAL_METHODS.iter().chain(MIRROR_METHODS) {
         let access = m::ALL_METHODS.iter().find(|(n, _)| n == name).map(|(_, a)| *a).expect("in ALL_METHODS");
         match access {
             Access::Read => {

@@ -8,7 +8,7 @@
 //! same `invoke` functions against [`crate::store::MemStore`].
 
 use crate::handlers::{
-    backrefs, clone, directory, header, id_object, image_fence, journal, members, snapshots, version,
+    backrefs, clone, directory, header, id_object, image_fence, journal, members, mirror, snapshots, version,
 };
 use crate::ObjectStore;
 use rbd_cg_contract::methods::{self as m, Access, RawWriteMethod, ReadMethod, WriteMethod};
@@ -170,6 +170,12 @@ method_table! {
     raw   m::SEGMENT_APPEND     => journal::segment_append,
     write m::SEGMENT_SEAL       => journal::segment_seal,
     read  m::SEGMENT_GET        => journal::segment_get,
+    write m::MIRROR_ENABLE      => mirror::enable,
+    write m::MIRROR_DISABLE     => mirror::disable,
+    write m::MIRROR_SET_ROLE    => mirror::set_role,
+    write m::MIRROR_SET_REPLAY  => mirror::set_replay,
+    write m::MIRROR_RESYNC      => mirror::resync,
+    read  m::MIRROR_GET         => mirror::get,
     #[cfg(feature = "fault-injection")]
     read  m::TEST_PANIC         => version::test_panic,
 }

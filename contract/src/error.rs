@@ -23,6 +23,10 @@ pub enum CgError {
     /// A size, count or page is outside what is allowed (`ERANGE`).
     #[error("out of range: {0}")]
     OutOfRange(String),
+    /// The group is read-only here: non-primary in a mirrored pair, or a primary asked to do
+    /// what only a non-primary does (`EROFS`).
+    #[error("read-only: {0}")]
+    ReadOnly(String),
     /// Not allowed (`EPERM`); cephx denials reach the client as this too.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
@@ -46,6 +50,7 @@ impl CgError {
             CgError::Exists(_) => libc::EEXIST,
             CgError::Busy(_) => libc::EBUSY,
             CgError::OutOfRange(_) => libc::ERANGE,
+            CgError::ReadOnly(_) => libc::EROFS,
             CgError::PermissionDenied(_) => libc::EPERM,
             CgError::Unsupported(_) => libc::EOPNOTSUPP,
             CgError::Io(_) => libc::EIO,
@@ -63,6 +68,7 @@ impl CgError {
             libc::EEXIST => CgError::Exists(text),
             libc::EBUSY => CgError::Busy(text),
             libc::ERANGE => CgError::OutOfRange(text),
+            libc::EROFS => CgError::ReadOnly(text),
             libc::EPERM | libc::EACCES => CgError::PermissionDenied(text),
             libc::EOPNOTSUPP => CgError::Unsupported(text),
             libc::EIO => CgError::Io(text),
@@ -83,6 +89,7 @@ mod tests {
             libc::EEXIST,
             libc::EBUSY,
             libc::ERANGE,
+            libc::EROFS,
             libc::EPERM,
             libc::EOPNOTSUPP,
             libc::EIO,

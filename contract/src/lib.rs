@@ -15,6 +15,7 @@ pub mod error;
 pub mod history;
 pub mod journal;
 pub mod methods;
+pub mod mirror;
 pub mod names;
 pub mod records;
 

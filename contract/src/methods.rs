@@ -576,6 +576,27 @@ pub const SEGMENT_SEAL: WriteMethod<crate::journal::SegmentSealRequest> = WriteM
 /// The segment's record (`ENOENT` without one).
 pub const SEGMENT_GET: ReadMethod<Empty, crate::journal::SegmentRecord> = ReadMethod::new("segment_get");
 
+/// Records the group mirrored (`cg_header.<id>` omap `mirror`): `EINVAL` for journal mode
+/// without an `Enabled` journal, `ERANGE` for an interval outside
+/// `MIN_INTERVAL_SECS..=MAX_INTERVAL_SECS` in snapshot mode; `EEXIST` when it is mirrored
+/// already in another mode or role (the same mode and role succeed and change nothing);
+/// `ENOENT`/`EINVAL` like every header method, `EBUSY` while the group is being removed.
+pub const MIRROR_ENABLE: WriteMethod<crate::mirror::MirrorEnableRequest> = WriteMethod::new("mirror_enable");
+/// Drops the mirror record (absent is fine), on either side.
+pub const MIRROR_DISABLE: WriteMethod<crate::mirror::MirrorGroupRequest> = WriteMethod::new("mirror_disable");
+/// Promotes or demotes (the same role again succeeds). Demoting refuses with `EBUSY` while
+/// a journal writer holds the lease; `ENOENT` when the group is not mirrored.
+pub const MIRROR_SET_ROLE: WriteMethod<crate::mirror::MirrorRoleRequest> = WriteMethod::new("mirror_set_role");
+/// The mirror daemon records its state: `EROFS` unless the group is non-primary (after a
+/// promotion a stale daemon stops here), `ERANGE` beyond `MAX_REPLAY_MEMBERS` members or
+/// `MAX_TEXT_LEN` bytes of text, `EINVAL` for a position beyond its wave.
+pub const MIRROR_SET_REPLAY: WriteMethod<crate::mirror::MirrorReplayRequest> = WriteMethod::new("mirror_set_replay");
+/// Asks a non-primary group's daemon to copy everything again (`EINVAL` on a primary).
+pub const MIRROR_RESYNC: WriteMethod<crate::mirror::MirrorGroupRequest> = WriteMethod::new("mirror_resync");
+/// The mirror record (`ENOENT` when the group is not mirrored).
+pub const MIRROR_GET: ReadMethod<crate::mirror::MirrorGroupRequest, crate::mirror::MirrorRecord> =
+    ReadMethod::new("mirror_get");
+
 /// Every method the class registers in a normal build, with its access.
 pub const ALL_METHODS: &[(&str, Access)] = &[
     (GET_VERSION.name, Access::Read),
@@ -636,4 +657,10 @@ pub const ALL_METHODS: &[(&str, Access)] = &[
     (SEGMENT_APPEND.name, Access::Write),
     (SEGMENT_SEAL.name, Access::Write),
     (SEGMENT_GET.name, Access::Read),
+    (MIRROR_ENABLE.name, Access::Write),
+    (MIRROR_DISABLE.name, Access::Write),
+    (MIRROR_SET_ROLE.name, Access::Write),
+    (MIRROR_SET_REPLAY.name, Access::Write),
+    (MIRROR_RESYNC.name, Access::Write),
+    (MIRROR_GET.name, Access::Read),
 ];

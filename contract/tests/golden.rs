@@ -51,6 +51,13 @@ use rbd_cg_contract::methods::{
     SNAP_RENAME, SNAP_ROLLBACK_BEGIN, SNAP_ROLLBACK_FINISH,
 };
 use rbd_cg_contract::methods::{SnapReservePutRequest, SNAP_RESERVE_GET, SNAP_RESERVE_PUT};
+use rbd_cg_contract::methods::{
+    MIRROR_DISABLE, MIRROR_ENABLE, MIRROR_GET, MIRROR_RESYNC, MIRROR_SET_REPLAY, MIRROR_SET_ROLE,
+};
+use rbd_cg_contract::mirror::{
+    Bootstrap, MemberSync, MirrorEnableRequest, MirrorGroupRequest, MirrorMode, MirrorRecord, MirrorReplayRequest,
+    MirrorRole, MirrorRoleRequest, MirroredSnapshot, PeerGroup, ReplayPhase, ReplayState,
+};
 use rbd_cg_contract::names::{backref_key, member_key};
 use rbd_cg_contract::names::{
     dir_id_key, dir_name_key, header_object, id_object, validate_group_id, validate_group_name, DIRECTORY_OBJECT,
@@ -618,6 +625,12 @@ fn method_names_and_access() {
         ("segment_append", Access::Write),
         ("segment_seal", Access::Write),
         ("segment_get", Access::Read),
+        ("mirror_enable", Access::Write),
+        ("mirror_disable", Access::Write),
+        ("mirror_set_role", Access::Write),
+        ("mirror_set_replay", Access::Write),
+        ("mirror_resync", Access::Write),
+        ("mirror_get", Access::Read),
     ];
     assert_eq!(ALL_METHODS, expected);
     assert_eq!(TEST_PANIC.name, "test_panic");
@@ -710,6 +723,12 @@ fn method_descriptors_have_the_pinned_types_and_access() {
         raw(&SEGMENT_APPEND),
         write::<SegmentSealRequest>(&SEGMENT_SEAL),
         read::<Empty, SegmentRecord>(&SEGMENT_GET),
+        write::<MirrorEnableRequest>(&MIRROR_ENABLE),
+        write::<MirrorGroupRequest>(&MIRROR_DISABLE),
+        write::<MirrorRoleRequest>(&MIRROR_SET_ROLE),
+        write::<MirrorReplayRequest>(&MIRROR_SET_REPLAY),
+        write::<MirrorGroupRequest>(&MIRROR_RESYNC),
+        read::<MirrorGroupRequest, MirrorRecord>(&MIRROR_GET),
     ];
     assert_eq!(&descriptors[..], ALL_METHODS);
     let _: (&str, Access) = read::<Empty, Empty>(&TEST_PANIC);
@@ -1412,4 +1431,236 @@ fn format_md_journal_examples() {
     let entry = hex(ENTRY_DUMP);
     let input = encode_append(&SegmentAppend { epoch: 3, first_seq: 100, count: 1 }, &entry).unwrap();
     assert_eq!(input, bytes(&[&prefix, &entry]));
+}
+
+// ---- group mirroring ---------------------------------------------------------------------
+
+fn peer_group() -> PeerGroup {
+    PeerGroup { fsid: "f".into(), pool_id: 2, namespace: "ns".into(), group_id: ID.into() }
+}
+
+/// PeerGroup bare: fsid (8 + 1) + pool_id 8 + namespace (8 + 2) + group_id (8 + 16) = 51.
+fn peer_group_bytes() -> Vec<u8> {
+    bytes(&[&string("f"), &u64le(2), &string("ns"), &string(ID)])
+}
+
+/// Every optional part present.
+fn replay_state() -> ReplayState {
+    ReplayState {
+        primary: Some(peer_group()),
+        phase: ReplayPhase::Replaying,
+        position: 40,
+        wave_end: 44,
+        primary_head: 50,
+        oldest_unapplied_ns: 7,
+        primary_demoted_at: Some(50),
+        bootstrap: Some(Bootstrap {
+            snap_name: "boot".into(),
+            position: 10,
+            members: vec![MemberSync { name: "a".into(), image: image_ref(), size: 8 * MIB, copied: MIB }],
+        }),
+        last_snapshot: Some(MirroredSnapshot {
+            name: "boot".into(),
+            taken_ms: CREATED_MS,
+            complete_ms: CREATED_MS + 1,
+            local_snap_ids: vec![4, 5],
+        }),
+        entries_applied: 30,
+        bytes_applied: 3 * MIB,
+        description: "d".into(),
+        daemon: "x".into(),
+        updated_ms: CREATED_MS,
+    }
+}
+
+/// ReplayState bare: primary (1 + 51) + phase 4 + four u64 32 + primary_demoted_at (1 + 8) +
+/// bootstrap (1 + 83: snap_name 12, position 8, count 8, MemberSync 55 = name 9 + ImageRef
+/// 30 + size 8 + copied 8) + last_snapshot (1 + 52: name 12, taken_ms 8, complete_ms 8,
+/// count 8 + two u64) + entries_applied 8 + bytes_applied 8 + description (8 + 1) + daemon
+/// (8 + 1) + updated_ms 8 = 276 bytes.
+fn replay_state_bytes() -> Vec<u8> {
+    bytes(&[
+        &[1], // Some
+        &peer_group_bytes(),
+        &variant(2), // Replaying
+        &u64le(40),
+        &u64le(44),
+        &u64le(50),
+        &u64le(7),
+        &[1],
+        &u64le(50),
+        &[1],
+        &string("boot"),
+        &u64le(10),
+        &u64le(1),
+        &string("a"),
+        &image_ref_bytes(),
+        &u64le(8 * MIB),
+        &u64le(MIB),
+        &[1],
+        &string("boot"),
+        &u64le(CREATED_MS),
+        &u64le(CREATED_MS + 1),
+        &u64le(2),
+        &u64le(4),
+        &u64le(5),
+        &u64le(30),
+        &u64le(3 * MIB),
+        &string("d"),
+        &string("x"),
+        &u64le(CREATED_MS),
+    ])
+}
+
+/// ReplayState::idle() bare: 1 + 4 + 32 + 1 + 1 + 1 + 16 + 8 + 8 + 8 = 80 bytes.
+fn idle_replay_bytes() -> Vec<u8> {
+    bytes(&[&[0], &variant(0), &[0; 32], &[0, 0, 0], &[0; 16], &string(""), &string(""), &u64le(0)])
+}
+
+fn mirror_record() -> MirrorRecord {
+    MirrorRecord {
+        mode: MirrorMode::Snapshot,
+        role: MirrorRole::NonPrimary,
+        interval_secs: 60,
+        since_ms: CREATED_MS,
+        demoted_at: Some(120),
+        resync_requested: true,
+        replay: replay_state(),
+    }
+}
+
+#[test]
+fn mirror_record_populated_and_primary() {
+    // MirrorRecord: mode 4 + role 4 + interval_secs 8 + since_ms 8 + demoted_at (1 + 8) +
+    // resync_requested 1 + replay 276 = 310 = 0x136.
+    let payload = bytes(&[
+        &variant(1), // Snapshot
+        &variant(1), // NonPrimary
+        &u64le(60),
+        &u64le(CREATED_MS),
+        &[1],
+        &u64le(120),
+        &[1],
+        &replay_state_bytes(),
+    ]);
+    assert_eq!((replay_state_bytes().len(), payload.len()), (276, 0x136));
+    golden(&mirror_record(), &bytes(&[&[0x01, 0x01, 0x36, 0x01, 0x00, 0x00], &payload]));
+
+    // A journal-mode primary as `mirror enable` records it: 4 + 4 + 8 + 8 + 1 + 1 + 80 = 106.
+    let primary = MirrorRecord {
+        mode: MirrorMode::Journal,
+        role: MirrorRole::Primary,
+        interval_secs: 0,
+        since_ms: CREATED_MS,
+        demoted_at: None,
+        resync_requested: false,
+        replay: ReplayState::idle(),
+    };
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x6a, 0x00, 0x00, 0x00],
+        &variant(0),
+        &variant(0),
+        &u64le(0),
+        &u64le(CREATED_MS),
+        &[0],
+        &[0],
+        &idle_replay_bytes(),
+    ]);
+    golden(&primary, &expected);
+
+    // Every replay phase is its declaration index.
+    let phases = [
+        ReplayPhase::Idle,
+        ReplayPhase::Syncing,
+        ReplayPhase::Replaying,
+        ReplayPhase::Stopped,
+        ReplayPhase::Disconnected,
+        ReplayPhase::Error,
+    ];
+    for (index, phase) in phases.into_iter().enumerate() {
+        let mut expected = bytes(&[&[0x01, 0x01, 0x36, 0x01, 0x00, 0x00], &payload]);
+        // envelope 6 + record fields before replay 34 + primary 52
+        expected[6 + 34 + 52..6 + 34 + 56].copy_from_slice(&variant(index as u32));
+        let mut record = mirror_record();
+        record.replay.phase = phase;
+        golden(&record, &expected);
+    }
+    assert_eq!(
+        phases.map(ReplayPhase::as_str),
+        ["syncing", "syncing", "replaying", "stopped", "disconnected", "error"]
+    );
+    assert_eq!([MirrorMode::Journal.as_str(), MirrorMode::Snapshot.as_str()], ["journal", "snapshot"]);
+}
+
+#[test]
+fn mirror_requests() {
+    // MirrorEnableRequest: group_id 24 + mode 4 + role 4 + interval_secs 8 + now_ms 8 +
+    // primary (1 + 51) = 100 = 0x64.
+    let enable = MirrorEnableRequest {
+        group_id: ID.into(),
+        mode: MirrorMode::Journal,
+        role: MirrorRole::NonPrimary,
+        interval_secs: 60,
+        now_ms: CREATED_MS,
+        primary: Some(peer_group()),
+    };
+    let expected = bytes(&[
+        &[0x01, 0x01, 0x64, 0, 0, 0],
+        &string(ID),
+        &variant(0),
+        &variant(1),
+        &u64le(60),
+        &u64le(CREATED_MS),
+        &[1],
+        &peer_group_bytes(),
+    ]);
+    golden(&enable, &expected);
+    golden(&MirrorGroupRequest { group_id: ID.into() }, &bytes(&[&[0x01, 0x01, 0x18, 0, 0, 0], &string(ID)]));
+    // MirrorRoleRequest: 24 + role 4 + demoted_at (1 + 8) + now_ms 8 = 45 = 0x2d.
+    let role = MirrorRoleRequest {
+        group_id: ID.into(),
+        role: MirrorRole::NonPrimary,
+        demoted_at: Some(120),
+        now_ms: CREATED_MS,
+    };
+    let expected =
+        bytes(&[&[0x01, 0x01, 0x2d, 0, 0, 0], &string(ID), &variant(1), &[1], &u64le(120), &u64le(CREATED_MS)]);
+    golden(&role, &expected);
+    // A promotion: 24 + 4 + 1 + 8 = 37 = 0x25.
+    let promote = MirrorRoleRequest { group_id: ID.into(), role: MirrorRole::Primary, demoted_at: None, now_ms: 1 };
+    golden(&promote, &bytes(&[&[0x01, 0x01, 0x25, 0, 0, 0], &string(ID), &variant(0), &[0], &u64le(1)]));
+    // MirrorReplayRequest: 24 + replay 276 + clear_resync 1 = 301 = 0x12d.
+    let replay = MirrorReplayRequest { group_id: ID.into(), replay: replay_state(), clear_resync: true };
+    let expected = bytes(&[&[0x01, 0x01, 0x2d, 0x01, 0, 0], &string(ID), &replay_state_bytes(), &[1]]);
+    golden(&replay, &expected);
+}
+
+#[test]
+fn mirror_envelopes_names_and_limits() {
+    use rbd_cg_contract::mirror::*;
+    let actual = [
+        envelope_of::<MirrorRecord>(),
+        envelope_of::<MirrorEnableRequest>(),
+        envelope_of::<MirrorGroupRequest>(),
+        envelope_of::<MirrorRoleRequest>(),
+        envelope_of::<MirrorReplayRequest>(),
+    ];
+    let expected = [
+        ("MirrorRecord", 1, 1, 262_144),
+        ("MirrorEnableRequest", 1, 1, 8192),
+        ("MirrorGroupRequest", 1, 1, 1024),
+        ("MirrorRoleRequest", 1, 1, 1024),
+        ("MirrorReplayRequest", 1, 1, 262_144),
+    ];
+    assert_eq!(actual, expected);
+    assert_eq!(
+        (MIRROR_KEY, MIRROR_CONSUMER_PREFIX, mirror_consumer("abc").as_str()),
+        ("mirror", "mirror.", "mirror.abc")
+    );
+    assert_eq!((MIN_INTERVAL_SECS, MAX_INTERVAL_SECS), (1, 604_800));
+    assert_eq!((MAX_REPLAY_MEMBERS, MAX_TEXT_LEN), (1024, 4096));
+    // The key falls under no listed prefix of the header.
+    for prefix in ["member_", "snap_", "snapname_", "journal_consumer_", "journalpos_"] {
+        assert!(!MIRROR_KEY.starts_with(prefix), "{prefix}");
+    }
 }

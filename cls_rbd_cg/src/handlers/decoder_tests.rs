@@ -15,6 +15,7 @@ use crate::methods::METHODS;
 use proptest::prelude::*;
 use rbd_cg_contract::journal::*;
 use rbd_cg_contract::methods::*;
+use rbd_cg_contract::mirror::*;
 use rbd_cg_contract::records::*;
 use rbd_cg_contract::{decode, encode, Versioned};
 
@@ -58,6 +59,7 @@ fn decode_as_every_type(bytes: &[u8]) {
         JournalTakeRequest, JournalReleaseRequest, JournalRollRequest, JournalTrimRequest, ConsumerSetRequest,
         ConsumerRequest, JournalStatus, SegmentOpenRequest, SegmentSealRequest, SnapJournalPosition,
         SnapJournalPositionRequest, SegmentAppend, ImageFenceRequest, WriterRequest, WriterReply,
+        MirrorRecord, MirrorEnableRequest, MirrorGroupRequest, MirrorRoleRequest, MirrorReplayRequest,
     );
 }
 
@@ -74,8 +76,139 @@ fn methods() -> impl Iterator<Item = &'static str> {
     METHODS.iter().map(|e| e.name).filter(|name| *name != "test_panic")
 }
 
+/// The mirror methods.
+const MIRROR_METHODS: [&str; 6] = [
+    MIRROR_ENABLE.name,
+    MIRROR_DISABLE.name,
+    MIRROR_SET_ROLE.name,
+    MIRROR_SET_REPLAY.name,
+    MIRROR_RESYNC.name,
+    MIRROR_GET.name,
+];
+
+/// A replay state with every optional part present.
+fn full_replay() -> ReplayState {
+    let image = ImageRef { pool_id: 3, namespace: String::new(), image_id: "i0".into() };
+    ReplayState {
+        primary: Some(PeerGroup { fsid: "f".into(), pool_id: 1, namespace: "n".into(), group_id: "g9".into() }),
+        phase: ReplayPhase::Syncing,
+        position: 5,
+        wave_end: 9,
+        primary_head: 12,
+        oldest_unapplied_ns: 1,
+        primary_demoted_at: Some(12),
+        bootstrap: Some(Bootstrap {
+            snap_name: "b".into(),
+            position: 5,
+            members: vec![MemberSync { name: "m".into(), image, size: 4096, copied: 512 }],
+        }),
+        last_snapshot: Some(MirroredSnapshot {
+            name: "b".into(),
+            taken_ms: 1,
+            complete_ms: 2,
+            local_snap_ids: vec![7],
+        }),
+        entries_applied: 3,
+        bytes_applied: 4,
+        description: "d".into(),
+        daemon: "x".into(),
+        updated_ms: 6,
+    }
+}
+
+/// The populated world with group g1 mirrored as a non-primary (a full replay state), and
+/// one valid request per mirror method and per refused method, for g1.
+fn mirrored() -> (Harness, Vec<(&'static str, Vec<u8>)>) {
+    let (mut h, _) = populated();
+    let oid = "cg_header.g1";
+    let group = MirrorGroupRequest { group_id: "g1".into() };
+    let enable = MirrorEnableRequest {
+        group_id: "g1".into(),
+        mode: MirrorMode::Snapshot,
+        role: MirrorRole::NonPrimary,
+        interval_secs: 60,
+        now_ms: 1,
+        primary: full_replay().primary,
+    };
+    h.write(oid, &MIRROR_ENABLE, &enable).expect("enable");
+    let replay = MirrorReplayRequest { group_id: "g1".into(), replay: full_replay(), clear_resync: false };
+    h.write(oid, &MIRROR_SET_REPLAY, &replay).expect("set_replay");
+    h.write(oid, &MIRROR_RESYNC, &group).expect("resync");
+    let role = MirrorRoleRequest { group_id: "g1".into(), role: MirrorRole::Primary, demoted_at: Some(3), now_ms: 2 };
+    let add = MemberAddRequest {
+        group_id: "g1".into(),
+        image: ImageRef { pool_id: 3, namespace: String::new(), image_id: "i2".into() },
+        added_ms: 0,
+        max_members: 5,
+    };
+    let requests = vec![
+        (MIRROR_ENABLE.name, encode(&enable).expect("encodes")),
+        (MIRROR_DISABLE.name, encode(&group).expect("encodes")),
+        (MIRROR_SET_ROLE.name, encode(&role).expect("encodes")),
+        (MIRROR_SET_REPLAY.name, encode(&replay).expect("encodes")),
+        (MIRROR_RESYNC.name, encode(&group).expect("encodes")),
+        (MIRROR_GET.name, encode(&group).expect("encodes")),
+        (MEMBER_ADD_BEGIN.name, encode(&add).expect("encodes")),
+        (SNAP_ROLLBACK_BEGIN.name, encode(&SnapRequest { group_id: "g1".into(), name: "s".into() }).expect("encodes")),
+        (GROUP_BEGIN_REMOVE.name, encode(&IdRequest { id: "g1".into() }).expect("encodes")),
+    ];
+    (h, requests)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(64), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The mirror methods on a mirrored group, with random input, raw and in an envelope.
+    #[test]
+    fn mirror_methods_answer_arbitrary_input_with_an_errno(
+        raw in proptest::collection::vec(any::<u8>(), 0..256),
+        struct_v in 1u8..=3,
+    ) {
+        let (world, _) = mirrored();
+        for method in MIRROR_METHODS {
+            let mut h = world.clone();
+            run_checked(&mut h, "cg_header.g1", method, &raw);
+            run_checked(&mut h, "cg_header.g1", method, &envelope(struct_v, &raw));
+        }
+    }
+
+    /// Real mirror requests (and refused ones) with bytes flipped and the tail cut off.
+    #[test]
+    fn mutated_mirror_requests_answer_with_an_errno(
+        which in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1..=255u8), 0..4),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let (mut h, requests) = mirrored();
+        let (method, mut input) = requests[which.index(requests.len())].clone();
+        for (at, mask) in flips {
+            let i = at.index(input.len());
+            input[i] ^= mask;
+        }
+        if truncate {
+            input.truncate(cut.index(input.len() + 1));
+        }
+        run_checked(&mut h, "cg_header.g1", method, &input);
+    }
+
+    /// The stored mirror record replaced by random bytes (raw or in an envelope), then every
+    /// request: errors, not panics, and nothing written on failure.
+    #[test]
+    fn a_corrupt_mirror_record_is_an_error_not_a_panic(
+        garbage in proptest::collection::vec(any::<u8>(), 0..256),
+        as_envelope in any::<bool>(),
+    ) {
+        let (mut h, requests) = mirrored();
+        let mut stored = h.object("cg_header.g1").expect("the header");
+        let garbage = if as_envelope { envelope(1, &garbage) } else { garbage };
+        stored.omap.insert(MIRROR_KEY.into(), garbage);
+        h.put("cg_header.g1", Some(stored));
+        for (method, input) in &requests {
+            let mut h = h.clone();
+            run_checked(&mut h, "cg_header.g1", method, input);
+        }
+    }
 
     /// Every decoder of the contract, on raw bytes and on a valid envelope around random
     /// bytes.

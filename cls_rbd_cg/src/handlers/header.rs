@@ -89,6 +89,7 @@ pub fn set_name(store: &mut dyn ObjectStore, req: RenameRequest) -> Result<(), C
 /// snapshots. Repeating it succeeds.
 pub fn begin_remove(store: &mut dyn ObjectStore, req: IdRequest) -> Result<(), CgError> {
     let mut header = load(store, &req.id)?;
+    super::mirror::refuse_if_non_primary(store, &req.id, "removing the group")?;
     if header.state == HeaderState::Removing {
         return Ok(());
     }

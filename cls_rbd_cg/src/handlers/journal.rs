@@ -224,6 +224,7 @@ pub fn enabled(store: &mut dyn ObjectStore, req: JournalGroupRequest) -> Result<
 /// `Enabling`/`Enabled` → `Disabling`, only without a writer.
 pub fn disable_begin(store: &mut dyn ObjectStore, req: JournalGroupRequest) -> Result<(), CgError> {
     let (_, mut journal) = header_and_journal(store, &req.group_id)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "disabling the journal")?;
     if journal.state == JournalState::Disabling {
         return Ok(());
     }
@@ -283,6 +284,7 @@ pub fn get(store: &mut dyn ObjectStore, req: JournalGroupRequest) -> Result<Jour
 /// The exact lease already recorded is a repeat and succeeds.
 pub fn take(store: &mut dyn ObjectStore, req: JournalTakeRequest) -> Result<(), CgError> {
     let (_, mut journal) = header_and_journal(store, &req.group_id)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "taking the journal writer lease")?;
     if journal.state != JournalState::Enabled {
         return Err(CgError::Busy(format!("the journal is {:?}", journal.state)));
     }

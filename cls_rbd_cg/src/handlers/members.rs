@@ -48,6 +48,7 @@ pub fn add_begin(store: &mut dyn ObjectStore, req: MemberAddRequest) -> Result<(
         return Err(CgError::OutOfRange(format!("member limit {} is not in 1..={MAX_GROUP_MEMBERS}", req.max_members)));
     }
     let mut header = load_active(store, &req.group_id)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "adding a member")?;
     super::journal::refuse_while_journaled(store, "adding a member")?;
     match load_key::<MemberRecord>(store, &key_of(&req.image))? {
         Some(existing) if existing.state == MemberState::Adding => return Ok(()),
@@ -90,6 +91,7 @@ pub fn add_finish(store: &mut dyn ObjectStore, req: MemberRequest) -> Result<(),
 /// `Adding`/`Attached` → `Removing`.
 pub fn remove_begin(store: &mut dyn ObjectStore, req: MemberRequest) -> Result<(), CgError> {
     let mut record = member(store, &req)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "removing a member")?;
     super::journal::refuse_while_journaled(store, "removing a member")?;
     if record.state == MemberState::Removing {
         return Ok(());

@@ -14,6 +14,7 @@ pub mod id_object;
 pub mod image_fence;
 pub mod journal;
 pub mod members;
+pub mod mirror;
 pub mod snapshots;
 pub mod version;
 

@@ -82,6 +82,7 @@ pub fn create_begin(store: &mut dyn ObjectStore, req: SnapCreateRequest) -> Resu
         )));
     }
     let mut header = load_active(store, &req.group_id)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "creating a group snapshot")?;
     if let Some(entry) = load_key::<SnapNameEntry>(store, &snap_name_key(&req.name))? {
         let existing = load_key::<SnapshotRecord>(store, &snap_key(entry.seq))?;
         return match existing {
@@ -199,6 +200,7 @@ pub fn create_finish(store: &mut dyn ObjectStore, req: SnapFinishRequest) -> Res
 /// `Creating`/`Complete` → `Removing`.
 pub fn remove_begin(store: &mut dyn ObjectStore, req: SnapRemoveRequest) -> Result<(), CgError> {
     header(store, &req.group_id)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "removing a group snapshot")?;
     let mut record = record(store, &req.name)?;
     if record.state == SnapshotState::Removing {
         return Ok(());
@@ -254,6 +256,7 @@ pub fn rename(store: &mut dyn ObjectStore, req: SnapRenameRequest) -> Result<(),
 /// Marks a rollback to a `Complete` snapshot as in progress.
 pub fn rollback_begin(store: &mut dyn ObjectStore, req: SnapRequest) -> Result<(), CgError> {
     load_active(store, &req.group_id)?;
+    super::mirror::refuse_if_non_primary(store, &req.group_id, "rolling the group back")?;
     super::journal::refuse_while_journaled(store, "rolling the group back")?;
     let record = record(store, &req.name)?;
     if record.state != SnapshotState::Complete {
