@@ -257,6 +257,73 @@ class JournalStatus(TypedDict):
     consumers: list[JournalConsumer]
     members: list[JournalMember]
 
+class MirrorMember(TypedDict):
+    """A member of a mirrored group, as :meth:`Groups.mirror_status` shows it."""
+
+    image: str
+    """The image's name (the same on both sides)."""
+    state: str
+    """``primary`` on the primary; on a secondary ``syncing`` while it is copied, else the
+    group's state (``replaying``, ``stopped`` …)."""
+    progress: float
+    """Percent of the image copied by the current sync (100 when not syncing; 0 on a
+    secondary that has not finished a first sync)."""
+
+class MirrorPeer(TypedDict):
+    """A mirror daemon's consumer of the primary's journal (journal mode, on the primary)."""
+
+    consumer: str
+    """``mirror.<secondary cluster fsid>``."""
+    state: Literal["connected", "disconnected"]
+    """``disconnected``: it fell behind past the journal's bound (``mirror_resync`` on the
+    secondary recovers it)."""
+    position: int
+    """Every entry up to this one is applied at the peer."""
+    entries_behind: int
+    """Entries the peer has yet to apply."""
+
+class MirrorStatus(TypedDict):
+    """The mirroring state of a group, as :meth:`Groups.mirror_status` returns it (the
+    fields of ``rbd-cg mirror status --format json``, its two times in seconds)."""
+
+    group: str
+    """``pool[/namespace]/group``."""
+    enabled: bool
+    """Whether the group is mirrored at all (False: ``state`` is ``disabled``, ``mode`` and
+    ``role`` are empty)."""
+    mode: Literal["journal", "snapshot", ""]
+    role: Literal["primary", "non-primary", ""]
+    state: str
+    """``primary``, ``syncing``, ``replaying``, ``stopped`` (the primary is demoted and
+    everything it wrote is applied; a demoted former primary waiting for ``mirror_resync``),
+    ``disconnected`` (``mirror_resync`` needed), ``error`` or ``disabled``."""
+    description: str
+    """What happened last."""
+    primary_position: int
+    """The primary's newest journal entry (as last seen, on a secondary)."""
+    mirror_position: int
+    """Every entry up to this one is applied on the mirror (on a primary: the slowest peer)."""
+    entries_behind: int
+    """Entries not applied yet."""
+    seconds_behind: float
+    """How old the oldest entry not applied yet is (a secondary)."""
+    last_snapshot: Optional[str]
+    """The last group snapshot of the primary copied completely."""
+    last_snapshot_time: Optional[float]
+    """When that copy was complete here, seconds since the Unix epoch."""
+    demoted_at: Optional[int]
+    """Journal mode: the journal entry at which the primary was demoted (on the demoted
+    group itself, or as the secondary saw it)."""
+    resync_requested: bool
+    """``mirror_resync`` was asked for and the daemon has not started it yet."""
+    members: list[MirrorMember]
+    peers: list[MirrorPeer]
+    """A primary in journal mode: its mirror consumers."""
+    daemon: str
+    """The mirror daemon last at work on it (a secondary; empty otherwise)."""
+    updated: Optional[float]
+    """When the daemon last recorded its state, seconds since the Unix epoch (None: never)."""
+
 class ClonedImage(TypedDict):
     """One member of the group :meth:`Groups.clone` made."""
 
@@ -489,6 +556,63 @@ class Groups:
 
     def journal_status(self, group: str) -> JournalStatus:
         """The journal of ``group`` (``enabled`` False without one)."""
+
+    def mirror_enable(self, group: str, mode: Literal["journal", "snapshot"] = "journal", interval: int = 300) -> None:
+        """Mirrors ``group`` to a second cluster (run on the primary): a mirror daemon at
+        the other site (``rbd-cg mirror daemon``) keeps a crash-consistent copy of the
+        whole group there. See ``docs/MIRRORING.md``.
+
+        :param mode: ``"journal"`` replays the group journal in order (the group must be
+            journaled: :meth:`journal_enable`); ``"snapshot"`` takes a group snapshot every
+            ``interval`` seconds (recorded; the daemon does not ship snapshot mode yet).
+        :param interval: snapshot mode: seconds between group snapshots (1 to 604800).
+        :raises InvalidArgument: journal mode on a group without a journal, or a bad mode.
+        :raises ObjectExists: the group is mirrored already in the other mode, or is a
+            non-primary copy (enabling again with the same mode changes nothing).
+        :raises ArgumentOutOfRange: snapshot mode with an interval out of range.
+        """
+
+    def mirror_disable(self, group: str) -> None:
+        """Stops mirroring ``group`` (on either side; nothing to do when it is not
+        mirrored). On a primary the mirror consumers of its journal are removed too; a
+        secondary's copy stays read-only until mirroring is disabled there as well."""
+
+    def mirror_status(self, group: str) -> MirrorStatus:
+        """The mirroring state of ``group`` on this cluster (``enabled`` False when it is
+        not mirrored)."""
+
+    def mirror_promote(self, group: str, force: bool = False) -> None:
+        """Makes this side of ``group`` the primary (it takes writes again). Waits up to
+        30 s for the mirror daemon to let go of the members, then blocklists it and
+        breaks its locks. A rerun finishes an interrupted promotion; promoting a primary
+        changes nothing.
+
+        :param force: promote although the old primary is not demoted (it is lost); the
+            copy is then at a crash-consistent state of it. Without it, the old primary
+            must be demoted and every entry it wrote applied here (state ``stopped``).
+        :raises ImageBusy: the first sync is not finished, or (without ``force``) the
+            primary is not demoted or not everything it wrote is applied yet.
+        :raises ObjectNotFound: the group is not mirrored.
+        """
+
+    def mirror_demote(self, group: str) -> None:
+        """Makes the primary ``group`` non-primary, so that the other side can be promoted.
+        In journal mode everything pending in the journal is applied first and the
+        journal's last entry recorded (``demoted_at``). From then on snapshots, membership
+        changes and journal writers (``rbd-cg nbd serve``) are refused with
+        :class:`ReadOnlyImage`. Demoting a non-primary group changes nothing.
+
+        :raises ImageBusy: ``rbd-cg nbd serve`` writes the group (stop it first).
+        :raises ObjectNotFound: the group is not mirrored.
+        """
+
+    def mirror_resync(self, group: str) -> None:
+        """Asks the mirror daemon to copy the whole group again from the primary (on a
+        secondary, or on a demoted former primary, which only then follows the new one).
+
+        :raises InvalidArgument: the group is primary (demote it first).
+        :raises ObjectNotFound: the group is not mirrored.
+        """
 
     def snap_list(self, group: str) -> list[SnapshotInfo]:
         """The snapshots of ``group`` in creation order, each member snapshot checked."""

@@ -9,9 +9,11 @@ use rbd_cg_client::groups::{GroupInfo, GroupState, RepairReport};
 use rbd_cg_client::image_groups::ImageGroup;
 use rbd_cg_client::journal::JournalInfo;
 use rbd_cg_client::members::MemberInfo;
+use rbd_cg_client::mirror::MirrorStatus;
 use rbd_cg_client::snapshots::{SnapshotImage, SnapshotInfo};
 use rbd_cg_client::spec::{ImageSpec, PoolSpec};
 use rbd_cg_client::Result;
+use rbd_cg_contract::mirror::MirrorMode;
 
 /// Milliseconds since the epoch as float seconds, like `time.time()`.
 fn seconds(ms: u64) -> f64 {
@@ -154,6 +156,48 @@ pub(crate) fn journal<'py>(py: Python<'py>, j: &JournalInfo) -> PyResult<Bound<'
     Ok(d)
 }
 
+/// `Groups.mirror_status`: the fields of `MirrorStatus`, its two times (`last_snapshot_ms`,
+/// `updated_ms`) as float seconds named `last_snapshot_time` and `updated`.
+pub(crate) fn mirror_status<'py>(py: Python<'py>, s: &MirrorStatus) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("group", &s.group)?;
+    d.set_item("enabled", s.enabled)?;
+    d.set_item("mode", s.mode)?;
+    d.set_item("role", s.role)?;
+    d.set_item("state", &s.state)?;
+    d.set_item("description", &s.description)?;
+    d.set_item("primary_position", s.primary_position)?;
+    d.set_item("mirror_position", s.mirror_position)?;
+    d.set_item("entries_behind", s.entries_behind)?;
+    d.set_item("seconds_behind", s.seconds_behind)?;
+    d.set_item("last_snapshot", &s.last_snapshot)?;
+    d.set_item("last_snapshot_time", s.last_snapshot_ms.map(seconds))?;
+    d.set_item("demoted_at", s.demoted_at)?;
+    d.set_item("resync_requested", s.resync_requested)?;
+    let members = PyList::empty(py);
+    for m in &s.members {
+        let member = PyDict::new(py);
+        member.set_item("image", &m.image)?;
+        member.set_item("state", &m.state)?;
+        member.set_item("progress", m.progress)?;
+        members.append(member)?;
+    }
+    d.set_item("members", members)?;
+    let peers = PyList::empty(py);
+    for p in &s.peers {
+        let peer = PyDict::new(py);
+        peer.set_item("consumer", &p.consumer)?;
+        peer.set_item("state", p.state)?;
+        peer.set_item("position", p.position)?;
+        peer.set_item("entries_behind", p.entries_behind)?;
+        peers.append(peer)?;
+    }
+    d.set_item("peers", peers)?;
+    d.set_item("daemon", &s.daemon)?;
+    d.set_item("updated", if s.updated_ms == 0 { None } else { Some(seconds(s.updated_ms)) })?;
+    Ok(d)
+}
+
 /// `Groups.snap_list`.
 pub(crate) fn snapshots<'py>(py: Python<'py>, snapshots: &[SnapshotInfo]) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
@@ -210,6 +254,15 @@ pub(crate) fn clone_format(format: &str) -> Result<CloneFormat> {
         "v1" | "1" => Ok(CloneFormat::V1),
         "v2" | "2" => Ok(CloneFormat::V2),
         other => Err(invalid(format!("clone_format must be \"auto\", \"v1\" or \"v2\", not {other:?}"))),
+    }
+}
+
+/// `"journal"` or `"snapshot"`.
+pub(crate) fn mirror_mode(mode: &str) -> Result<MirrorMode> {
+    match mode {
+        "journal" => Ok(MirrorMode::Journal),
+        "snapshot" => Ok(MirrorMode::Snapshot),
+        other => Err(invalid(format!("mode must be \"journal\" or \"snapshot\", not {other:?}"))),
     }
 }
 

@@ -9,7 +9,7 @@
 //! caller reuses one I/O context (opening one costs a class check on the OSD).
 
 use crate::convert;
-use crate::errors::{invalid, Failure};
+use crate::errors::{invalid, out_of_range, Failure};
 use crate::unblocked;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
@@ -309,6 +309,61 @@ impl Groups {
     fn journal_status<'py>(&self, py: Python<'py>, group: &str) -> PyResult<Bound<'py, PyDict>> {
         let info = self.call(py, |g| g.journal_status(group))?;
         convert::journal(py, &info)
+    }
+
+    /// Mirrors group to a second cluster (run on the primary): a mirror daemon at the
+    /// other site (`rbd-cg mirror daemon`) keeps a crash-consistent copy of it. mode
+    /// "journal" replays the group journal in order (journal_enable first, else
+    /// InvalidArgument); "snapshot" takes a group snapshot every interval seconds (1 to
+    /// 604800; ArgumentOutOfRange otherwise). Enabling again with the same mode changes
+    /// nothing; with another mode, or on a non-primary copy, ObjectExists.
+    #[pyo3(signature = (group, mode="journal", interval=300))]
+    fn mirror_enable(&self, py: Python<'_>, group: &str, mode: &str, interval: i64) -> PyResult<()> {
+        self.call(py, |g| {
+            let mode = convert::mirror_mode(mode)?;
+            let interval = u64::try_from(interval)
+                .map_err(|_| out_of_range(format!("interval must be a positive number of seconds, not {interval}")))?;
+            g.mirror_enable(group, mode, interval)
+        })
+    }
+
+    /// Stops mirroring group (on either side). On a primary the mirror consumers of its
+    /// journal go too; a secondary's copy stays read-only until disabled there as well.
+    fn mirror_disable(&self, py: Python<'_>, group: &str) -> PyResult<()> {
+        self.call(py, |g| g.mirror_disable(group))
+    }
+
+    /// The mirroring state of group (either side): group, enabled, mode, role, state,
+    /// description, primary_position, mirror_position, entries_behind, seconds_behind,
+    /// last_snapshot, last_snapshot_time, demoted_at, resync_requested, members (image,
+    /// state, progress), peers (consumer, state, position, entries_behind), daemon,
+    /// updated. enabled is False (state "disabled") for a group that is not mirrored.
+    fn mirror_status<'py>(&self, py: Python<'py>, group: &str) -> PyResult<Bound<'py, PyDict>> {
+        let status = self.call(py, |g| g.mirror_status(group))?;
+        convert::mirror_status(py, &status)
+    }
+
+    /// Makes this side of group the primary. Without force the old primary must be
+    /// demoted and everything it wrote applied here (ImageBusy otherwise); with force only
+    /// a finished first sync is needed (the primary is lost). Waits up to 30 s for the
+    /// mirror daemon to let go of the members, then fences it. A rerun finishes an
+    /// interrupted promotion.
+    #[pyo3(signature = (group, force=false))]
+    fn mirror_promote(&self, py: Python<'_>, group: &str, force: bool) -> PyResult<()> {
+        self.call(py, |g| g.mirror_promote(group, force))
+    }
+
+    /// Makes the primary group read-only (snapshots, membership changes and journal
+    /// writers are then refused with ReadOnlyImage), so that the other side can be
+    /// promoted. ImageBusy while `rbd-cg nbd serve` writes it.
+    fn mirror_demote(&self, py: Python<'_>, group: &str) -> PyResult<()> {
+        self.call(py, |g| g.mirror_demote(group))
+    }
+
+    /// Asks the mirror daemon to copy the whole group again from the primary (on a
+    /// secondary or a demoted former primary; InvalidArgument on a primary).
+    fn mirror_resync(&self, py: Python<'_>, group: &str) -> PyResult<()> {
+        self.call(py, |g| g.mirror_resync(group))
     }
 
     /// The snapshots of group in creation order, each member snapshot checked.
