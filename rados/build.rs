@@ -83,6 +83,9 @@ const FUNCTIONS: &[&str] = &[
     "rbd_aio_write_zeroes",
     "rbd_aio_flush",
     "rbd_get_size",
+    // the mirror daemon (rbd_cg_mirror): which cluster, reading a snapshot, its extents
+    "rados_cluster_fsid",
+    "rbd_diff_iterate2",
     // watch/notify, advisory locks, self-managed snapshot ids (fencing, src/fence)
     "rados_get_instance_id",
     "rados_watch3",

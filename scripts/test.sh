@@ -9,6 +9,7 @@
 #
 # Environment: RBD_CG_TEST_DIR (cluster directory, default target/test-cluster),
 # RBD_CG_TEST_DIR3 (the three-OSD cluster, default target/test-cluster3),
+# RBD_CG_MIRROR_DIR (the second cluster of tests/mirror.rs, default target/test-cluster-mirror),
 # RBD_CG_KEEP_CLUSTER=1 (leave them running afterwards, for debugging),
 # RBD_CG_FAULT_ROUNDS (OSD kill rounds per operation in tests/multi_osd_faults.rs, default 1).
 #
@@ -54,10 +55,14 @@ export RBD_CG_BIN=$repo/target/debug/rbd-cg
 multi_osd=0
 [[ $# -gt 0 && " $* " != *multi_osd* ]] || multi_osd=1
 dir3=${RBD_CG_TEST_DIR3:-$repo/target/test-cluster3}
+# The secondary cluster of the mirroring tests (tests/mirror.rs): the test cluster is their
+# primary. No mgr: nothing there needs one, and it saves the foreground a process.
+dirm=${RBD_CG_MIRROR_DIR:-$repo/target/test-cluster-mirror}
 log3=$dir3.log
 multi_pid=''
 # A leftover cluster from an interrupted run is ours to replace.
 scripts/cluster.sh destroy "$dir" >/dev/null 2>&1 || true
+scripts/cluster.sh destroy "$dirm" >/dev/null 2>&1 || true
 ((multi_osd)) && scripts/cluster.sh destroy "$dir3" >/dev/null 2>&1 || true
 cleanup() {
     # The background part, if it still runs (the foreground failed): its whole process group.
@@ -67,8 +72,8 @@ cleanup() {
         echo "the three-OSD part was stopped; its output so far is in $log3" >&2
     fi
     local d
-    for d in "$dir" "$dir3"; do
-        [[ $d == "$dir" ]] || ((multi_osd)) || continue
+    for d in "$dir" "$dirm" "$dir3"; do
+        [[ $d != "$dir3" ]] || ((multi_osd)) || continue
         if [[ ${RBD_CG_KEEP_CLUSTER:-0} == 1 ]]; then
             echo "cluster kept running: eval \"\$(scripts/cluster.sh env $d)\"; stop with scripts/cluster.sh destroy $d" >&2
         else
@@ -113,8 +118,10 @@ if ((multi_osd)); then
     set +m
 fi
 
-say "throwaway cluster in $dir"
+say "throwaway cluster in $dir, and the mirroring tests' second one in $dirm"
 scripts/cluster.sh start "$dir" --class "$class_so"
+scripts/cluster.sh start "$dirm" --no-mgr --class "$class_so"
+export RBD_CG_MIRROR_CONF=$dirm/ceph.conf RBD_CG_MIRROR_CLUSTER_DIR=$dirm
 eval "$(scripts/cluster.sh env "$dir")"
 export RBD_CG_TEST_CLUSTER_DIR=$dir
 

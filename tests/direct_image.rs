@@ -729,6 +729,7 @@ fn a_broken_object_map_lock_stops_writes() {
         tag: String::new(),
         description: String::new(),
         duration_secs: 0,
+        may_renew: false,
     };
     other_io.call_write(&map_oid, &cls_lock::LOCK, &take).expect("the other client locks the map");
 

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod journal;
+mod mirror;
 mod output;
 
 use output::{obj, Align, Node, Table};
@@ -151,6 +152,12 @@ enum Command {
     Journal {
         #[command(subcommand)]
         action: journal::JournalCommand,
+    },
+    /// Mirror the group to a second cluster (enable, disable, status, promote, demote,
+    /// resync, daemon).
+    Mirror {
+        #[command(subcommand)]
+        action: mirror::MirrorCommand,
     },
     /// Serve the group's members over NBD.
     Nbd {
@@ -471,6 +478,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Image { action } => run_image(global, action)?,
         Command::Journal { action } => journal::run_journal(global, action)?,
         Command::Nbd { action } => journal::run_nbd(global, action)?,
+        Command::Mirror { action } => mirror::run_mirror(global, action)?,
         Command::Snap { action } => run_snap(global, action)?,
         Command::Repair { group_spec, check } => {
             let spec = GroupSpec::parse(group_spec)?;
@@ -784,7 +792,7 @@ fn run_snap(global: &Global, action: &SnapCommand) -> Result<()> {
 fn main() {
     env_logger::Builder::from_env(
         env_logger::Env::default()
-            .default_filter_or("warn,rbd_cg_client=info,rbd_cg_journal=info,rbd_cg_datapath=info"),
+            .default_filter_or("warn,rbd_cg_client=info,rbd_cg_journal=info,rbd_cg_datapath=info,rbd_cg_mirror=info"),
     )
     .format(|buf, record| writeln!(buf, "rbd-cg: {}", record.args()))
     .init();

@@ -36,6 +36,7 @@ pub mod journal;
 mod lookup;
 mod member_snaps;
 pub mod members;
+pub mod mirror;
 pub mod parallel;
 pub mod progress;
 pub mod snapshots;

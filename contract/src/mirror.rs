@@ -227,6 +227,18 @@ pub struct MirrorRecord {
 }
 versioned!(MirrorRecord, "MirrorRecord", 1, 1, 256 * 1024);
 
+impl MirrorRecord {
+    /// A demoted former primary whose data may have diverged from the primary's: it was
+    /// demoted, and no sync of it completed since. Such a copy is never replayed onto (the
+    /// journal positions would not match its data); only `resync` makes it follow again, and
+    /// it may be promoted back without `--force` (its data is its own).
+    pub fn diverged(&self) -> bool {
+        self.role == MirrorRole::NonPrimary
+            && self.demoted_at.is_some()
+            && self.replay.last_snapshot.as_ref().is_none_or(|s| s.complete_ms < self.since_ms)
+    }
+}
+
 // ---- requests ----------------------------------------------------------------------------
 
 /// `mirror_enable`: records the group mirrored. `role` `Primary` for `mirror enable`,

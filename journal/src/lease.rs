@@ -198,6 +198,7 @@ impl Lease {
             tag: WRITER_LOCK_TAG.into(),
             description: description.into(),
             duration_secs: 0,
+            may_renew: false,
         };
         for round in 0..5 {
             match watch.ioctx().call_write(&header, &cls_lock::LOCK, &lock) {

@@ -253,6 +253,16 @@ impl Cluster {
         })
     }
 
+    /// The cluster's fsid (its unique id), as `ceph fsid` prints it.
+    pub fn fsid(&self) -> RadosResult<String> {
+        let raw = self.inner.raw;
+        read_c_string("rados_cluster_fsid", |buf, len| {
+            // SAFETY: connected handle; `buf` is writable for `len` bytes (provided by
+            // `read_c_string`); librados writes the NUL-terminated fsid or returns -ERANGE.
+            unsafe { sys::rados_cluster_fsid(raw, buf, len) }
+        })
+    }
+
     /// The cluster's `require_min_compat_client`, as a Ceph release number (luminous 12,
     /// mimic 13, ...): what decides whether clone v2 may be used.
     pub fn require_min_compat_client(&self) -> RadosResult<i8> {

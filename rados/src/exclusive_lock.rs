@@ -334,6 +334,7 @@ impl ExclusiveLock {
             tag: RBD_LOCK_TAG.into(),
             description: self.config.description.clone(),
             duration_secs: self.config.lock_duration_secs,
+            may_renew: false,
         };
         let mut rounds = 0u32;
         let mut holder = String::from("nobody");
@@ -483,6 +484,7 @@ impl ExclusiveLock {
             tag: String::new(),
             description: self.config.description.clone(),
             duration_secs: self.config.lock_duration_secs,
+            may_renew: false,
         };
         for _ in 0..3 {
             match self.ioctx().call_write(&oid, &cls_lock::LOCK, &request) {

@@ -203,12 +203,27 @@ unsafe extern "C" fn no_progress(_offset: u64, _total: u64, _arg: *mut c_void) -
 /// Creates a format-2 image `name` of `size` bytes with `features` (`None`: the cluster's
 /// `rbd_default_features`, as `rbd create` does). `EEXIST` if it exists.
 pub fn image_create(ioctx: &IoCtx, name: &str, size: u64, features: Option<u64>) -> RadosResult<()> {
+    image_create_with_order(ioctx, name, size, features, None)
+}
+
+/// [`image_create`] with objects of `1 << order` bytes (`None`: the cluster's default), as
+/// `rbd create --object-size` does: a mirror's copy has its primary's object size.
+pub fn image_create_with_order(
+    ioctx: &IoCtx,
+    name: &str,
+    size: u64,
+    features: Option<u64>,
+    order: Option<u8>,
+) -> RadosResult<()> {
     let what = || format!("rbd_create4({name})");
     let c_name = cstring(name, what)?;
     let mut opts = ImageOptions::new();
     opts.set_u64(sys::RBD_IMAGE_OPTION_FORMAT, 2, "rbd_image_options_set_uint64(format)")?;
     if let Some(features) = features {
         opts.set_u64(sys::RBD_IMAGE_OPTION_FEATURES, features, "rbd_image_options_set_uint64(features)")?;
+    }
+    if let Some(order) = order {
+        opts.set_u64(sys::RBD_IMAGE_OPTION_ORDER, u64::from(order), "rbd_image_options_set_uint64(order)")?;
     }
     // SAFETY: valid ioctx; `c_name` NUL-terminated; `opts` is live; librbd
     // copies what it needs.
@@ -460,6 +475,60 @@ impl Image {
         // SAFETY: open image; integer argument.
         let ret = unsafe { sys::rbd_snap_remove_by_id(self.raw, snap_id) };
         check(ret, || format!("rbd_snap_remove_by_id({snap_id})")).map(drop)
+    }
+
+    /// Reads from snapshot `snap_id` (any namespace) from now on; `None`: the head again.
+    pub fn set_snap_by_id(&mut self, snap_id: Option<u64>) -> RadosResult<()> {
+        let id = snap_id.unwrap_or(u64::MAX - 1);
+        // SAFETY: open image; integer argument (CEPH_NOSNAP = u64::MAX - 1 is the head).
+        let ret = unsafe { sys::rbd_snap_set_by_id(self.raw, id) };
+        check(ret, || format!("rbd_snap_set_by_id({id})")).map(drop)
+    }
+
+    /// The extents of `offset..offset + len` that hold data at the snapshot (or head) the
+    /// image is set to, with a parent's data included: `(offset, length)` pairs in order,
+    /// from librbd's `diff_iterate2` without a starting snapshot. What a copy must read;
+    /// everything else reads as zeros.
+    pub fn allocated_extents(&self, offset: u64, len: u64) -> RadosResult<Vec<(u64, u64)>> {
+        /// `diff_iterate2`'s callback: collects extents that exist.
+        unsafe extern "C" fn collect(offset: u64, len: usize, exists: c_int, arg: *mut c_void) -> c_int {
+            // SAFETY: `arg` is the `Vec` below, alive for the whole call that invokes us,
+            // from the calling thread only (librbd calls back synchronously).
+            let extents = unsafe { &mut *arg.cast::<Vec<(u64, u64)>>() };
+            if exists != 0 {
+                match extents.last_mut() {
+                    Some((o, l)) if *o + *l == offset => *l += len as u64,
+                    _ => extents.push((offset, len as u64)),
+                }
+            }
+            0
+        }
+        let mut extents: Vec<(u64, u64)> = Vec::new();
+        // SAFETY: open image; NULL `fromsnapname` = since the beginning; `collect` matches
+        // the callback signature and `arg` points to `extents`, which outlives the call.
+        let ret = unsafe {
+            sys::rbd_diff_iterate2(
+                self.raw,
+                ptr::null(),
+                offset,
+                len,
+                1,
+                0,
+                Some(collect),
+                (&mut extents as *mut Vec<(u64, u64)>).cast(),
+            )
+        };
+        check(ret, || format!("rbd_diff_iterate2({offset}, {len})"))?;
+        Ok(extents)
+    }
+
+    /// The image size in bytes (at the snapshot it is set to).
+    pub fn size(&self) -> RadosResult<u64> {
+        let mut size = 0u64;
+        // SAFETY: open image; `size` is a valid out-pointer.
+        let ret = unsafe { sys::rbd_get_size(self.raw, &mut size) };
+        check(ret, || "rbd_get_size".to_owned())?;
+        Ok(size)
     }
 
     /// How many clone children snapshot `snap_id` has, of either clone format, in any pool

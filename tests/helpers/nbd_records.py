@@ -9,6 +9,10 @@ Used by tests/journal.rs against `rbd-cg nbd serve`, a real userspace NBD client
                                           "k i" per acknowledged write (flushed)
   nbd_records.py count URI...             print, per URI, how many records 0.. are there
                                           in a row, and whether anything valid follows
+  nbd_records.py count-rbd POOL NS IMAGE...
+                                          the same, read from RBD images through librbd
+                                          (python3-rbd, the cluster of $CEPH_CONF): a
+                                          mirror's copy, which no NBD server serves
 
 A record is one 4 KiB block at offset k * 4096: magic, k, the URI index, a CRC32 of the
 rest; a block of anything else is "no record" (zeros after a discard, or never written).
@@ -18,7 +22,10 @@ import struct
 import sys
 import zlib
 
-import nbd
+try:
+    import nbd
+except ImportError:  # count-rbd needs only python3-rbd
+    nbd = None
 
 BLOCK = 4096
 MAGIC = b"RBDCGREC"
@@ -66,6 +73,47 @@ def count(uris):
         print(f"{n} {int(stray)}")
 
 
+def count_rbd(pool, namespace, images):
+    import rados
+    import rbd
+
+    cluster = rados.Rados(conffile="")
+    cluster.connect()
+    try:
+        ioctx = cluster.open_ioctx(pool)
+        ioctx.set_namespace(namespace)
+        # Last member first: while a copy changes under us, a later member read earlier
+        # can only look behind, never ahead, of an earlier member read later.
+        results = {}
+        for index, name in reversed(list(enumerate(images))):
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                limit = image.size() // BLOCK
+                # Read in large pieces: a mirror's copy is read while it changes, so the
+                # count is taken from one pass (a prefix stays a prefix as it grows).
+                n, stray, k = 0, False, 0
+                piece = 256
+                gap = None
+                while k < limit and (gap is None or k < gap + 64):
+                    data = image.read(k * BLOCK, min(piece, limit - k) * BLOCK)
+                    for i in range(len(data) // BLOCK):
+                        ok = is_record(data[i * BLOCK:(i + 1) * BLOCK], k + i, index)
+                        if gap is None:
+                            if ok:
+                                n += 1
+                            else:
+                                gap = k + i
+                        elif ok and k + i < gap + 64:
+                            stray = True
+                    k += piece
+                results[index] = (n, stray)
+        for index in range(len(images)):
+            n, stray = results[index]
+            print(f"{n} {int(stray)}")
+        ioctx.close()
+    finally:
+        cluster.shutdown()
+
+
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "chain":
         try:
@@ -75,6 +123,8 @@ def main():
             sys.exit(3)
     elif len(sys.argv) >= 3 and sys.argv[1] == "count":
         count(sys.argv[2:])
+    elif len(sys.argv) >= 5 and sys.argv[1] == "count-rbd":
+        count_rbd(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

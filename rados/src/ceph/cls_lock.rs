@@ -42,6 +42,9 @@ pub struct LockRequest {
     pub description: String,
     /// Expiry in seconds (0 = never).
     pub duration_secs: u32,
+    /// `LOCK_FLAG_MAY_RENEW`: taking it again with the same cookie restarts its expiry
+    /// (without it that is `EEXIST`).
+    pub may_renew: bool,
 }
 
 impl Encode for LockRequest {
@@ -49,7 +52,7 @@ impl Encode for LockRequest {
         w.versioned(1, 1, |w| {
             w.string(&self.name).u8(LOCK_EXCLUSIVE).string(&self.cookie).string(&self.tag).string(&self.description);
             w.u32(self.duration_secs).u32(0); // utime_t: seconds, nanoseconds
-            w.u8(0); // flags: no LOCK_FLAG_MAY_RENEW
+            w.u8(u8::from(self.may_renew)); // flags: LOCK_FLAG_MAY_RENEW = 1
         });
     }
 }
@@ -98,6 +101,7 @@ mod tests {
             tag: RBD_LOCK_TAG.into(),
             description: "rbd-cg fence 0123456789abcdef/fedcba98".into(),
             duration_secs: 30,
+            may_renew: false,
         }
         .to_bytes();
         assert_eq!(lock.len(), 105);
