@@ -688,3 +688,110 @@ fn a_bootstrap_killed_midway_resumes_where_it_was() {
     // ceph_tool_ok is the primary's rbd; keep the helper in use for the namespace check.
     assert!(ceph_tool_ok("rbd", &["ls", &format!("rbd/{ns}")]).contains("m0"));
 }
+
+/// The u64 at offset 0 of each image of `rbd/ns` on `side`, at user snapshot `snap` (or the
+/// head), through python3-rbd.
+fn heads_on(side: Side, ns: &str, images: &[&str], snap: Option<&str>) -> Vec<u64> {
+    let snapshot = snap.map_or_else(|| "None".to_owned(), |s| format!("'{s}'"));
+    let script = format!(
+        "import rados, rbd, struct, sys\n\
+         c = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\nio.set_namespace('{ns}')\n\
+         for name in sys.argv[1:]:\n\
+         \x20   with rbd.Image(io, name, snapshot={snapshot}, read_only=True) as im:\n\
+         \x20       print(struct.unpack('<Q', im.read(0, 8))[0])\n\
+         io.close()\nc.shutdown()\n"
+    );
+    let mut args = vec!["-c", script.as_str()];
+    args.extend_from_slice(images);
+    let out = side.run("/usr/bin/python3", &args);
+    assert!(out.status.success(), "{side:?}: reading heads at {snap:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().expect("u64")).collect()
+}
+
+/// The dependent writer's rounds: member 0 is at n or n + 1 when member 1 is at n.
+fn assert_pair(heads: &[u64], when: &str) {
+    assert!(heads[0] == heads[1] || heads[0] == heads[1] + 1, "{when}: not a state the primary had: {heads:?}");
+}
+
+#[test]
+fn snapshot_mode_ships_consistent_group_snapshots_for_stock_writers() {
+    let _serial = serial();
+    let ns = namespace("msnap");
+    for side in [Side::A, Side::B] {
+        side.tool_ok("rbd", &["namespace", "create", &format!("rbd/{ns}")]);
+    }
+    // Two groups: one promoted by force (primary lost), one switched by a planned demotion.
+    let groups = [format!("rbd/{ns}/forced"), format!("rbd/{ns}/planned")];
+    let images = [["f0", "f1"], ["p0", "p1"]];
+    for (group, names) in groups.iter().zip(images) {
+        Side::A.cg_ok(&["create", group]);
+        for name in names {
+            let spec = format!("rbd/{ns}/{name}");
+            Side::A.tool_ok("rbd", &["create", "--size", "16M", &spec]);
+            Side::A.cg_ok(&["image", "add", group, &spec]);
+        }
+        Side::A.cg_ok(&["mirror", "enable", "--mode", "snapshot", "--interval", "1s", group]);
+    }
+    // Stock librbd writers (python3-rbd), a dependent chain each: round n on image 0, then 1.
+    let writers: Vec<common::faults::Writer> =
+        images.iter().map(|names| common::faults::Writer::start(&ns, names)).collect();
+    let mut daemon = Daemon::start(Side::B, &ns, "msnap-0");
+    let mut seen = [0u64; 2];
+    for round in 0..6 {
+        for (i, group) in groups.iter().enumerate() {
+            let status = wait_status(Side::B, group, "a shipped snapshot", Duration::from_secs(120), |s| {
+                s["last_snapshot"].is_string()
+            });
+            assert_eq!(status["mode"], "snapshot");
+            let snap = format!("rbd-cg-mirror.{}", status["last_snapshot"].as_str().unwrap());
+            let heads = heads_on(Side::B, &ns, &images[i], Some(&snap));
+            assert_pair(&heads, &format!("round {round}, {group} at {snap}"));
+            assert!(heads[0] >= seen[i], "{group} went backwards: {heads:?} < {}", seen[i]);
+            seen[i] = heads[0];
+        }
+        std::thread::sleep(Duration::from_millis(900));
+        if round == 2 {
+            daemon.kill9();
+            daemon = Daemon::start(Side::B, &ns, "msnap-1");
+        }
+    }
+    assert!(seen.iter().all(|s| *s > 0), "nothing shipped: {seen:?}");
+
+    // Forced: the daemon dies at an arbitrary point (maybe mid-round), the copy is promoted:
+    // it is at its last complete group snapshot, never in between, and librbd may write it.
+    daemon.kill9();
+    let last = Side::B.status(&groups[0])["last_snapshot"].as_str().unwrap().to_owned();
+    let at_last = heads_on(Side::B, &ns, &images[0], Some(&format!("rbd-cg-mirror.{last}")));
+    Side::B.cg_ok(&["mirror", "promote", "--force", &groups[0]]);
+    let promoted = heads_on(Side::B, &ns, &images[0], None);
+    assert_eq!(promoted, at_last, "the promoted copy is its last complete snapshot");
+    assert_pair(&promoted, "promoted");
+    let script = format!(
+        "import rados, rbd\nc = rados.Rados(conffile='')\nc.connect()\nio = c.open_ioctx('rbd')\n\
+         io.set_namespace('{ns}')\nwith rbd.Image(io, 'f0') as im:\n    im.write(b'\\xff' * 8, 0)\nio.close()\nc.shutdown()\n"
+    );
+    let out = Side::B.run("/usr/bin/python3", &["-c", &script]);
+    assert!(out.status.success(), "librbd write to the promoted copy: {}", String::from_utf8_lossy(&out.stderr));
+
+    // Planned: the writer stops, the primary is demoted (fenced, a final snapshot), the
+    // copy ships it and stops; promoted, it holds exactly what the primary had.
+    let daemon = Daemon::start(Side::B, &ns, "msnap-2");
+    let mut writers = writers.into_iter();
+    let forced_writer = writers.next().unwrap();
+    let planned_writer = writers.next().unwrap();
+    planned_writer.stop();
+    Side::A.cg_ok(&["mirror", "demote", &groups[1]]);
+    let final_heads = heads_on(Side::A, &ns, &images[1], None);
+    let refused = Side::A.run("rbd", &["bench", "--io-type", "write", "--io-total", "4K", &format!("rbd/{ns}/p0")]);
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned() + &String::from_utf8_lossy(&refused.stderr);
+    assert!(text.contains("Read-only file system"), "a demoted primary is read-only: {text}");
+    wait_status(Side::B, &groups[1], "stopped", Duration::from_secs(120), |s| s["state"] == "stopped");
+    Side::B.cg_ok(&["mirror", "promote", &groups[1]]);
+    assert_eq!(heads_on(Side::B, &ns, &images[1], None), final_heads, "a planned switch loses nothing");
+    daemon.stop();
+    drop(forced_writer);
+    for group in &groups {
+        Side::B.cg_ok(&["mirror", "disable", group]);
+        let _ = Side::A.cg(&["mirror", "disable", group]);
+    }
+}

@@ -353,7 +353,29 @@ impl Groups {
                 self.journal_replay(group)?;
                 Some(self.journal_status(group)?.head)
             }
-            MirrorMode::Snapshot => None,
+            MirrorMode::Snapshot => {
+                // 1. Fence the members (the journal's fence: stock writers get EROFS), so
+                // that 2. the final group snapshot holds every write the group took.
+                match self.journal(&id)? {
+                    None => self.journal_enable(group, &crate::journal::JournalOptions::default())?,
+                    Some(_) => {
+                        let heard = ask_writer(&self.ioctx, &id, &WriterRequest::Ping, 5_000)?;
+                        if let Some(answer) = heard.answers.iter().find(|a| a.reply.errno == 0) {
+                            return Err(Error::new(
+                                format!(
+                                    "group {} is being written by {}: stop it first",
+                                    self.spec(group),
+                                    answer.reply.message
+                                ),
+                                libc::EBUSY,
+                            ));
+                        }
+                    }
+                }
+                let name = format!("mirror-final-{}", now_ms());
+                let info = self.snap_create(group, &name, &crate::snapshots::SnapCreateOptions::default())?;
+                Some(info.seq)
+            }
         };
         let request =
             MirrorRoleRequest { group_id: id.clone(), role: MirrorRole::NonPrimary, demoted_at, now_ms: now_ms() };
@@ -370,7 +392,9 @@ impl Groups {
         let record = self.mirror_record(&id)?.ok_or_else(|| not_mirrored(&spec))?;
         if record.role == MirrorRole::NonPrimary {
             let replay = &record.replay;
-            let synced = replay.last_snapshot.is_some() && replay.bootstrap.is_none();
+            // Snapshot mode: a round in progress is rolled back to the last complete one.
+            let synced =
+                replay.last_snapshot.is_some() && (replay.bootstrap.is_none() || record.mode == MirrorMode::Snapshot);
             if !synced && !record.diverged() {
                 return Err(Error::new(
                     format!("group {spec} has not finished its first sync: its members are not a consistent copy"),
@@ -408,8 +432,33 @@ impl Groups {
             };
             self.ioctx.call_write(&header_object(&id), &MIRROR_SET_ROLE, &request)?;
         }
-        let daemon = self.mirror_record(&id)?.map(|r| r.replay.daemon).unwrap_or_default();
-        self.wait_members_released(group, &daemon)
+        let record = self.mirror_record(&id)?.ok_or_else(|| not_mirrored(&spec))?;
+        self.wait_members_released(group, &record.replay.daemon)?;
+        if record.mode == MirrorMode::Snapshot {
+            self.promote_snapshot_mode(group, &id, &record)?;
+        }
+        Ok(())
+    }
+
+    /// The steps of a snapshot-mode promotion after the role changed: the members go back
+    /// to librbd writers (the journal's fence comes off), and a round that was in progress
+    /// is rolled back to the last complete group snapshot.
+    fn promote_snapshot_mode(&self, group: &str, id: &str, record: &MirrorRecord) -> Result<()> {
+        if self.journal(id)?.is_some() {
+            self.journal_disable(group)?;
+        }
+        let (Some(_), Some(last)) = (&record.replay.bootstrap, &record.replay.last_snapshot) else {
+            return Ok(());
+        };
+        let snap = rbd_cg_contract::mirror::local_snap_name(&last.name);
+        for member in self.list_images(group)? {
+            let Some(name) = member.name else { continue };
+            let io = self.cluster.ioctx_in(member.image.pool_id, &member.image.namespace)?;
+            let mut image = rbd_cg_rados::image::Image::open(&io, &name)?;
+            image.snap_rollback_with_progress(&snap, |_, _| {})?;
+            log::info!("{name}: rolled back to {snap}, the last complete group snapshot");
+        }
+        Ok(())
     }
 
     /// Step 3 of promote: the daemon lets go of the members' locks, or is fenced.

@@ -38,6 +38,12 @@ pub fn mirror_consumer(fsid: &str) -> String {
     format!("{MIRROR_CONSUMER_PREFIX}{fsid}")
 }
 
+/// The secondary's member snapshot holding mirrored group snapshot `name` (snapshot mode;
+/// an ordinary user-namespace snapshot, visible to `rbd snap ls` on the secondary).
+pub fn local_snap_name(name: &str) -> String {
+    format!("rbd-cg-mirror.{name}")
+}
+
 /// How the group is mirrored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MirrorMode {

@@ -1192,8 +1192,10 @@ fn cut_snapshot(ioctx: &IoCtx, group_id: &str, name: &str, position: u64, member
     Ok(())
 }
 
-/// Cuts one member's snapshot under our lock and makes later writes preserve it.
-fn cut_member(member: &Member, snap_name: &str) -> RadosResult<u64> {
+/// Cuts one member's snapshot under our lock and makes later writes preserve it (after the
+/// caller reopens the member's [`crate::members::ImageSlot`]). The mirror daemon cuts its
+/// snapshot-mode copies with it too.
+pub fn cut_member(member: &Member, snap_name: &str) -> RadosResult<u64> {
     let data_pool = &member.data_pool;
     let mut id = data_pool.selfmanaged_snap_create()?;
     if let Some((map_io, image_id)) = member.lock.snapshot_map_job()? {

@@ -95,17 +95,17 @@ pub enum Outcome {
 }
 
 /// A member of the primary.
-struct PeerMember {
-    name: String,
-    image: ImageRef,
-    tag: u32,
-    size: u64,
-    order: u8,
-    features: u64,
-    pool: String,
+pub(crate) struct PeerMember {
+    pub(crate) name: String,
+    pub(crate) image: ImageRef,
+    pub(crate) tag: u32,
+    pub(crate) size: u64,
+    pub(crate) order: u8,
+    pub(crate) features: u64,
+    pub(crate) pool: String,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -125,13 +125,6 @@ pub fn mirror_group(
     let peer = Groups::open(&ctx.peer, location)?;
     let Ok(peer_id) = peer.group_id(name) else { return Ok(Outcome::Idle) };
     let Some(peer_record) = peer.mirror_record(&peer_id)? else { return Ok(Outcome::Idle) };
-    if peer_record.mode != MirrorMode::Journal {
-        ctx.metrics.set_state(&group_label, "error");
-        return Err(Error::new(
-            format!("group {group_label}: snapshot mode is not mirrored by this daemon"),
-            libc::EOPNOTSUPP,
-        ));
-    }
     let local = Groups::open(&ctx.local, location)
         .map_err(|e| e.context(format!("the local pool and namespace of {group_label}")))?;
     let local_id = local.dir_entry_id(name)?;
@@ -163,15 +156,40 @@ pub fn mirror_group(
         namespace: location.namespace.clone(),
         group_id: peer_id.clone(),
     };
-    let peer_status = journal_status(peer.ioctx(), &peer_id)?;
-    let peer_members = peer_members(ctx, &peer_status.journal.members)?;
+    // The primary's members: by journal tag (journal mode), in member order (snapshot mode).
+    let (peer_members, journal_options) = match peer_record.mode {
+        MirrorMode::Journal => {
+            let status = journal_status(peer.ioctx(), &peer_id)?;
+            let members: Vec<(u32, ImageRef)> =
+                status.journal.members.iter().map(|m| (m.tag, m.image.clone())).collect();
+            let options =
+                JournalOptions { segment_size: status.journal.segment_size, max_bytes: status.journal.max_bytes };
+            (peer_members(ctx, &members)?, options)
+        }
+        MirrorMode::Snapshot => {
+            let members: Vec<(u32, ImageRef)> =
+                peer.list_images(name)?.into_iter().zip(1u32..).map(|(m, tag)| (tag, m.image)).collect();
+            (peer_members(ctx, &members)?, JournalOptions::default())
+        }
+    };
 
     // 1. Set-up.
     let local_id = match local_record {
         Some(_) => local_id.unwrap_or_default(),
-        None => set_up(ctx, &local, &peer, name, &peer_id, &peer_members, &source, &peer_status.journal)?,
+        None => set_up(ctx, &local, name, &peer_members, &source, &peer_record, &journal_options)?,
     };
     let record = local.mirror_record(&local_id)?.ok_or_else(|| Error::new("mirror record vanished", libc::ENOENT))?;
+    if record.mode != peer_record.mode {
+        return Err(Error::new(
+            format!(
+                "group {group_label} is mirrored in {} mode here, in {} mode on the primary",
+                record.mode.as_str(),
+                peer_record.mode.as_str()
+            ),
+            libc::EINVAL,
+        )
+        .with_hint("Disable mirroring here and let the daemon set the copy up again."));
+    }
 
     let local_status = journal_status(local.ioctx(), &local_id)?;
     let held = open_members(&ctx.local, &local_status.journal, &ctx.description)?;
@@ -190,7 +208,18 @@ pub fn mirror_group(
         lost,
         consumer: mirror_consumer(&ctx.local_fsid),
         clear_resync: false,
+        held: &held,
     };
+    if record.mode == MirrorMode::Snapshot {
+        if record.resync_requested || run.state.primary.as_ref() != Some(&source) {
+            run.state =
+                ReplayState { primary: Some(source.clone()), phase: ReplayPhase::Syncing, ..ReplayState::idle() };
+            run.clear_resync = record.resync_requested;
+        } else if record.diverged() && run.state.bootstrap.is_none() {
+            return Ok(Outcome::Idle);
+        }
+        return run.snapshots(&peer_members);
+    }
 
     // 2. Bootstrap.
     let needs_bootstrap = record.resync_requested
@@ -222,10 +251,11 @@ pub fn mirror_group(
     run.replay()
 }
 
-/// The members of the primary's journal, with what a copy needs of each.
-fn peer_members(ctx: &Context, members: &[rbd_cg_contract::journal::JournalMember]) -> Result<Vec<PeerMember>> {
+/// The primary's members (with their journal tags), with what a copy needs of each.
+fn peer_members(ctx: &Context, members: &[(u32, ImageRef)]) -> Result<Vec<PeerMember>> {
     let mut out = Vec::with_capacity(members.len());
-    for member in members {
+    for (tag, image) in members {
+        let member = rbd_cg_contract::journal::JournalMember { tag: *tag, image: image.clone() };
         let (label, name) = rbd_cg_journal::members::label(&ctx.peer, &member.image);
         let name = name.ok_or_else(|| Error::new(format!("primary member {label} has no name"), libc::ENOENT))?;
         let direct = DirectImage::open(&ctx.peer, &member.image)?;
@@ -242,17 +272,16 @@ fn peer_members(ctx: &Context, members: &[rbd_cg_contract::journal::JournalMembe
     Ok(out)
 }
 
-/// Step 1: the secondary group, its images, members, journal and mirror record.
-#[allow(clippy::too_many_arguments)]
+/// Step 1: the secondary group, its images, members, journal (in both modes: it is what
+/// fences the members against librbd writers) and mirror record.
 fn set_up(
     ctx: &Context,
     local: &Groups,
-    _peer: &Groups,
     name: &str,
-    _peer_id: &str,
     members: &[PeerMember],
     source: &PeerGroup,
-    peer_journal: &rbd_cg_contract::journal::JournalRecord,
+    peer_record: &MirrorRecord,
+    journal_options: &JournalOptions,
 ) -> Result<String> {
     let id = match local.dir_entry_id(name)? {
         Some(id) => {
@@ -305,10 +334,15 @@ fn set_up(
     let journaled =
         journal_status(local.ioctx(), &id).map(|s| s.journal.state == JournalState::Enabled).unwrap_or(false);
     if !journaled {
-        let options = JournalOptions { segment_size: peer_journal.segment_size, max_bytes: peer_journal.max_bytes };
-        local.journal_enable(name, &options)?;
+        local.journal_enable(name, journal_options)?;
     }
-    local.mirror_record_enable(&id, MirrorMode::Journal, MirrorRole::NonPrimary, 0, Some(source.clone()))?;
+    local.mirror_record_enable(
+        &id,
+        peer_record.mode,
+        MirrorRole::NonPrimary,
+        peer_record.interval_secs.max(rbd_cg_contract::mirror::MIN_INTERVAL_SECS),
+        Some(source.clone()),
+    )?;
     log::info!("group {}/{name}: secondary set up ({} members)", local.location(), members.len());
     Ok(id)
 }
@@ -331,33 +365,35 @@ fn targets(held: &[Member], peer: &[PeerMember]) -> Result<HashMap<u32, Arc<Imag
 }
 
 /// One mirroring run of one group.
-struct Run<'a> {
-    ctx: &'a Context,
-    rt: &'a Runtime,
-    local: &'a Groups,
-    local_id: String,
-    peer: &'a Groups,
-    peer_id: String,
-    name: &'a str,
-    group_label: String,
-    targets: HashMap<u32, Arc<ImageSlot>>,
-    state: ReplayState,
-    lost: &'a AtomicBool,
-    consumer: String,
-    clear_resync: bool,
+pub(crate) struct Run<'a> {
+    pub(crate) ctx: &'a Context,
+    pub(crate) rt: &'a Runtime,
+    pub(crate) local: &'a Groups,
+    pub(crate) local_id: String,
+    pub(crate) peer: &'a Groups,
+    pub(crate) peer_id: String,
+    pub(crate) name: &'a str,
+    pub(crate) group_label: String,
+    pub(crate) targets: HashMap<u32, Arc<ImageSlot>>,
+    pub(crate) state: ReplayState,
+    pub(crate) lost: &'a AtomicBool,
+    pub(crate) consumer: String,
+    pub(crate) clear_resync: bool,
+    /// The local members, held (their locks cut snapshot-mode snapshots).
+    pub(crate) held: &'a [Member],
 }
 
 impl Run<'_> {
-    fn should_stop(&self) -> bool {
+    pub(crate) fn should_stop(&self) -> bool {
         self.ctx.stop.load(Ordering::SeqCst) || self.lost.load(Ordering::SeqCst)
     }
 
-    fn gl(&self) -> GroupLabel {
+    pub(crate) fn gl(&self) -> GroupLabel {
         GroupLabel { group: self.group_label.clone() }
     }
 
     /// Records the state; `Ok(false)` when the group was promoted (`EROFS`).
-    fn save(&mut self) -> Result<bool> {
+    pub(crate) fn save(&mut self) -> Result<bool> {
         self.state.daemon = self.ctx.description.clone();
         self.state.updated_ms = now_ms();
         match self.local.mirror_set_replay(&self.local_id, &self.state, self.clear_resync) {

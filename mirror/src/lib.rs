@@ -19,6 +19,7 @@ pub mod copy;
 pub mod group;
 pub mod leader;
 pub mod metrics;
+pub mod snapshot;
 pub mod waves;
 
 use std::collections::HashMap;

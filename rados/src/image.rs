@@ -490,35 +490,49 @@ impl Image {
     /// from librbd's `diff_iterate2` without a starting snapshot. What a copy must read;
     /// everything else reads as zeros.
     pub fn allocated_extents(&self, offset: u64, len: u64) -> RadosResult<Vec<(u64, u64)>> {
-        /// `diff_iterate2`'s callback: collects extents that exist.
+        Ok(self.changed_extents(None, offset, len)?.into_iter().filter(|e| e.2).map(|(o, l, _)| (o, l)).collect())
+    }
+
+    /// The extents of `offset..offset + len` that differ between user-namespace snapshot
+    /// `from` (`None`: an empty image) and the snapshot (or head) the image is set to:
+    /// `(offset, length, exists)`, where `exists` false means the extent is now zero /
+    /// unallocated (librbd's `diff_iterate2`, not whole objects). Adjacent extents of the
+    /// same kind are merged.
+    pub fn changed_extents(&self, from: Option<&str>, offset: u64, len: u64) -> RadosResult<Vec<(u64, u64, bool)>> {
+        /// `diff_iterate2`'s callback: collects extents.
         unsafe extern "C" fn collect(offset: u64, len: usize, exists: c_int, arg: *mut c_void) -> c_int {
             // SAFETY: `arg` is the `Vec` below, alive for the whole call that invokes us,
             // from the calling thread only (librbd calls back synchronously).
-            let extents = unsafe { &mut *arg.cast::<Vec<(u64, u64)>>() };
-            if exists != 0 {
-                match extents.last_mut() {
-                    Some((o, l)) if *o + *l == offset => *l += len as u64,
-                    _ => extents.push((offset, len as u64)),
-                }
+            let extents = unsafe { &mut *arg.cast::<Vec<(u64, u64, bool)>>() };
+            let exists = exists != 0;
+            match extents.last_mut() {
+                Some((o, l, e)) if *o + *l == offset && *e == exists => *l += len as u64,
+                _ => extents.push((offset, len as u64, exists)),
             }
             0
         }
-        let mut extents: Vec<(u64, u64)> = Vec::new();
-        // SAFETY: open image; NULL `fromsnapname` = since the beginning; `collect` matches
-        // the callback signature and `arg` points to `extents`, which outlives the call.
+        let what = || format!("rbd_diff_iterate2({from:?}, {offset}, {len})");
+        let c_from = match from {
+            Some(name) => Some(cstring(name, what)?),
+            None => None,
+        };
+        let mut extents: Vec<(u64, u64, bool)> = Vec::new();
+        // SAFETY: open image; `c_from` is NULL (since the beginning) or NUL-terminated and
+        // outlives the call; `collect` matches the callback signature and `arg` points to
+        // `extents`, which outlives the call.
         let ret = unsafe {
             sys::rbd_diff_iterate2(
                 self.raw,
-                ptr::null(),
+                c_from.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
                 offset,
                 len,
                 1,
                 0,
                 Some(collect),
-                (&mut extents as *mut Vec<(u64, u64)>).cast(),
+                (&mut extents as *mut Vec<(u64, u64, bool)>).cast(),
             )
         };
-        check(ret, || format!("rbd_diff_iterate2({offset}, {len})"))?;
+        check(ret, what)?;
         Ok(extents)
     }
 
