@@ -692,6 +692,11 @@ fn a_bootstrap_killed_midway_resumes_where_it_was() {
 /// The u64 at offset 0 of each image of `rbd/ns` on `side`, at user snapshot `snap` (or the
 /// head), through python3-rbd.
 fn heads_on(side: Side, ns: &str, images: &[&str], snap: Option<&str>) -> Vec<u64> {
+    try_heads_on(side, ns, images, snap).unwrap_or_else(|| panic!("{side:?}: reading heads at {snap:?} failed"))
+}
+
+/// [`heads_on`], `None` when the snapshot is gone.
+fn try_heads_on(side: Side, ns: &str, images: &[&str], snap: Option<&str>) -> Option<Vec<u64>> {
     let snapshot = snap.map_or_else(|| "None".to_owned(), |s| format!("'{s}'"));
     let script = format!(
         "import rados, rbd, struct, sys\n\
@@ -704,8 +709,12 @@ fn heads_on(side: Side, ns: &str, images: &[&str], snap: Option<&str>) -> Vec<u6
     let mut args = vec!["-c", script.as_str()];
     args.extend_from_slice(images);
     let out = side.run("/usr/bin/python3", &args);
-    assert!(out.status.success(), "{side:?}: reading heads at {snap:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().expect("u64")).collect()
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("ImageNotFound") && snap.is_some() {
+        return None;
+    }
+    assert!(out.status.success(), "{side:?}: reading heads at {snap:?}: {stderr}");
+    Some(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().expect("u64")).collect())
 }
 
 /// The dependent writer's rounds: member 0 is at n or n + 1 when member 1 is at n.
@@ -743,8 +752,17 @@ fn snapshot_mode_ships_consistent_group_snapshots_for_stock_writers() {
                 s["last_snapshot"].is_string()
             });
             assert_eq!(status["mode"], "snapshot");
-            let snap = format!("rbd-cg-mirror.{}", status["last_snapshot"].as_str().unwrap());
-            let heads = heads_on(Side::B, &ns, &images[i], Some(&snap));
+            // The next round may remove that snapshot while we read it: then read the next.
+            let mut attempt = 0;
+            let (snap, heads) = loop {
+                let last = Side::B.status(group)["last_snapshot"].as_str().unwrap_or_default().to_owned();
+                let snap = format!("rbd-cg-mirror.{last}");
+                match try_heads_on(Side::B, &ns, &images[i], Some(&snap)) {
+                    Some(heads) => break (snap, heads),
+                    None if attempt < 10 => attempt += 1,
+                    None => panic!("{group}: cannot read its last snapshot {snap}"),
+                }
+            };
             assert_pair(&heads, &format!("round {round}, {group} at {snap}"));
             assert!(heads[0] >= seen[i], "{group} went backwards: {heads:?} < {}", seen[i]);
             seen[i] = heads[0];

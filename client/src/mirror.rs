@@ -357,7 +357,11 @@ impl Groups {
                 // 1. Fence the members (the journal's fence: stock writers get EROFS), so
                 // that 2. the final group snapshot holds every write the group took.
                 match self.journal(&id)? {
+                    // Absent, or an enable a crash or a refusal interrupted: (finish) enabling.
                     None => self.journal_enable(group, &crate::journal::JournalOptions::default())?,
+                    Some(status) if status.journal.state != JournalState::Enabled => {
+                        self.journal_enable(group, &crate::journal::JournalOptions::default())?
+                    }
                     Some(_) => {
                         let heard = ask_writer(&self.ioctx, &id, &WriterRequest::Ping, 5_000)?;
                         if let Some(answer) = heard.answers.iter().find(|a| a.reply.errno == 0) {
@@ -443,10 +447,17 @@ impl Groups {
     /// The steps of a snapshot-mode promotion after the role changed: the members go back
     /// to librbd writers (the journal's fence comes off), and a round that was in progress
     /// is rolled back to the last complete group snapshot.
+    ///
+    /// The record keeps the round (a primary's replay state no longer changes), so the
+    /// journal tells a rerun what is done: once it is gone, the promotion finished (or a
+    /// crash fell between the journal's removal and the rollback, the one window a rerun
+    /// does not close; `docs/OPERATIONS.md`). A rerun never rolls back a group that writers
+    /// may have used since.
     fn promote_snapshot_mode(&self, group: &str, id: &str, record: &MirrorRecord) -> Result<()> {
-        if self.journal(id)?.is_some() {
-            self.journal_disable(group)?;
+        if self.journal(id)?.is_none() {
+            return Ok(());
         }
+        self.journal_disable(group)?;
         let (Some(_), Some(last)) = (&record.replay.bootstrap, &record.replay.last_snapshot) else {
             return Ok(());
         };
@@ -475,7 +486,13 @@ impl Groups {
                 if daemon.is_empty() || !daemon.ends_with(&format!(" {}", holder.client)) {
                     break; // a writer of the promoted group already
                 }
-                if Instant::now() >= deadline {
+                // A holder that no longer watches the header is dead (killed, or its watch
+                // timed out): no need to wait for it.
+                let watching = rbd_cg_rados::image::Image::open_by_id_read_only(&io, &member.image.image_id)
+                    .and_then(|image| image.watchers())
+                    .map(|w| w.iter().any(|w| w.addr == holder.addr))
+                    .unwrap_or(true);
+                if !watching || Instant::now() >= deadline {
                     log::warn!(
                         "mirror daemon {} ({}) still holds {}: blocklisting it and breaking its lock",
                         holder.client,

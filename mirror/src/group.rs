@@ -595,6 +595,12 @@ impl Run<'_> {
         let peer_io = self.ctx.peer.ioctx_in(self.peer.ioctx().pool_id(), self.peer.ioctx().namespace())?;
         let reader = JournalReader::new(peer_io, &self.peer_id);
         let status = journal_status(self.peer.ioctx(), &self.peer_id)?;
+        // Our position counts in the journal our sync was cut from: a journal the primary
+        // disabled and enabled again since starts over, and replaying it from our position
+        // would skip its beginning. Only a resync can follow it.
+        if self.state.last_snapshot.as_ref().is_some_and(|s| status.journal.created_ms > s.taken_ms) {
+            return self.disconnected("the primary's journal was disabled and enabled again since this copy's sync");
+        }
         let ours = status.consumers.iter().find(|c| c.name == self.consumer);
         if ours.is_none_or(|c| c.state == ConsumerState::Disconnected) {
             return self.disconnected("the primary no longer keeps entries for this mirror");

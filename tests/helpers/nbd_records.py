@@ -88,22 +88,24 @@ def count_rbd(pool, namespace, images):
         for index, name in reversed(list(enumerate(images))):
             with rbd.Image(ioctx, name, read_only=True) as image:
                 limit = image.size() // BLOCK
-                # Read in large pieces: a mirror's copy is read while it changes, so the
-                # count is taken from one pass (a prefix stays a prefix as it grows).
+                # One object (4 MiB, 1024 records) per read: a read within one RADOS
+                # object sees one state of it, even while a mirror applies entries; a gap
+                # and a record after it are only compared within one such read.
                 n, stray, k = 0, False, 0
-                piece = 256
-                gap = None
-                while k < limit and (gap is None or k < gap + 64):
+                piece = 1024
+                while k < limit:
                     data = image.read(k * BLOCK, min(piece, limit - k) * BLOCK)
+                    gap = None
                     for i in range(len(data) // BLOCK):
                         ok = is_record(data[i * BLOCK:(i + 1) * BLOCK], k + i, index)
-                        if gap is None:
-                            if ok:
-                                n += 1
-                            else:
-                                gap = k + i
+                        if gap is None and ok:
+                            n += 1
+                        elif gap is None:
+                            gap = k + i
                         elif ok and k + i < gap + 64:
                             stray = True
+                    if gap is not None:
+                        break
                     k += piece
                 results[index] = (n, stray)
         for index in range(len(images)):
