@@ -2,7 +2,7 @@
 //!
 //! One record on `cg_header.<id>`, omap `mirror`, beside the members, snapshots and
 //! journal it guards: while it says the group is non-primary, the methods that would change
-//! the group's data or shape refuse with `EROFS` ([`refuse_if_non_primary`]), atomically
+//! the group's data or shape refuse with `EROFS` (`refuse_if_non_primary`), atomically
 //! with the role, so a promotion or demotion is one step and a stale mirror daemon's next
 //! `mirror_set_replay` after a promotion fails.
 
