@@ -21,7 +21,7 @@
 //! Replay stops, after the wave in flight, when the daemon is told to stop, loses its lease,
 //! or the group is promoted (then `mirror_set_replay` answers `EROFS`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,7 +49,7 @@ use tokio::runtime::Runtime;
 
 use crate::copy::copy_member;
 use crate::metrics::{GroupLabel, Metrics};
-use crate::waves::Wave;
+use crate::waves::{Extents, Wave};
 
 /// Features a secondary's member image gets from its primary: layering, exclusive-lock,
 /// object-map, fast-diff, deep-flatten (never journaling or mirroring bits).
@@ -618,9 +618,8 @@ impl Run<'_> {
         self.ctx.metrics.set_state(&self.group_label, "replaying");
         log::info!("group {}: replaying from entry {}", self.group_label, self.state.position + 1);
         let mut last_refresh = Instant::now() - REFRESH_EVERY;
-        let object_sizes: HashMap<u32, u64> = self.targets.iter().map(|(t, s)| (*t, s.object_size())).collect();
-        // Objects written since the position was last recorded (see `crate::waves`).
-        let mut unrecorded: HashSet<(u32, u64)> = HashSet::new();
+        // Bytes written since the position was last recorded (see `crate::waves`).
+        let mut unrecorded = Extents::default();
         loop {
             if self.should_stop() {
                 let _ = self.save();
@@ -650,12 +649,19 @@ impl Run<'_> {
                         libc::EINVAL,
                     ));
                 }
-                if let Err((entry, _)) = wave.try_add(entry, |tag| object_sizes.get(&tag).copied()) {
+                if let Err((entry, _)) = wave.try_add(entry) {
                     if !self.apply(wave, batch_end, &mut unrecorded)? {
                         return Ok(Outcome::Promoted);
                     }
+                    // Status and metrics stay fresh while a large batch is applied.
+                    if last_refresh.elapsed() >= REFRESH_EVERY {
+                        last_refresh = Instant::now();
+                        if let Some(outcome) = self.refresh()? {
+                            return Ok(outcome);
+                        }
+                    }
                     wave = Wave::new(self.state.position + 1);
-                    if wave.try_add(entry, |tag| object_sizes.get(&tag).copied()).is_err() {
+                    if wave.try_add(entry).is_err() {
                         return Err(Error::new("an entry does not fit an empty wave", libc::EIO));
                     }
                 }
@@ -668,17 +674,17 @@ impl Run<'_> {
     }
 
     /// Applies a wave and moves the position, recording the position first when the wave
-    /// would write an object again since the last record, or goes past the recorded
-    /// `wave_end` (then up to `batch_end`); `Ok(false)` when promoted.
-    fn apply(&mut self, wave: Wave, batch_end: u64, unrecorded: &mut HashSet<(u32, u64)>) -> Result<bool> {
-        if wave.end() > self.state.wave_end || wave.objects().iter().any(|o| unrecorded.contains(o)) {
+    /// would write bytes again that were written since the last record, or goes past the
+    /// recorded `wave_end` (then up to `batch_end`); `Ok(false)` when promoted.
+    fn apply(&mut self, wave: Wave, batch_end: u64, unrecorded: &mut Extents) -> Result<bool> {
+        if wave.end() > self.state.wave_end || unrecorded.overlaps_any(wave.extents()) {
             self.state.wave_end = batch_end.max(wave.end());
             if !self.save()? {
                 return Ok(false);
             }
             unrecorded.clear();
         }
-        unrecorded.extend(wave.objects().iter().copied());
+        unrecorded.extend(wave.extents());
         let bytes = wave.bytes() as u64;
         let count = wave.entries.len() as u64;
         let end = wave.end();
