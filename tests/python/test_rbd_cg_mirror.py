@@ -196,14 +196,20 @@ def test_snapshot_mode(groups, make_group):
     with pytest.raises(rbd_cg.InvalidArgument):
         groups.mirror_enable(group, mode="journal")
 
-    # Demoted in snapshot mode: no journal position to record.
+    # Demoted in snapshot mode: the members are fenced (journaled), a final group snapshot
+    # is cut, and demoted_at is its sequence number.
     groups.mirror_demote(group)
     status = groups.mirror_status(group)
-    assert (status["role"], status["demoted_at"]) == ("non-primary", None)
+    assert status["role"] == "non-primary"
+    final = [s for s in groups.snap_list(group) if s["name"].startswith("mirror-final-")]
+    assert len(final) == 1 and status["demoted_at"] == final[0]["seq"], (status, final)
+    assert groups.journal_status(group)["enabled"]
     with pytest.raises(rbd_cg.ReadOnlyImage):
         groups.snap_create(group, "while-demoted")
+    # Promoted: primary again, the members given back to librbd (no journal).
     groups.mirror_promote(group)
     assert groups.mirror_status(group)["role"] == "primary"
+    assert not groups.journal_status(group)["enabled"]
 
 
 def test_disable(groups, make_group):
