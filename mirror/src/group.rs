@@ -94,6 +94,41 @@ pub enum Outcome {
     Again,
 }
 
+/// The primary's member `name` and its image snapshot in group snapshot `info`.
+pub(crate) fn member_snapshot<'m>(
+    peer_members: &'m [PeerMember],
+    info: &rbd_cg_client::snapshots::SnapshotInfo,
+    name: &str,
+) -> Result<(&'m PeerMember, u64)> {
+    let peer_member = peer_members
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| Error::new(format!("member {name} left the primary"), libc::ENOENT))?;
+    let snap_id = info
+        .images
+        .iter()
+        .find(|i| i.image == peer_member.image)
+        .and_then(|i| i.snap_id)
+        .ok_or_else(|| Error::new(format!("snapshot {} lacks {name}", info.name), libc::ENOENT))?;
+    Ok((peer_member, snap_id))
+}
+
+/// One member's copy: run on a thread of its own with the stop flag and a progress callback
+/// (`copied up to`, `bytes read`).
+pub(crate) type CopyJob =
+    Box<dyn FnOnce(&AtomicBool, &mut dyn FnMut(u64, u64)) -> rbd_cg_rados::RadosResult<()> + Send>;
+
+/// How [`Run::run_copies`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopiesEnd {
+    /// Every copy is complete.
+    Done,
+    /// The group was promoted meanwhile.
+    Promoted,
+    /// The daemon stops (or lost its lease); progress is recorded.
+    Stopped,
+}
+
 /// A member of the primary.
 pub(crate) struct PeerMember {
     pub(crate) name: String,
@@ -406,6 +441,68 @@ impl Run<'_> {
         }
     }
 
+    /// Runs member copies in parallel, each on a thread of its own (`index`: its place in
+    /// the round's `bootstrap.members`), and records their progress every 200 ms. The copies
+    /// stop early when the daemon stops, loses its lease, or the group is promoted (the
+    /// record refuses); the first failure stops the others and is returned.
+    pub(crate) fn run_copies(&mut self, jobs: Vec<(usize, CopyJob)>) -> Result<CopiesEnd> {
+        let members = self.state.bootstrap.as_ref().map(|b| b.members.clone()).unwrap_or_default();
+        let progress = Arc::new(Mutex::new(members));
+        let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let synced = self.ctx.metrics.bytes_synced.get_or_create(&self.gl()).clone();
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|(index, job)| {
+                let (progress, failed, stop, synced) =
+                    (Arc::clone(&progress), Arc::clone(&failed), Arc::clone(&stop), synced.clone());
+                std::thread::spawn(move || {
+                    let mut report = |copied: u64, bytes: u64| {
+                        if let Some(member) = progress.lock().unwrap_or_else(PoisonError::into_inner).get_mut(index) {
+                            member.copied = copied;
+                        }
+                        synced.inc_by(bytes);
+                    };
+                    if let Err(e) = job(&stop, &mut report) {
+                        stop.store(true, Ordering::SeqCst);
+                        failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e.into());
+                    }
+                })
+            })
+            .collect();
+        let mut promoted = false;
+        while handles.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(200));
+            if self.should_stop() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            if let Some(b) = self.state.bootstrap.as_mut() {
+                b.members = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            }
+            if !stop.load(Ordering::SeqCst) && !self.save()? {
+                promoted = true;
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        if let Some(b) = self.state.bootstrap.as_mut() {
+            b.members = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        }
+        if let Some(e) = failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = self.save();
+            return Err(e);
+        }
+        if promoted {
+            return Ok(CopiesEnd::Promoted);
+        }
+        if self.should_stop() {
+            return Ok(if self.save()? { CopiesEnd::Stopped } else { CopiesEnd::Promoted });
+        }
+        Ok(CopiesEnd::Done)
+    }
+
     /// Our consumer on the primary at `position` (`reset`: registering anew).
     fn set_consumer(&self, position: u64, reset: bool) -> Result<()> {
         let request = ConsumerSetRequest {
@@ -472,83 +569,29 @@ impl Run<'_> {
             bootstrap.position
         );
 
-        // Copy every member in parallel; progress goes to the record every second.
-        let progress = Arc::new(Mutex::new(bootstrap.members.clone()));
+        // Copy every member in parallel; progress goes to the record as it goes.
         let mut jobs = Vec::new();
         for (index, member) in bootstrap.members.iter().enumerate() {
-            let peer_member = peer_members
-                .iter()
-                .find(|p| p.name == member.name)
-                .ok_or_else(|| Error::new(format!("member {} left the primary", member.name), libc::ENOENT))?;
-            let snap_id =
-                info.images.iter().find(|i| i.image == peer_member.image).and_then(|i| i.snap_id).ok_or_else(|| {
-                    Error::new(format!("snapshot {} lacks {}", bootstrap.snap_name, member.name), libc::ENOENT)
-                })?;
+            let (peer_member, snap_id) = member_snapshot(peer_members, &info, &member.name)?;
             let target =
                 Arc::clone(self.targets.get(&peer_member.tag).ok_or_else(|| Error::new("no target", libc::EIO))?);
             let peer_io = self.ctx.peer.ioctx_in(peer_member.image.pool_id, &peer_member.image.namespace)?;
             jobs.push((index, peer_io, peer_member.image.image_id.clone(), snap_id, target, member.copied));
         }
-        let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-        let stop = Arc::new(AtomicBool::new(false));
-        let synced = self.ctx.metrics.bytes_synced.get_or_create(&self.gl()).clone();
-        let handles: Vec<_> = jobs
+        let bandwidth = self.ctx.sync_bandwidth;
+        let jobs: Vec<(usize, CopyJob)> = jobs
             .into_iter()
             .map(|(index, peer_io, image_id, snap_id, target, from)| {
-                let (progress, failed, stop, synced) =
-                    (Arc::clone(&progress), Arc::clone(&failed), Arc::clone(&stop), synced.clone());
-                let bandwidth = self.ctx.sync_bandwidth;
-                std::thread::spawn(move || {
-                    let outcome = copy_member(
-                        &peer_io,
-                        &image_id,
-                        snap_id,
-                        target.get(),
-                        from,
-                        &stop,
-                        bandwidth,
-                        |copied, bytes| {
-                            progress.lock().unwrap_or_else(PoisonError::into_inner)[index].copied = copied;
-                            synced.inc_by(bytes);
-                        },
-                    );
-                    if let Err(e) = outcome {
-                        stop.store(true, Ordering::SeqCst);
-                        failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e.into());
-                    }
-                })
+                let job: CopyJob = Box::new(move |stop, report| {
+                    copy_member(&peer_io, &image_id, snap_id, target.get(), from, stop, bandwidth, report)
+                });
+                (index, job)
             })
             .collect();
-        let mut promoted = false;
-        while handles.iter().any(|h| !h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(200));
-            if self.should_stop() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            if let Some(b) = self.state.bootstrap.as_mut() {
-                b.members = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            }
-            if !stop.load(Ordering::SeqCst) && !self.save()? {
-                promoted = true;
-                stop.store(true, Ordering::SeqCst);
-            }
-        }
-        for h in handles {
-            let _ = h.join();
-        }
-        if let Some(b) = self.state.bootstrap.as_mut() {
-            b.members = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        }
-        if let Some(e) = failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = self.save();
-            return Err(e);
-        }
-        if promoted {
-            return Ok(Outcome::Promoted);
-        }
-        if self.should_stop() {
-            let _ = self.save();
-            return Ok(Outcome::Stopped);
+        match self.run_copies(jobs)? {
+            CopiesEnd::Done => {}
+            CopiesEnd::Promoted => return Ok(Outcome::Promoted),
+            CopiesEnd::Stopped => return Ok(Outcome::Stopped),
         }
         // Complete: replay from the snapshot's position.
         self.state.phase = ReplayPhase::Replaying;

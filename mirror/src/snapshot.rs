@@ -21,7 +21,7 @@
 //! shipped up to that snapshot; then the state is `stopped`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rbd_cg_client::snapshots::create::SnapCreateOptions;
@@ -35,7 +35,7 @@ use rbd_cg_rados::image::Image;
 use rbd_cg_rados::{IoCtx, RadosError, RadosResult};
 
 use crate::copy::{copy_member, IN_FLIGHT};
-use crate::group::{now_ms, Outcome, PeerMember, Run};
+use crate::group::{member_snapshot, now_ms, CopiesEnd, CopyJob, Outcome, PeerMember, Run};
 
 /// What one member's round copies.
 enum Plan {
@@ -153,16 +153,7 @@ impl Run<'_> {
         // Plan every member (exposing the base member snapshot for the diff), then ship.
         let mut jobs = Vec::new();
         for (index, member) in bootstrap.members.iter().enumerate() {
-            let peer_member = peer_members
-                .iter()
-                .find(|p| p.name == member.name)
-                .ok_or_else(|| Error::new(format!("member {} left the primary", member.name), libc::ENOENT))?;
-            let snap_id = info
-                .images
-                .iter()
-                .find(|i| i.image == peer_member.image)
-                .and_then(|i| i.snap_id)
-                .ok_or_else(|| Error::new(format!("snapshot {name} lacks {}", member.name), libc::ENOENT))?;
+            let (peer_member, snap_id) = member_snapshot(peer_members, &info, &member.name)?;
             let peer_io = self.ctx.peer.ioctx_in(peer_member.image.pool_id, &peer_member.image.namespace)?;
             let plan = match &base {
                 Some(base) => {
@@ -185,60 +176,25 @@ impl Run<'_> {
                 .ok_or_else(|| Error::new(format!("no local member {}", member.name), libc::EIO))?;
             jobs.push((index, peer_io, peer_member.image.image_id.clone(), snap_id, target, member.copied, plan));
         }
-        let progress = Arc::new(Mutex::new(bootstrap.members.clone()));
-        let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-        let stop = Arc::new(AtomicBool::new(false));
-        let synced = self.ctx.metrics.bytes_synced.get_or_create(&self.gl()).clone();
         let bandwidth = self.ctx.sync_bandwidth;
-        let handles: Vec<_> = jobs
+        let jobs: Vec<(usize, CopyJob)> = jobs
             .into_iter()
             .map(|(index, peer_io, image_id, snap_id, target, from, plan)| {
-                let (progress, failed, stop, synced) =
-                    (Arc::clone(&progress), Arc::clone(&failed), Arc::clone(&stop), synced.clone());
-                std::thread::spawn(move || {
-                    let report = |copied: u64, bytes: u64| {
-                        progress.lock().unwrap_or_else(PoisonError::into_inner)[index].copied = copied;
-                        synced.inc_by(bytes);
-                    };
-                    let outcome = match plan {
-                        Plan::Full => {
-                            copy_member(&peer_io, &image_id, snap_id, target.get(), from, &stop, bandwidth, report)
-                        }
-                        Plan::Diff(extents) => {
-                            ship(&peer_io, &image_id, snap_id, target.get(), &extents, from, &stop, report)
-                        }
-                    };
-                    if let Err(e) = outcome {
-                        stop.store(true, Ordering::SeqCst);
-                        failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e.into());
+                let job: CopyJob = Box::new(move |stop, report| match plan {
+                    Plan::Full => {
+                        copy_member(&peer_io, &image_id, snap_id, target.get(), from, stop, bandwidth, report)
                     }
-                })
+                    Plan::Diff(extents) => {
+                        ship(&peer_io, &image_id, snap_id, target.get(), &extents, from, stop, report)
+                    }
+                });
+                (index, job)
             })
             .collect();
-        while handles.iter().any(|h| !h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(200));
-            if self.should_stop() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            if let Some(b) = self.state.bootstrap.as_mut() {
-                b.members = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            }
-            if !stop.load(Ordering::SeqCst) && !self.save()? {
-                stop.store(true, Ordering::SeqCst);
-            }
-        }
-        for h in handles {
-            let _ = h.join();
-        }
-        if let Some(b) = self.state.bootstrap.as_mut() {
-            b.members = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        }
-        if let Some(e) = failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = self.save();
-            return Err(e);
-        }
-        if self.should_stop() {
-            return self.save();
+        match self.run_copies(jobs)? {
+            CopiesEnd::Done => {}
+            CopiesEnd::Promoted => return Ok(false),
+            CopiesEnd::Stopped => return Ok(true),
         }
 
         // Cut the local member snapshots, then record the group snapshot complete.
