@@ -164,7 +164,7 @@ pub struct ReplayState {
     /// Journal mode: every entry up to this sequence number is applied to the members.
     pub position: u64,
     /// Journal mode: entries `position + 1 ..= wave_end` may be partly applied. They are
-    /// mutually independent and touch distinct objects, so any subset of them is a
+    /// applied in waves of mutually independent entries on distinct bytes, so any subset is a
     /// crash-consistent state, and applying them again is harmless.
     pub wave_end: u64,
     /// The primary's newest entry when last seen.
