@@ -356,11 +356,14 @@ impl Groups {
             MirrorMode::Snapshot => {
                 // 1. Fence the members (the journal's fence: stock writers get EROFS), so
                 // that 2. the final group snapshot holds every write the group took.
+                // The mirror daemon cuts its snapshots on this group: while one is being cut
+                // the header refuses others with EBUSY, for a moment.
+                let options = crate::journal::JournalOptions::default();
                 match self.journal(&id)? {
                     // Absent, or an enable a crash or a refusal interrupted: (finish) enabling.
-                    None => self.journal_enable(group, &crate::journal::JournalOptions::default())?,
+                    None => retry_busy(|| self.journal_enable(group, &options))?,
                     Some(status) if status.journal.state != JournalState::Enabled => {
-                        self.journal_enable(group, &crate::journal::JournalOptions::default())?
+                        retry_busy(|| self.journal_enable(group, &options))?
                     }
                     Some(_) => {
                         let heard = ask_writer(&self.ioctx, &id, &WriterRequest::Ping, 5_000)?;
@@ -377,7 +380,8 @@ impl Groups {
                     }
                 }
                 let name = format!("mirror-final-{}", now_ms());
-                let info = self.snap_create(group, &name, &crate::snapshots::SnapCreateOptions::default())?;
+                let info =
+                    retry_busy(|| self.snap_create(group, &name, &crate::snapshots::SnapCreateOptions::default()))?;
                 Some(info.seq)
             }
         };
@@ -529,6 +533,21 @@ impl Groups {
 /// A daemon's record of "nothing yet".
 pub fn idle_replay() -> ReplayState {
     ReplayState { phase: ReplayPhase::Idle, ..ReplayState::idle() }
+}
+
+/// Runs `step` again while it fails with `EBUSY`, for up to 30 s (another client's group
+/// snapshot, e.g. the mirror daemon's, holds the header for a moment).
+fn retry_busy<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match step() {
+            Err(e) if e.errno() == libc::EBUSY && Instant::now() < deadline => {
+                log::debug!("busy, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn not_mirrored(spec: &str) -> Error {

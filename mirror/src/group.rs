@@ -38,10 +38,10 @@ use rbd_cg_contract::mirror::{
 };
 use rbd_cg_contract::names::{header_object, MAX_GROUP_MEMBERS};
 use rbd_cg_contract::records::ImageRef;
-use rbd_cg_journal::apply::Target;
+use rbd_cg_journal::apply::{Applier, Target};
 use rbd_cg_journal::lease::journal_status;
 use rbd_cg_journal::members::{open_members, ImageSlot, Member};
-use rbd_cg_journal::reader::{Entry, JournalReader};
+use rbd_cg_journal::reader::JournalReader;
 use rbd_cg_rados::direct::DirectImage;
 use rbd_cg_rados::image::{image_create_with_order, Image};
 use rbd_cg_rados::{Cluster, IoCtx};
@@ -49,13 +49,15 @@ use tokio::runtime::Runtime;
 
 use crate::copy::copy_member;
 use crate::metrics::{GroupLabel, Metrics};
-use crate::waves::{Extents, Wave};
+use crate::waves::Extents;
 
 /// Features a secondary's member image gets from its primary: layering, exclusive-lock,
 /// object-map, fast-diff, deep-flatten (never journaling or mirroring bits).
 const COPIED_FEATURES: u64 = 1 | 4 | 8 | 16 | 32;
 /// How often replay looks at both records and moves the primary's consumer position.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Entries applied at once at most (each waits for what it depends on).
+const MAX_APPLYING: usize = 256;
 /// Most journal bytes read at once.
 const READ_BYTES: usize = 16 << 20;
 
@@ -634,7 +636,6 @@ impl Run<'_> {
 
     /// Step 3: replay until stopped, promoted, disconnected or asked to resync.
     fn replay(&mut self) -> Result<Outcome> {
-        let gl = self.gl();
         let peer_io = self.ctx.peer.ioctx_in(self.peer.ioctx().pool_id(), self.peer.ioctx().namespace())?;
         let reader = JournalReader::new(peer_io, &self.peer_id);
         let status = journal_status(self.peer.ioctx(), &self.peer_id)?;
@@ -660,11 +661,38 @@ impl Run<'_> {
         }
         self.ctx.metrics.set_state(&self.group_label, "replaying");
         log::info!("group {}: replaying from entry {}", self.group_label, self.state.position + 1);
+        let targets: HashMap<u32, Arc<dyn Target>> =
+            self.targets.iter().map(|(tag, slot)| (*tag, Arc::clone(slot) as Arc<dyn Target>)).collect();
+        let mut applier = Applier::new(targets, self.state.position, MAX_APPLYING, true);
+        let outcome = self.apply_journal(&reader, &mut cursor, &mut applier);
+        // What was dispatched lands before the members are let go (a failure stops the rest).
+        if let Err(e) = self.rt.block_on(applier.drain()) {
+            log::warn!("group {}: {e}", self.group_label);
+        }
+        outcome
+    }
+
+    /// The replay loop: entries go to `applier` in journal order; each is applied once every
+    /// entry up to its `ack_floor` and every earlier entry on the same objects is (so every
+    /// state of the copy is one the primary could have crashed in). Before an entry that
+    /// would write bytes written since the position was last recorded, or one past the
+    /// recorded `wave_end`, everything dispatched is drained and the position recorded
+    /// (`crate::waves`).
+    fn apply_journal(
+        &mut self,
+        reader: &JournalReader,
+        cursor: &mut rbd_cg_journal::reader::Cursor,
+        applier: &mut Applier,
+    ) -> Result<Outcome> {
+        let gl = self.gl();
         let mut last_refresh = Instant::now() - REFRESH_EVERY;
-        // Bytes written since the position was last recorded (see `crate::waves`).
+        // Bytes written since the position was last recorded.
         let mut unrecorded = Extents::default();
+        let mut bytes_dispatched = 0u64;
         loop {
+            self.advance(applier.position(), &mut bytes_dispatched);
             if self.should_stop() {
+                self.advance(self.rt.block_on(applier.drain())?, &mut bytes_dispatched);
                 let _ = self.save();
                 return Ok(Outcome::Stopped);
             }
@@ -674,28 +702,37 @@ impl Run<'_> {
                     return Ok(outcome);
                 }
             }
-            let batch = self.rt.block_on(reader.read(&mut cursor, READ_BYTES))?;
+            let batch = self.rt.block_on(reader.read(cursor, READ_BYTES))?;
             if batch.entries.is_empty() {
-                self.state.oldest_unapplied_ns = 0;
-                self.state.primary_head = self.state.primary_head.max(self.state.position);
-                self.ctx.metrics.last_sync.get_or_create(&gl).set(now_ms() as f64 / 1000.0);
-                std::thread::sleep(self.ctx.idle_poll);
+                if applier.position() == applier.submitted() {
+                    self.state.oldest_unapplied_ns = 0;
+                    self.state.primary_head = self.state.primary_head.max(self.state.position);
+                    self.ctx.metrics.last_sync.get_or_create(&gl).set(now_ms() as f64 / 1000.0);
+                }
+                // Let what is in flight land while waiting for more.
+                let pause = self.ctx.idle_poll;
+                self.rt.block_on(async move { tokio::time::sleep(pause).await });
                 continue;
             }
             self.state.oldest_unapplied_ns = batch.entries[0].header.timestamp_ns;
             let batch_end = batch.entries.last().map_or(self.state.position, |e| e.header.seq);
-            let mut wave = Wave::new(self.state.position + 1);
             for entry in batch.entries {
-                if entry.header.op != EntryOp::Mark && !self.targets.contains_key(&entry.header.tag) {
+                let h = entry.header;
+                let data = h.op != EntryOp::Mark;
+                if data && !self.targets.contains_key(&h.tag) {
                     return Err(Error::new(
-                        format!("entry {} is for member tag {}, unknown here", entry.header.seq, entry.header.tag),
+                        format!("entry {} is for member tag {}, unknown here", h.seq, h.tag),
                         libc::EINVAL,
                     ));
                 }
-                if let Err((entry, _)) = wave.try_add(entry) {
-                    if !self.apply(wave, batch_end, &mut unrecorded)? {
+                if h.seq > self.state.wave_end || (data && unrecorded.overlaps(h.tag, h.offset, h.length)) {
+                    let applied = self.rt.block_on(applier.drain())?;
+                    self.advance(applied, &mut bytes_dispatched);
+                    self.state.wave_end = batch_end.max(h.seq);
+                    if !self.save()? {
                         return Ok(Outcome::Promoted);
                     }
+                    unrecorded.clear();
                     // Status and metrics stay fresh while a large batch is applied.
                     if last_refresh.elapsed() >= REFRESH_EVERY {
                         last_refresh = Instant::now();
@@ -703,68 +740,30 @@ impl Run<'_> {
                             return Ok(outcome);
                         }
                     }
-                    wave = Wave::new(self.state.position + 1);
-                    if wave.try_add(entry).is_err() {
-                        return Err(Error::new("an entry does not fit an empty wave", libc::EIO));
-                    }
                 }
+                if data {
+                    unrecorded.insert(h.tag, h.offset, h.length);
+                }
+                bytes_dispatched += u64::from(h.payload_len);
+                self.rt.block_on(applier.submit(entry))?;
             }
-            if !wave.is_empty() && !self.apply(wave, batch_end, &mut unrecorded)? {
-                return Ok(Outcome::Promoted);
-            }
-            self.state.primary_head = self.state.primary_head.max(self.state.position);
         }
     }
 
-    /// Applies a wave and moves the position, recording the position first when the wave
-    /// would write bytes again that were written since the last record, or goes past the
-    /// recorded `wave_end` (then up to `batch_end`); `Ok(false)` when promoted.
-    fn apply(&mut self, wave: Wave, batch_end: u64, unrecorded: &mut Extents) -> Result<bool> {
-        if wave.end() > self.state.wave_end || unrecorded.overlaps_any(wave.extents()) {
-            self.state.wave_end = batch_end.max(wave.end());
-            if !self.save()? {
-                return Ok(false);
-            }
-            unrecorded.clear();
+    /// The applied position moved to `applied`: the state and the metrics follow.
+    fn advance(&mut self, applied: u64, bytes_dispatched: &mut u64) {
+        if applied <= self.state.position {
+            return;
         }
-        unrecorded.extend(wave.extents());
-        let bytes = wave.bytes() as u64;
-        let count = wave.entries.len() as u64;
-        let end = wave.end();
-        let targets = &self.targets;
-        self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for Entry { header, payload } in wave.entries {
-                let Some(target) = targets.get(&header.tag).map(Arc::clone) else { continue };
-                let future = match header.op {
-                    EntryOp::Write => target.write(header.offset, payload),
-                    EntryOp::Discard => target.discard(header.offset, header.length),
-                    EntryOp::WriteZeroes => target.write_zeroes(header.offset, header.length),
-                    EntryOp::Mark => continue,
-                };
-                set.spawn(future);
-            }
-            let mut first_error = None;
-            while let Some(done) = set.join_next().await {
-                match done {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        first_error.get_or_insert(Error::from(e));
-                    }
-                    Err(_) => {
-                        first_error.get_or_insert(Error::new("applying an entry panicked", libc::EIO));
-                    }
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        })?;
-        self.state.position = end;
+        let count = applied - self.state.position;
+        self.state.position = applied;
         self.state.entries_applied += count;
-        self.state.bytes_applied += bytes;
         let gl = self.gl();
         self.ctx.metrics.entries_replayed.get_or_create(&gl).inc_by(count);
+        // Bytes are counted as dispatched: close enough for a rate, exact once drained.
+        let bytes = std::mem::take(bytes_dispatched);
+        self.state.bytes_applied += bytes;
         self.ctx.metrics.bytes_replayed.get_or_create(&gl).inc_by(bytes);
-        Ok(true)
     }
 
     /// Every second: both records, the primary's head, our consumer position, metrics.

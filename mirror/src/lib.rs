@@ -226,7 +226,12 @@ fn group_worker(ctx: &Context, location: &PoolSpec, name: &str) {
                 standby_logged = false;
                 ctx.metrics.leader.get_or_create(&gl).set(1);
                 let lost = lease.lost();
-                let outcome = mirror_group(ctx, &runtime, location, name, &lost);
+                // A bug must cost this group a retry, never the daemon (or a thread that
+                // silently stops mirroring it).
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    mirror_group(ctx, &runtime, location, name, &lost)
+                }))
+                .unwrap_or_else(|_| Err(Error::new("mirroring panicked (a bug; see the log)", libc::EIO)));
                 drop(lease);
                 ctx.metrics.leader.get_or_create(&gl).set(0);
                 match outcome {
