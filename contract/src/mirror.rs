@@ -163,9 +163,10 @@ pub struct ReplayState {
     pub phase: ReplayPhase,
     /// Journal mode: every entry up to this sequence number is applied to the members.
     pub position: u64,
-    /// Journal mode: entries `position + 1 ..= wave_end` may be partly applied. They are
-    /// applied in waves of mutually independent entries on distinct bytes, so any subset is a
-    /// crash-consistent state, and applying them again is harmless.
+    /// Journal mode: entries `position + 1 ..= wave_end` may be partly applied. Each is
+    /// applied only after what it depends on, and they write no byte twice since this
+    /// record: what is applied is a crash-consistent state, and applying them again is
+    /// harmless.
     pub wave_end: u64,
     /// The primary's newest entry when last seen.
     pub primary_head: u64,

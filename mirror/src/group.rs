@@ -1,5 +1,6 @@
 //! Mirroring one group in journal mode: set the secondary up, bootstrap it from a group
-//! snapshot cut at a known journal position, then replay the primary's journal in waves.
+//! snapshot cut at a known journal position, then replay the primary's journal in order of
+//! dependency.
 //!
 //! Steps, each recorded on the secondary's header (`mirror_set_replay`) so that a daemon that
 //! dies anywhere resumes where it was (`docs/MIRRORING.md`, "What the daemon does"):
@@ -12,13 +13,13 @@
 //!    snapshot on the primary (the journal writer cuts it at one position `P`), copies every
 //!    member from it in parallel (progress recorded every second, resumed from there), then
 //!    records `Replaying` at `P` and removes the snapshot.
-//! 3. **Replay**: entries after the position, in waves (`crate::waves`): record, apply,
-//!    repeat. The consumer position on the primary follows every second, so the primary
+//! 3. **Replay**: entries after the position, each applied once what it depends on is
+//!    (`crate::waves`); the position is recorded before bytes would be written twice. The consumer position on the primary follows every second, so the primary
 //!    trims behind it; a consumer the primary disconnected (it fell behind the journal's
 //!    bound) stops replay until `resync`. A demoted primary's last entry is noted; once it is
 //!    applied the state is `stopped` and a planned promotion may go ahead.
 //!
-//! Replay stops, after the wave in flight, when the daemon is told to stop, loses its lease,
+//! Replay stops, after the entries in flight, when the daemon is told to stop, loses its lease,
 //! or the group is promoted (then `mirror_set_replay` answers `EROFS`).
 
 use std::collections::HashMap;

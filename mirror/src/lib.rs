@@ -6,7 +6,7 @@
 //! cluster and to the peer (`--peer-conf`), looks every few seconds for groups with a mirror
 //! record in the peer's pools, and mirrors each one to the same pool, namespace and group
 //! name here ([`group`]). Per group, one daemon is active ([`leader`]); the others stand by.
-//! Journal replay is cut into waves ([`waves`]) so that the copy is a state the primary's
+//! Journal replay follows the entries' dependencies ([`waves`]) so that the copy is a state the primary's
 //! applications could have seen after a crash, whenever anyone looks and whatever dies.
 //! Members are copied by [`copy`]; [`metrics`] serves the Prometheus text format.
 //!
@@ -76,7 +76,7 @@ impl Default for DaemonConfig {
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT: every group's wave in flight is finished and its
+/// Runs the daemon until SIGTERM or SIGINT: every group's entries in flight are applied and its
 /// state recorded, the leases released; then it returns.
 pub fn run(config: DaemonConfig) -> Result<()> {
     let mut peer_options = config.peer.clone();
@@ -118,7 +118,7 @@ pub fn run(config: DaemonConfig) -> Result<()> {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
-            log::info!("stopping: finishing the waves in flight");
+            log::info!("stopping: applying what is in flight");
             stop.store(true, Ordering::SeqCst);
         });
     }

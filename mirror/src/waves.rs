@@ -1,30 +1,22 @@
-//! Cutting the journal into *waves*: the unit in which the mirror applies entries.
+//! The order in which the mirror applies journal entries, and what it must record.
 //!
-//! A wave is a run of consecutive entries, starting right after the mirror's position, such
-//! that
-//! 1. no entry in it depends on another one in it: each one's `ack_floor` (every entry the
-//!    primary had acknowledged when it took this one) lies before the wave's start, and
-//! 2. no two entries in it touch the same bytes of the same member (so the order in which
-//!    its entries land cannot matter: non-overlapping writes, discards and zeroings
-//!    commute, also within one RADOS object).
-//!
-//! Waves are applied one after the other, each one's entries in parallel. By (1), any subset
-//! of a wave on top of every earlier wave is a state the primary's applications could have
-//! seen after a crash: the mirror is crash-consistent at every instant, not only between
-//! waves, whatever the daemon, the network or the OSDs do.
+//! Entries are applied in parallel, but each one only once (1) every entry up to its
+//! `ack_floor` is applied (the primary had acknowledged those when it took this one: the
+//! application may have depended on them) and (2) every earlier entry on the same RADOS
+//! objects of the same member is (the journal's `Applier` with `respect_ack_floor`, in
+//! `crate::group`). So the set of applied entries is always closed under "depends on", with
+//! each object's entries in journal order: a state the primary's applications could have seen
+//! after a crash. The copy is crash-consistent at every instant, whatever the daemon, the
+//! network or the OSDs do.
 //!
 //! After a crash the daemon applies again from the position it recorded last. That must
-//! never move bytes backwards, so the entries applied since the last record must touch each
-//! byte at most once: before applying a wave that touches bytes already written since the
-//! last record (or one beyond the `wave_end` recorded), the daemon records its position
-//! first (`crate::group`). By (2) a single wave never needs a record in the middle. Marks
-//! carry no data and join any wave. [`Extents`] answers "does this range overlap anything
-//! so far" in logarithmic time.
+//! never move bytes backwards, so the entries dispatched since the last record must touch
+//! each byte at most once: before dispatching an entry that overlaps bytes written since the
+//! last record (or one past the `wave_end` recorded), the daemon drains what is in flight and
+//! records its position first. [`Extents`] answers "does this range overlap anything so far"
+//! in logarithmic time.
 
 use std::collections::{BTreeMap, HashMap};
-
-use rbd_cg_contract::journal::EntryOp;
-use rbd_cg_journal::reader::Entry;
 
 /// Byte ranges per member, none overlapping another: what a wave, or everything applied
 /// since the last record, has touched.
@@ -76,165 +68,36 @@ impl Extents {
     }
 }
 
-/// Most entries in one wave.
-pub const MAX_WAVE_ENTRIES: usize = 1024;
-/// Most payload bytes in one wave.
-pub const MAX_WAVE_BYTES: usize = 64 << 20;
-
-/// A wave being filled.
-#[derive(Debug, Default)]
-pub struct Wave {
-    /// Its entries, in journal order.
-    pub entries: Vec<Entry>,
-    extents: Extents,
-    bytes: usize,
-    /// The first sequence number it may hold (the mirror's position + 1).
-    start: u64,
-}
-
-/// Why an entry does not join the wave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// It depends on an entry of the wave, shares an object with one, or the wave is full:
-    /// apply the wave, then start the next with this entry.
-    NextWave,
-}
-
-impl Wave {
-    /// An empty wave whose first entry is `start`.
-    pub fn new(start: u64) -> Wave {
-        Wave { start, ..Wave::default() }
-    }
-
-    /// The sequence number of its first entry.
-    pub fn start(&self) -> u64 {
-        self.start
-    }
-
-    /// The sequence number of its last entry (`start - 1` when empty).
-    pub fn end(&self) -> u64 {
-        self.entries.last().map_or(self.start.saturating_sub(1), |e| e.header.seq)
-    }
-
-    /// Whether it holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The byte ranges it touches.
-    pub fn extents(&self) -> &Extents {
-        &self.extents
-    }
-
-    /// Payload bytes in it.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Adds `entry` (the next in journal order) if the wave rules allow.
-    pub fn try_add(&mut self, entry: Entry) -> Result<(), (Entry, Refusal)> {
-        let header = &entry.header;
-        let first = self.entries.is_empty();
-        if !first
-            && (header.ack_floor >= self.start
-                || self.entries.len() >= MAX_WAVE_ENTRIES
-                || self.bytes + header.payload_len as usize > MAX_WAVE_BYTES)
-        {
-            return Err((entry, Refusal::NextWave));
-        }
-        let data = header.op != EntryOp::Mark;
-        if data && !first && self.extents.overlaps(header.tag, header.offset, header.length) {
-            return Err((entry, Refusal::NextWave));
-        }
-        if data {
-            self.extents.insert(header.tag, header.offset, header.length);
-        }
-        self.bytes += header.payload_len as usize;
-        self.entries.push(entry);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rbd_cg_contract::journal::EntryHeader;
-    use std::sync::Arc;
 
-    fn entry(seq: u64, ack_floor: u64, tag: u32, offset: u64, len: u64) -> Entry {
-        Entry {
-            header: EntryHeader {
-                op: EntryOp::Write,
-                tag,
-                payload_len: len as u32,
-                seq,
-                epoch: 1,
-                ack_floor,
-                offset,
-                length: len,
-                timestamp_ns: 0,
-                payload_crc: 0,
-            },
-            payload: Arc::from(vec![0u8; len as usize]),
-        }
+    #[test]
+    fn overlaps_are_found_on_both_sides_and_only_per_member() {
+        let mut written = Extents::default();
+        written.insert(1, 4096, 4096);
+        assert!(written.overlaps(1, 6144, 4096), "overlaps the end");
+        assert!(written.overlaps(1, 0, 4097), "overlaps the start");
+        assert!(written.overlaps(1, 0, 65536), "covers it");
+        assert!(written.overlaps(1, 5000, 10), "inside it");
+        assert!(!written.overlaps(1, 0, 4096), "touches it only");
+        assert!(!written.overlaps(1, 8192, 4096), "touches the other end");
+        assert!(!written.overlaps(2, 4096, 4096), "another member");
+        assert!(!written.overlaps(1, 4096, 0), "nothing");
     }
 
     #[test]
-    fn independent_entries_on_distinct_bytes_share_a_wave() {
-        let mut wave = Wave::new(11);
-        // Two members, and two ranges of one object of member 1.
-        for (i, tag, offset) in [(11, 1, 0), (12, 2, 0), (13, 1, 8192)] {
-            assert!(wave.try_add(entry(i, 10, tag, offset, 4096)).is_ok());
-        }
-        assert_eq!((wave.start(), wave.end(), wave.entries.len()), (11, 13, 3));
-    }
-
-    #[test]
-    fn a_dependent_entry_starts_the_next_wave() {
-        let mut wave = Wave::new(11);
-        assert!(wave.try_add(entry(11, 10, 1, 0, 4096)).is_ok());
-        // Submitted after 11 was acknowledged (the dependent chain): not in the same wave.
-        let refused = wave.try_add(entry(12, 11, 2, 0, 4096));
-        assert!(matches!(refused, Err((_, Refusal::NextWave))));
-        assert_eq!(wave.end(), 11);
-    }
-
-    #[test]
-    fn overlapping_bytes_start_the_next_wave() {
-        let mut wave = Wave::new(1);
-        assert!(wave.try_add(entry(1, 0, 1, 4096, 4096)).is_ok());
-        assert!(wave.try_add(entry(2, 0, 1, 6144, 4096)).is_err(), "overlaps the end");
-        assert!(wave.try_add(entry(2, 0, 1, 0, 4097)).is_err(), "overlaps the start");
-        assert!(wave.try_add(entry(2, 0, 1, 0, 65536)).is_err(), "covers it");
-        assert!(wave.try_add(entry(2, 0, 1, 0, 4096)).is_ok(), "touches it only");
-        assert!(wave.try_add(entry(3, 0, 1, 8192, 4096)).is_ok(), "touches the other end");
-        // The same offset on another member is other bytes.
-        assert!(wave.try_add(entry(4, 0, 2, 4096, 4096)).is_ok());
-    }
-
-    #[test]
-    fn the_first_entry_always_joins() {
-        // Even one whose ack_floor is its own predecessor in the wave's terms.
-        let mut wave = Wave::new(5);
-        assert!(wave.try_add(entry(5, 4, 1, 0, 4096)).is_ok());
-        assert_eq!(wave.bytes(), 4096);
-    }
-
-    #[test]
-    fn extents_answer_overlaps_across_waves() {
+    fn extents_combine_and_clear() {
         let mut since_record = Extents::default();
-        let mut wave = Wave::new(1);
-        assert!(wave.try_add(entry(1, 0, 1, 0, 4096)).is_ok());
-        assert!(!since_record.overlaps_any(wave.extents()));
-        since_record.extend(wave.extents());
-        let mut next = Wave::new(2);
-        assert!(next.try_add(entry(2, 1, 1, 4096, 4096)).is_ok());
-        assert!(!since_record.overlaps_any(next.extents()));
-        since_record.extend(next.extents());
-        let mut again = Wave::new(3);
-        assert!(again.try_add(entry(3, 2, 1, 2048, 4096)).is_ok());
-        assert!(since_record.overlaps_any(again.extents()), "rewrites bytes of entries 1 and 2");
+        let mut wave = Extents::default();
+        wave.insert(1, 0, 4096);
+        wave.insert(2, 0, 4096);
+        assert!(!since_record.overlaps_any(&wave));
+        since_record.extend(&wave);
+        let mut next = Extents::default();
+        next.insert(1, 2048, 4096);
+        assert!(since_record.overlaps_any(&next), "rewrites bytes of member 1");
         since_record.clear();
-        assert!(!since_record.overlaps_any(again.extents()));
+        assert!(!since_record.overlaps_any(&next));
     }
 }
